@@ -1,0 +1,66 @@
+"""The one table of VGG19 layer names (``conv1_1``, ``relu1_1``, ..., ``pool5``).
+
+Layers are always addressed by these names; positions never leak out of the encoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..errors import SettingsError
+
+__all__ = ["BLOCKS", "CONV_LAYERS", "LAYER_NAMES", "layer_index", "check_layers", "deepest", "layer_channels", "layer_stride"]
+
+# Number of 3x3 convolutions in each of VGG19's five blocks, and their output channels.
+BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
+
+
+def _names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    names: list[str] = []
+    convs: list[str] = []
+    for b, (n_conv, _) in enumerate(BLOCKS, start=1):
+        for c in range(1, n_conv + 1):
+            names += [f"conv{b}_{c}", f"relu{b}_{c}"]
+            convs.append(f"conv{b}_{c}")
+        names.append(f"pool{b}")
+    return tuple(names), tuple(convs)
+
+
+LAYER_NAMES, CONV_LAYERS = _names()
+_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
+
+
+def layer_index(name: str) -> int:
+    """Position of ``name`` in :data:`LAYER_NAMES`."""
+    check_layers([name])
+    return _INDEX[name]
+
+
+def check_layers(names: Iterable[str], what: str = "layer") -> None:
+    """Raise a one-line :class:`SettingsError` listing the valid names if any name is unknown."""
+    bad = [n for n in names if n not in _INDEX]
+    if bad:
+        raise SettingsError(
+            f"unknown {what} {', '.join(map(repr, bad))}; valid names: {', '.join(LAYER_NAMES)}"
+        )
+
+
+def deepest(names: Iterable[str]) -> str | None:
+    """The deepest of ``names`` (where the forward pass can stop), or None if empty."""
+    names = list(names)
+    check_layers(names)
+    return max(names, key=_INDEX.__getitem__) if names else None
+
+
+def layer_channels(name: str) -> int:
+    """Number of feature channels N_l at ``name``."""
+    check_layers([name])
+    block = int(name[4] if name.startswith("pool") else name[4 if name.startswith("conv") else 4])
+    return BLOCKS[block - 1][1]
+
+
+def layer_stride(name: str) -> int:
+    """Spatial down-sampling factor of ``name`` relative to the input (1, 2, 4, 8, 16 or 32)."""
+    check_layers([name])
+    block = int(name[4])
+    return 2 ** (block if name.startswith("pool") else block - 1)
