@@ -85,5 +85,79 @@ class History:
 
     def __call__(self, it: Iterate) -> None:
         self.records.append(
-            {"step": it.step, "scale": it.scale, "elapsed": it.elapsed, "loss": it.loss, **it.losses}
+            {
+                "step": it.step,
+                "scale": it.scale,
+                "elapsed": it.elapsed,
+                "loss": it.loss,
+                **it.losses,
+            }
         )
+
+
+def _fmt_losses(losses: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.3g}" for k, v in losses.items())
+
+
+class ProgressBar:
+    """tqdm progress bar (iteration, loss components, it/s, ETA), periodic saves and verbose logs.
+
+    Use as a context manager so the bar is closed even when the run fails. ``save`` is called
+    with the :class:`Iterate` every ``save_every`` iterations (and never on the last one: the final
+    result is written by the caller).
+    """
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        verbose: bool = False,
+        save_every: int = 0,
+        save: Callable[[Iterate], None] | None = None,
+        file=None,
+    ) -> None:
+        self.enabled = enabled
+        self.verbose = verbose
+        self.save_every = save_every
+        self.save = save
+        self.file = file
+        self.bar = None
+        self._scale = -1
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __call__(self, it: Iterate) -> None:
+        if self.enabled:
+            if self.bar is None:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=it.total_steps, unit="it", file=self.file, dynamic_ncols=True)
+            if it.scale != self._scale:
+                self._scale = it.scale
+                self.bar.set_description(
+                    f"scale {it.scale + 1}/{it.n_scales} {it.size[0]}x{it.size[1]}"
+                )
+                if self.verbose:
+                    self.bar.write(
+                        f"scale {it.scale + 1}/{it.n_scales}: {it.size[0]}x{it.size[1]} px, "
+                        f"{it.i_max} iterations"
+                    )
+            self.bar.set_postfix_str(f"loss={it.loss:.3g} {_fmt_losses(it.losses)}", refresh=False)
+            self.bar.update(1)
+            if self.verbose and (it.i % 50 == 0 or it.i == it.i_max):
+                self.bar.write(
+                    f"step {it.step}/{it.total_steps} loss={it.loss:.4g} {_fmt_losses(it.losses)}"
+                )
+        if (
+            self.save is not None
+            and self.save_every
+            and it.step % self.save_every == 0
+            and not it.is_last
+        ):
+            self.save(it)

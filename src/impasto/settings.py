@@ -61,7 +61,9 @@ class StyleInput:
 class Settings:
     """Everything that decides a run's result. Defaults are the recommended ones."""
 
-    size: int = _help("long side of the output in pixels; the content's aspect is kept", default=512)
+    size: int = _help(
+        "long side of the output in pixels; the content's aspect is kept", default=512
+    )
     iterations: int = _help("optimiser iterations at the full size", default=300)
     pyramid_start: int = _help(
         "long side of the first (coarsest) scale of the coarse-to-fine pyramid; 0 disables it",
@@ -80,7 +82,9 @@ class Settings:
     content_layer_weights: tuple[float, ...] | None = _help(
         "weight per content layer (default: equal, summing to 1)", default=None
     )
-    style_layers: tuple[str, ...] = _help("layers whose Gram matrices define style", default=DEFAULT_STYLE_LAYERS)
+    style_layers: tuple[str, ...] = _help(
+        "layers whose Gram matrices define style", default=DEFAULT_STYLE_LAYERS
+    )
     style_layer_weights: tuple[float, ...] | None = _help(
         "w_l per style layer, eq. (5) (default: 1/number of layers, as in the paper)", default=None
     )
@@ -90,7 +94,9 @@ class Settings:
     learning_rate: float | None = _help(
         "step size (default: 1 for L-BFGS, 0.02 for Adam on [0, 1] pixels)", default=None
     )
-    seed: int | None = _help("random seed (default: a fresh one, recorded in the output)", default=None)
+    seed: int | None = _help(
+        "random seed (default: a fresh one, recorded in the output)", default=None
+    )
     device: str = _help("auto, cpu, cuda or mps", default="auto")
     precision: str = _help(
         "network arithmetic: auto (bf16 where it is fast), fp32, bf16 or fp16", default="fp32"
@@ -113,7 +119,12 @@ class Settings:
 
     def __post_init__(self) -> None:
         # Accept lists from callers (the web app, JSON) but store tuples so Settings stays hashable.
-        for name in ("content_layers", "style_layers", "content_layer_weights", "style_layer_weights"):
+        for name in (
+            "content_layers",
+            "style_layers",
+            "content_layer_weights",
+            "style_layer_weights",
+        ):
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))
@@ -148,11 +159,15 @@ class Settings:
                     len(weights) == len(layers),
                     f"{len(weights)} {what} layer weights given for {len(layers)} {what} layers",
                 )
-                need(all(math.isfinite(w) and w >= 0 for w in weights), f"{what} layer weights must be >= 0")
+                need(
+                    all(math.isfinite(w) and w >= 0 for w in weights),
+                    f"{what} layer weights must be >= 0",
+                )
         need(self.pooling in POOLINGS, f"pooling must be one of {', '.join(POOLINGS)}")
         need(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}")
         need(
-            self.learning_rate is None or (math.isfinite(self.learning_rate) and self.learning_rate > 0),
+            self.learning_rate is None
+            or (math.isfinite(self.learning_rate) and self.learning_rate > 0),
             "learning rate must be > 0",
         )
         need(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}")

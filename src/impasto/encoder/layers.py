@@ -9,7 +9,16 @@ from collections.abc import Iterable
 
 from ..errors import SettingsError
 
-__all__ = ["BLOCKS", "CONV_LAYERS", "LAYER_NAMES", "layer_index", "check_layers", "deepest", "layer_channels", "layer_stride"]
+__all__ = [
+    "BLOCKS",
+    "CONV_LAYERS",
+    "LAYER_NAMES",
+    "layer_index",
+    "check_layers",
+    "deepest",
+    "layer_channels",
+    "layer_stride",
+]
 
 # Number of 3x3 convolutions in each of VGG19's five blocks, and their output channels.
 BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
@@ -55,8 +64,7 @@ def deepest(names: Iterable[str]) -> str | None:
 def layer_channels(name: str) -> int:
     """Number of feature channels N_l at ``name``."""
     check_layers([name])
-    block = int(name[4] if name.startswith("pool") else name[4 if name.startswith("conv") else 4])
-    return BLOCKS[block - 1][1]
+    return BLOCKS[int(name[4]) - 1][1]
 
 
 def layer_stride(name: str) -> int:

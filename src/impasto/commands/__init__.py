@@ -1,0 +1,1 @@
+"""One module per ``impasto`` subcommand; each exposes ``main(argv) -> int``."""

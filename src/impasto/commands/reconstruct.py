@@ -1,0 +1,107 @@
+"""``impasto reconstruct``: what each VGG19 layer keeps (Gatys et al. 2016, Fig. 1).
+
+``content IMAGE --layer relu4_2``: from white noise, match one layer's features only.
+``style IMAGE --layers relu1_1,relu2_1,...``: texture synthesis from the Gram matrices only.
+``--layers-sheet``: one reconstruction per layer (content) or per growing layer set (style),
+side by side in one labelled image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..cli import (
+    _strings,
+    add_output_arguments,
+    add_settings_arguments,
+    make_progress,
+    resolve_input,
+    settings_from_args,
+)
+
+__all__ = ["main", "build_parser"]
+
+FIG1_CONTENT = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
+FIG1_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="impasto reconstruct",
+        description="Reconstruct an image from one layer's features (content) or from Gram "
+        "matrices of a set of layers (style / texture synthesis), starting from white noise.",
+    )
+    p.add_argument("kind", choices=("content", "style"))
+    p.add_argument("image", help="the image to reconstruct (path or example:NAME)")
+    p.add_argument(
+        "--layer", default="relu4_2", help="content: the layer to match (default relu4_2)"
+    )
+    p.add_argument(
+        "--layers",
+        type=_strings,
+        default=None,
+        help="style: layers whose Gram matrices are matched (default relu1_1..relu5_1); with "
+        "--layers-sheet for content: the layers to show (default conv1_2..conv5_2, as in Fig. 1)",
+    )
+    p.add_argument(
+        "--layers-sheet",
+        action="store_true",
+        help="render one reconstruction per layer (content) or per growing set of layers (style: "
+        "relu1_1; relu1_1+relu2_1; ...) side by side in one labelled image",
+    )
+    add_settings_arguments(p, skip=("content_layers", "style_layers", "preserve_colors"))
+    add_output_arguments(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import reconstruct_content, reconstruct_style
+    from ..image import check_output_path, save_image
+    from ..sheet import contact_sheet
+
+    check_output_path(args.output)
+    settings = settings_from_args(args)
+    image = resolve_input(args.image)
+    if args.kind == "content":
+        runs = list(args.layers or FIG1_CONTENT) if args.layers_sheet else [args.layer]
+        jobs = [
+            (
+                f"content from {lay}",
+                lambda cb, lay=lay: reconstruct_content(image, lay, settings, callback=cb),
+            )
+            for lay in runs
+        ]
+    else:
+        layers = tuple(args.layers or FIG1_STYLE)
+        sets = [layers[: k + 1] for k in range(len(layers))] if args.layers_sheet else [layers]
+        jobs = [
+            (
+                f"style from {s[0]}" + (f"..{s[-1]}" if len(s) > 1 else ""),
+                lambda cb, s=s: reconstruct_style(image, s, settings, callback=cb),
+            )
+            for s in sets
+        ]
+    results = []
+    for label, job in jobs:
+        if args.verbose or (len(jobs) > 1 and not args.quiet):
+            print(label, file=sys.stderr)
+        with make_progress(args, None) as progress:
+            results.append((job(progress), label))
+    if len(results) == 1:
+        results[0][0].save(args.output, bits=args.bits, quality=args.quality)
+    else:
+        from ..image import to_tensor
+
+        sheet = contact_sheet([(r.to_pil(), label) for r, label in results])
+        save_image(
+            to_tensor(sheet), args.output, metadata=results[-1][0].metadata, quality=args.quality
+        )
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    return run(build_parser().parse_args(list(argv)))

@@ -1,0 +1,64 @@
+"""Coarse-to-fine scheduling: which sizes to optimise at, and for how many iterations.
+
+A pyramid starts at a small long side, optimises there (cheaply), upsamples the result and
+continues at the next size, up to the requested one. Style and content targets are recomputed at
+every scale. Not in Gatys et al. 2016; later work (Gatys et al. 2017, "Controlling Perceptual
+Factors", section 5) uses the same idea for high resolutions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["Scale", "plan_scales"]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One stage of the schedule: the image size ``(width, height)`` and its iterations."""
+
+    size: tuple[int, int]
+    iterations: int
+
+
+def _fit(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    w, h = size
+    k = long_side / max(w, h)
+    return max(1, round(w * k)), max(1, round(h * k))
+
+
+def plan_scales(
+    content_size: tuple[int, int],
+    size: int,
+    iterations: int,
+    pyramid_start: int = 0,
+    pyramid_iterations: int = 0,
+    pyramid_factor: float = 2.0,
+) -> list[Scale]:
+    """The list of scales for a run.
+
+    Args:
+        content_size: the content image's ``(width, height)`` (only its aspect matters).
+        size: long side of the output.
+        iterations: iterations at the final (full) size.
+        pyramid_start: long side of the coarsest scale; 0, or >= ``size``, means a single scale.
+        pyramid_iterations: iterations at each coarser scale.
+        pyramid_factor: largest ratio between successive long sides (steps are geometric).
+
+    Returns:
+        Scales from coarsest to finest; the last one is always ``size``.
+
+    >>> [s.size for s in plan_scales((400, 300), 512, 100, 128, 50)]
+    [(128, 96), (256, 192), (512, 384)]
+    """
+    sides = [size]
+    if pyramid_start and pyramid_start < size and pyramid_iterations > 0:
+        # Geometric steps from pyramid_start to size, none larger than pyramid_factor.
+        n = math.ceil(math.log(size / pyramid_start) / math.log(pyramid_factor) - 1e-9)
+        ratio = (size / pyramid_start) ** (1 / n)
+        sides = [round(pyramid_start * ratio**k) for k in range(n)] + [size]
+    return [
+        Scale(_fit(content_size, s), iterations if i == len(sides) - 1 else pyramid_iterations)
+        for i, s in enumerate(sides)
+    ]
