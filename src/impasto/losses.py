@@ -30,10 +30,15 @@ __all__ = [
 ]
 
 
+def _acc(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in an accumulation dtype: half precisions go to float32, float64 stays."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def _flat(features: torch.Tensor) -> torch.Tensor:
-    """``(B, N, H, W)`` -> ``(B, N, M)`` in float32."""
+    """``(B, N, H, W)`` -> ``(B, N, M)`` in the accumulation dtype."""
     b, n = features.shape[:2]
-    return features.reshape(b, n, -1).float()
+    return _acc(features.reshape(b, n, -1))
 
 
 def gram_matrix(
@@ -65,7 +70,7 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
     Its gradient, eq. (2), is ``(F - P)_ij`` where ``F_ij > 0`` and 0 elsewhere (via the ReLU).
     """
-    return 0.5 * (features.float() - target.float()).pow(2).sum()
+    return 0.5 * (_acc(features) - _acc(target)).pow(2).sum()
 
 
 def style_layer_loss(
@@ -88,7 +93,7 @@ def style_layer_loss(
         m = float(mask.float().pow(2).sum()) / mask.shape[0] if mask.numel() else 0.0
         m = max(m, 1.0)
     g = gram_matrix(features, mask)
-    return (g - target_gram.float()).pow(2).sum() / (4.0 * n * n * m * m)
+    return (g - _acc(target_gram)).pow(2).sum() / (4.0 * n * n * m * m)
 
 
 def style_loss(
@@ -113,7 +118,7 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
 
     Not in Gatys et al. 2016; a common smoothness prior (Mahendran & Vedaldi 2015), off by default.
     """
-    x = image.float()
+    x = _acc(image)
     dh = x[..., 1:, :] - x[..., :-1, :]
     dw = x[..., :, 1:] - x[..., :, :-1]
     return dh.pow(2).sum() + dw.pow(2).sum()

@@ -1,0 +1,115 @@
+"""The losses against the paper's equations (1)-(7), including the hand-derived gradients."""
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from impasto import losses
+
+torch.set_default_dtype(torch.float64)
+
+
+def _relu_features(seed: int, n: int = 6, h: int = 5, w: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(1, n, h, w, generator=g, dtype=torch.float64).requires_grad_(True)
+    return z, torch.relu(z)
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=25, deadline=None)
+def test_content_gradient_is_eq2(seed):
+    # eq. (2): dL/dF = (F - P) where F > 0, else 0; autograd through the ReLU gives exactly that.
+    z, f = _relu_features(seed)
+    p = torch.relu(torch.randn_like(f))
+    loss = losses.content_loss(f, p)
+    (grad,) = torch.autograd.grad(loss, z)
+    expected = torch.where(f > 0, f - p, torch.zeros_like(f))
+    torch.testing.assert_close(grad, expected)
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=25, deadline=None)
+def test_style_gradient_is_eq6(seed):
+    # eq. (6): dE/dF_ij = 1/(N^2 M^2) ((F^T (G - A))_ji) where F_ij > 0, else 0.
+    z, f = _relu_features(seed)
+    n, m = f.shape[1], f.shape[2] * f.shape[3]
+    a = losses.gram_matrix(torch.relu(torch.randn_like(f)))
+    loss = losses.style_layer_loss(f, a)
+    (grad,) = torch.autograd.grad(loss, z)
+    fm = f.reshape(n, m)
+    g = fm @ fm.T
+    hand = (fm.T @ (g - a[0])).T / (n**2 * m**2)  # (F^T (G - A))_ji, shaped like F (N x M)
+    expected = torch.where(fm > 0, hand, torch.zeros_like(hand)).reshape_as(f)
+    torch.testing.assert_close(grad, expected)
+
+
+def test_gram_is_eq3():
+    f = torch.randn(2, 3, 4, 5)
+    g = losses.gram_matrix(f)
+    for b in range(2):
+        fl = f[b].reshape(3, -1)
+        for i in range(3):
+            for j in range(3):
+                assert math.isclose(g[b, i, j].item(), (fl[i] * fl[j]).sum().item(), rel_tol=1e-6)
+    torch.testing.assert_close(losses.gram_matrix(f, normalize=True), g / 20)
+
+
+def test_style_layer_loss_is_eq4():
+    f = torch.rand(1, 3, 2, 2)
+    a = torch.rand(1, 3, 3)
+    g = losses.gram_matrix(f)
+    expected = ((g - a) ** 2).sum() / (4 * 3**2 * 4**2)
+    torch.testing.assert_close(losses.style_layer_loss(f, a), expected)
+
+
+def test_content_loss_is_eq1_and_zero_for_identical():
+    f, p = torch.rand(1, 4, 3, 3), torch.rand(1, 4, 3, 3)
+    torch.testing.assert_close(losses.content_loss(f, p), 0.5 * ((f - p) ** 2).sum())
+    assert losses.content_loss(f, f).item() == 0
+    assert losses.style_layer_loss(f, losses.gram_matrix(f)).item() == 0
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=20, deadline=None)
+def test_style_loss_invariant_to_spatial_shuffle(seed):
+    g = torch.Generator().manual_seed(seed)
+    f = torch.rand(1, 5, 6, 7, generator=g)
+    perm = torch.randperm(42, generator=g)
+    shuffled = f.reshape(1, 5, 42)[..., perm].reshape(1, 5, 6, 7)
+    torch.testing.assert_close(losses.gram_matrix(shuffled), losses.gram_matrix(f))
+    a = losses.gram_matrix(torch.rand(1, 5, 6, 7, generator=g))
+    torch.testing.assert_close(losses.style_layer_loss(shuffled, a), losses.style_layer_loss(f, a))
+    # ... while the content loss is not.
+    assert losses.content_loss(shuffled, f).item() > 0
+
+
+def test_style_loss_is_eq5_weighted_sum():
+    feats = {"a": torch.rand(1, 2, 3, 3), "b": torch.rand(1, 4, 2, 2)}
+    targets = {k: losses.gram_matrix(torch.rand_like(v)) for k, v in feats.items()}
+    total = losses.style_loss(feats, targets, {"a": 0.25, "b": 0.75})
+    expected = 0.25 * losses.style_layer_loss(feats["a"], targets["a"]) + 0.75 * losses.style_layer_loss(
+        feats["b"], targets["b"]
+    )
+    torch.testing.assert_close(total, expected)
+
+
+def test_total_loss_is_eq7():
+    c, s = torch.tensor(3.0), torch.tensor(5.0)
+    assert losses.total_loss(c, s, 2.0, 0.5).item() == pytest.approx(8.5)
+    assert losses.total_loss(c, s, 2.0, 0.5, (10.0, torch.tensor(1.0))).item() == pytest.approx(18.5)
+
+
+def test_tv_loss_zero_for_flat_and_positive_otherwise():
+    assert losses.tv_loss(torch.full((1, 3, 4, 4), 0.3)).item() == 0
+    x = torch.zeros(1, 1, 2, 2)
+    x[..., 0, 0] = 1
+    assert losses.tv_loss(x).item() == pytest.approx(2.0)
+
+
+def test_bf16_features_reduce_in_float32():
+    f = torch.rand(1, 8, 16, 16).to(torch.bfloat16)
+    assert losses.gram_matrix(f).dtype == torch.float32
+    assert losses.content_loss(f, f.float()).dtype == torch.float32
