@@ -71,15 +71,24 @@ def optimise(
     x = start.detach().clone().float().requires_grad_(True)
     opt = _make_optimizer(optimizer, x, lr, history_size)
     last: dict = {}
-    good = x.detach().clone()  # last iterate with a finite loss
+    good = x.detach().clone()  # the last point evaluated with a finite loss
     failures = 0
+    norm: list[torch.Tensor] = []
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         total, parts = objective(x)
-        total.backward()
+        if not norm:
+            # Gatys' raw losses are ~1e10; torch's L-BFGS has absolute thresholds (curvature
+            # pairs with y.s <= 1e-10 are dropped, after which it takes a raw gradient step of
+            # ~1e8 pixels). Dividing by the first loss value (a constant) makes the objective
+            # O(1); L-BFGS and Adam are otherwise invariant to such scaling.
+            norm.append(1.0 / total.detach().abs().clamp_min(1e-30))
+        (total * norm[0]).backward()
         last["total"], last["parts"] = total.detach(), {k: v.detach() for k, v in parts.items()}
-        return total
+        if torch.isfinite(last["total"]):
+            good.copy_(x.detach())
+        return total * norm[0]
 
     for i in range(1, iterations + 1):
         if cancel is not None and cancel.is_set():
@@ -89,19 +98,19 @@ def optimise(
             with torch.no_grad():
                 x.clamp_(0, 1)
         if not torch.isfinite(last["total"]):
-            # An over-long L-BFGS step (or an Adam step with a huge rate) left the basin: go back
-            # to the last good iterate and start the optimiser's memory afresh.
+            # The previous step overflowed: go back to the last finite point and start afresh
+            # with half the step size.
             failures += 1
-            if failures > 3:
+            if failures > 8:
                 raise SettingsError(
                     "the loss became non-finite; lower the learning rate or the loss weights"
                 )
             with torch.no_grad():
                 x.copy_(good)
+            lr /= 2
             opt = _make_optimizer(optimizer, x, lr, history_size)
         else:
             failures = 0
-            good.copy_(x.detach())
         if on_step is not None:
             on_step(i, x.detach(), last["parts"], last["total"])
     return x.detach().clamp(0, 1)
