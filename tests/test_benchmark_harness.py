@@ -1,0 +1,383 @@
+"""The benchmark harness: peer weights converter, torchvision stand-in, peer commands and
+measurement, and the tool-independent evaluator (benchmarks/peers.py, benchmarks/evaluator.py).
+
+No real peer optimisation runs here (they take many seconds); the neural-style parts are skipped
+when ``neural_style`` is not installed (benchmarks/setup_peers.sh installs it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # benchmarks/ is a plain folder beside src/
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks import evaluator, peers  # noqa: E402
+from impasto import examples  # noqa: E402
+
+PASTICHE_FILE = peers.pastiche_weights_path()
+needs_pastiche = pytest.mark.skipif(PASTICHE_FILE is None, reason="pastiche not installed")
+HAS_NEURAL_STYLE = importlib.util.find_spec("neural_style") is not None
+needs_neural_style = pytest.mark.skipif(not HAS_NEURAL_STYLE, reason="neural_style not installed")
+
+
+def _load_standin_transforms():
+    """The stand-in module, loaded under a private name so ``import torchvision`` stays absent."""
+    path = ROOT / "benchmarks" / "standins" / "torchvision" / "transforms" / "__init__.py"
+    spec = importlib.util.spec_from_file_location("_standin_tv_transforms", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+T = _load_standin_transforms()
+
+
+# --------------------------------------------------------------------------- converter
+
+
+@pytest.fixture(scope="module")
+def converted():
+    return peers.convert_pastiche_weights()
+
+
+@pytest.fixture(scope="module")
+def quantised():
+    return torch.load(PASTICHE_FILE, map_location="cpu", weights_only=True)
+
+
+@needs_pastiche
+def test_converter_keys_and_shapes(converted, quantised):
+    convs = [f"block{b}_conv{c}" for b, n in enumerate((2, 2, 4, 4, 4), 1) for c in range(1, n + 1)]
+    indices = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+    expected = {f"features.{i}.{p}" for i in indices for p in ("weight", "bias")}
+    assert set(converted) == expected
+    for name, i in zip(convs, indices, strict=True):
+        w, b = converted[f"features.{i}.weight"], converted[f"features.{i}.bias"]
+        assert w.dtype == torch.float32 and b.dtype == torch.float32
+        assert tuple(w.shape) == tuple(quantised[f"{name}_W_q"].shape)
+        assert tuple(b.shape) == (w.shape[0],)
+    # Channel flow of VGG19: 3 -> 64 -> 64 -> 128 ... 512, 3x3 kernels.
+    assert converted["features.0.weight"].shape == (64, 3, 3, 3)
+    assert converted["features.19.weight"].shape == (512, 256, 3, 3)
+    assert converted["features.34.weight"].shape == (512, 512, 3, 3)
+
+
+@needs_pastiche
+def test_converter_dequantises_table_of_indices(converted, quantised):
+    for name, i in (("block1_conv1", 0), ("block3_conv2", 12), ("block5_conv4", 34)):
+        idx = quantised[f"{name}_W_q"]
+        table = quantised[f"{name}_W_table"]
+        flat = idx.flatten().tolist()
+        expected = torch.tensor([table[k].item() for k in flat[:5000]])
+        got = converted[f"features.{i}.weight"].flatten()[:5000]
+        assert torch.equal(got, expected)
+        # The whole layer: weight = table[idx].
+        assert torch.equal(converted[f"features.{i}.weight"], table[idx.long()])
+        assert torch.equal(converted[f"features.{i}.bias"], quantised[f"{name}_b"])
+    assert not torch.equal(converted["features.12.weight"], converted["features.14.weight"])
+
+
+@needs_pastiche
+def test_write_neural_style_model(tmp_path, converted):
+    path = peers.write_neural_style_model(tmp_path / "models" / "vgg19-test.pth")
+    assert path.is_file() and path.is_absolute()
+    loaded = torch.load(path, weights_only=True)
+    assert set(loaded) == set(converted)
+    assert torch.equal(loaded["features.28.weight"], converted["features.28.weight"])
+    mtime = path.stat().st_mtime_ns
+    assert peers.write_neural_style_model(path) == path  # kept, not rewritten
+    assert path.stat().st_mtime_ns == mtime
+    # neural_style chooses the network from the file name.
+    for bad in ("weights.pth", "vgg16.pth", "vgg19_sod.pth"):
+        with pytest.raises(peers.PeerError):
+            peers.write_neural_style_model(tmp_path / bad)
+
+
+@needs_pastiche
+@needs_neural_style
+def test_converted_weights_load_strictly_into_neural_style_features(converted):
+    from neural_style.loader.CaffeLoader import VGG, buildSequential, channel_list
+
+    net = VGG(buildSequential(channel_list["VGG-19"], "max"))
+    features = {k.removeprefix("features."): v for k, v in converted.items()}
+    net.features.load_state_dict(features, strict=True)  # every conv, right shapes, no extras
+    assert {k for k in net.state_dict() if k.startswith("features.")} == set(converted)
+
+
+@needs_pastiche
+@needs_neural_style
+def test_neural_style_network_matches_impasto_encoder(converted):
+    """Same weights, same preprocessing: neural-style's net and impasto's encoder agree."""
+    from neural_style.loader.CaffeLoader import VGG, buildSequential, channel_list
+
+    from impasto.encoder import load_encoder
+
+    net = VGG(buildSequential(channel_list["VGG-19"], "max"))
+    net.features.load_state_dict({k.removeprefix("features."): v for k, v in converted.items()})
+    enc = load_encoder(pooling="max", device="cpu", last="relu3_1")
+    x = torch.rand(1, 3, 32, 40, generator=torch.Generator().manual_seed(0))
+    caffe = x[:, [2, 1, 0]] * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        ours = enc(x, layers=("relu3_1",))["relu3_1"]
+        theirs = net.features[:12](caffe)  # up to relu3_1
+    assert ours.shape == theirs.shape
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- stand-in
+
+
+def _img(w: int, h: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+def test_standin_resize_pair_and_short_side():
+    img = _img(451, 300)
+    assert T.Resize((85, 128))(img).size == (128, 85)  # (h, w) pair -> exact
+    assert T.Resize(128)(img).size == (192, 128)  # int -> short side, long = int(128*451/300)
+    assert T.Resize(100)(_img(300, 451)).size == (100, 150)  # portrait: int(100*451/300) = 150
+    assert T.Resize(64)(_img(64, 64)).size == (64, 64)
+    assert T.Resize((300, 451))(img) is img  # already that size: unchanged, as torchvision
+    expected = np.asarray(img.resize((128, 85), Image.BILINEAR))
+    assert np.array_equal(np.asarray(T.Resize((85, 128))(img)), expected)  # bilinear default
+
+
+def test_standin_to_tensor_normalize_lambda_compose():
+    img = _img(7, 5)
+    t = T.ToTensor()(img)
+    assert t.dtype == torch.float32 and t.shape == (3, 5, 7)
+    assert 0.0 <= float(t.min()) and float(t.max()) <= 1.0
+    assert torch.equal(t, torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255)
+    n = T.Normalize(mean=[1.0, 2.0, 3.0], std=[1.0, 2.0, 4.0])(t)
+    assert torch.allclose(n[2], (t[2] - 3.0) / 4.0) and torch.allclose(n[1], (t[1] - 2.0) / 2.0)
+    assert torch.equal(t, T.ToTensor()(img))  # not in place
+    swap = T.Compose([T.Lambda(lambda x: x[torch.LongTensor([2, 1, 0])])])
+    assert torch.equal(swap(t)[0], t[2])
+    pipeline = T.Compose([T.Resize((3, 4)), T.ToTensor()])
+    assert pipeline(img).shape == (3, 3, 4)
+
+
+def test_standin_to_pil_image_truncates_like_torchvision():
+    t = torch.tensor([0.0, 0.5, 0.999, 1.0]).view(1, 1, 4).repeat(3, 2, 1)
+    img = T.ToPILImage()(t)
+    assert img.mode == "RGB" and img.size == (4, 2)
+    assert np.asarray(img)[0, :, 0].tolist() == [0, 127, 254, 255]  # x.mul(255).byte()
+    assert T.ToPILImage()(t[:1]).mode == "L"
+
+
+def test_standin_reproduces_neural_style_preprocessing():
+    """neural_style's preprocess(): long side = image_size, Caffe BGR 0-256 minus mean."""
+    img = _img(451, 300)
+    image_size = 128
+    size = tuple(int((float(image_size) / max(img.size)) * x) for x in (img.height, img.width))
+    loader = T.Compose([T.Resize(size), T.ToTensor()])
+    rgb2bgr = T.Compose([T.Lambda(lambda x: x[torch.LongTensor([2, 1, 0])])])
+    norm = T.Compose([T.Normalize(mean=[103.939, 116.779, 123.68], std=[1, 1, 1])])
+    tensor = norm(rgb2bgr(loader(img) * 256)).unsqueeze(0)
+    assert tensor.shape == (1, 3, 85, 128)
+    ref = np.asarray(img.resize((128, 85), Image.BILINEAR), dtype=np.float32) / 255 * 256
+    ref = torch.from_numpy(ref[:, :, ::-1].copy()).permute(2, 0, 1)
+    ref = ref - torch.tensor([103.939, 116.779, 123.68]).view(3, 1, 1)
+    torch.testing.assert_close(tensor[0], ref, rtol=0, atol=1e-4)
+
+
+@needs_neural_style
+def test_neural_style_imports_with_standin_only_in_subprocess():
+    code = (
+        "import sys; sys.argv = ['neural-style']; import neural_style.neural_style as n; "
+        "import torchvision; print(torchvision.__version__, n.params.num_iterations)"
+    )
+    env = peers.peer_env("neural-style")
+    assert "standins" not in peers.peer_env("pastiche").get("PYTHONPATH", "")
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    version, iterations = done.stdout.split()
+    assert version == "0.0.0+impasto-standin"
+    assert int(iterations) == peers.DEFAULT_ITERATIONS["neural-style"]
+
+
+# --------------------------------------------------------------------------- peers
+
+
+def test_peer_commands(tmp_path):
+    c, s, o = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "o.png"
+    cmd = peers.peer_command("pastiche", c, s, o, size=256, snapshot_dir=tmp_path, snapshot_every=5)
+    assert cmd[:3] == [sys.executable, "-m", "pastiche"]
+    line = " ".join(cmd)
+    assert "--device cpu --seed 0 --size 256" in line and "--num-steps" not in line
+    assert f"--workspace {tmp_path} --workspace-step 5" in line
+    assert line.endswith(f"--content {c} --styles {s} --output {o}")
+    cmd = peers.peer_command("pastiche", c, s, o, size=64, iterations=7, snapshot_every=0)
+    assert "--num-steps 7" in " ".join(cmd) and "--workspace" not in cmd
+
+    m = tmp_path / "vgg19.pth"
+    cmd = peers.peer_command(
+        "neural-style", c, s, o, size=128, iterations=9, snapshot_every=3, seed=4, model_file=m
+    )
+    assert cmd[:3] == [sys.executable, "-m", "neural_style.neural_style"]
+    line = " ".join(cmd)
+    assert "-gpu c -seed 4 -image_size 128" in line and f"-model_file {m} -disable_check" in line
+    assert "-num_iterations 9 -save_iter 3" in line and line.endswith(f"-output_image {o}")
+    assert "-save_iter 0" in " ".join(peers.peer_command("neural-style", c, s, o, size=32,
+                                                          snapshot_every=0))
+    with pytest.raises(peers.PeerError):
+        peers.peer_command("gimp", c, s, o, size=64)
+    with pytest.raises(peers.PeerError):
+        peers.peer_command("pastiche", c, s, o, size=64, iterations=0)
+
+
+def test_default_iterations_match_the_tools_sources():
+    if PASTICHE_FILE is not None:
+        src = (PASTICHE_FILE.parent / "pastiche.py").read_text()
+        m = re.search(r"'--num-steps', type=int, default=(\d+)", src)
+        assert m and int(m.group(1)) == peers.DEFAULT_ITERATIONS["pastiche"]
+    spec = importlib.util.find_spec("neural_style")
+    if spec is not None:
+        src = (Path(spec.origin).parent / "neural_style.py").read_text()
+        m = re.search(r'"-num_iterations", type=int, default=(\d+)', src)
+        assert m and int(m.group(1)) == peers.DEFAULT_ITERATIONS["neural-style"]
+
+
+def test_available_peers():
+    found = peers.available_peers()
+    assert set(found) <= set(peers.PEERS)
+    assert ("pastiche" in found) == (PASTICHE_FILE is not None)
+    assert ("neural-style" in found) == (HAS_NEURAL_STYLE and PASTICHE_FILE is not None)
+
+
+def test_run_measured_wall_time_and_child_peak_rss(tmp_path):
+    code = (
+        "import time, sys; b = bytearray(200 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); "
+        "time.sleep(0.3); print('done'); sys.exit(3)"
+    )
+    stats = peers.run_measured([sys.executable, "-c", code], tmp_path / "log.txt")
+    assert stats.returncode == 3
+    assert stats.wall_s >= 0.3
+    assert 200 <= stats.peak_rss_mb < 600  # the child's own peak, not this process's
+    assert abs(stats.started_at - time.time()) < 60
+    assert (tmp_path / "log.txt").read_text().strip() == "done"
+    small = peers.run_measured([sys.executable, "-c", "pass"], tmp_path / "log2.txt")
+    assert small.returncode == 0 and small.peak_rss_mb < stats.peak_rss_mb - 150
+
+
+def test_collect_snapshots(tmp_path):
+    snaps = tmp_path / "snapshots"
+    snaps.mkdir()
+    t0 = 1_000_000.0
+    for step, dt in ((0, 2.0), (5, 4.0), (10, 6.5), (15, 9.0)):
+        f = snaps / f"{step:02d}.png"
+        f.write_bytes(b"")
+        os.utime(f, (t0 + dt, t0 + dt))
+    (snaps / "notes.txt").write_text("ignored")
+    out = tmp_path / "output.png"
+    out.write_bytes(b"")
+    os.utime(out, (t0 + 9.5, t0 + 9.5))
+    timed, steps = peers.collect_snapshots(snaps, r"^(\d+)\.png$", out, 15, t0)
+    assert steps == [0, 5, 10, 15]  # the step-15 workspace copy is replaced by the output
+    assert [round(t, 3) for t, _ in timed] == [2.0, 4.0, 6.5, 9.5]
+    assert timed[-1][1] == out
+
+
+def test_run_peer_rejects_bad_input(tmp_path):
+    with pytest.raises(peers.PeerError, match="unknown peer"):
+        peers.run_peer("gimp", tmp_path / "a.png", tmp_path / "b.png", tmp_path, size=64)
+    if "pastiche" in peers.available_peers():
+        with pytest.raises(peers.PeerError, match="no such image"):
+            peers.run_peer("pastiche", tmp_path / "a.png", tmp_path / "b.png", tmp_path, size=64)
+
+
+# --------------------------------------------------------------------------- evaluator
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    pytest.importorskip("impasto.encoder")
+    return evaluator.default_encoder()
+
+
+@pytest.fixture(scope="module")
+def pair():
+    with Image.open(examples.path("chelsea")) as c, Image.open(examples.path("starry_night")) as s:
+        return c.convert("RGB").resize((96, 64), Image.LANCZOS), s.convert("RGB").resize(
+            (80, 63), Image.LANCZOS
+        )
+
+
+def test_area_matched_size_and_relative_error():
+    assert evaluator.area_matched_size((200, 100), 5000) == (100, 50)
+    assert evaluator.area_matched_size((80, 63), 80 * 63) == (80, 63)
+    w, h = evaluator.area_matched_size((1024, 811), 128 * 85)
+    assert abs(w / h - 1024 / 811) < 0.02 and abs(w * h - 128 * 85) < 150
+    t = torch.randn(2, 3)
+    assert evaluator.relative_error(t, t) == 0.0
+    assert evaluator.relative_error(2 * t, t) == pytest.approx(1.0)
+    assert evaluator.relative_error(torch.zeros(3), t) == pytest.approx(1.0)
+    f = torch.randn(1, 4, 3, 5)
+    g = evaluator.gram(f)
+    assert g.shape == (4, 4)
+    torch.testing.assert_close(g, f.reshape(4, 15) @ f.reshape(4, 15).T / 15)
+
+
+def test_evaluator_zero_for_identical_images(encoder, pair):
+    content, style = pair
+    scores = evaluator.evaluate(content, content, style, encoder=encoder)
+    assert set(scores) == {"content", "style"}
+    assert scores["content"] == 0.0
+    assert scores["style"] > 0.05
+    # The style image scored at its own size: its Grams are the targets exactly.
+    assert evaluator.evaluate(style, content, style, encoder=encoder)["style"] == pytest.approx(
+        0.0, abs=1e-9
+    )
+
+
+def test_evaluator_noise_scores_worse(encoder, pair):
+    content, style = pair
+    noise = _img(96, 64, seed=1)
+    scorer = evaluator.PairScorer(content, style, encoder=encoder)
+    good = scorer.score(content)
+    bad = scorer.score(noise)
+    assert bad["content"] > 0.3 and bad["content"] > good["content"]
+    assert bad["style"] > 0.1
+    assert bad["style"] > scorer.score(style.resize((96, 64)))["style"]
+
+
+def test_evaluator_is_scale_free_and_caches_targets(encoder, pair, tmp_path):
+    content, style = pair
+    calls = []
+
+    def scaled(x, layers):
+        calls.append(tuple(x.shape[-2:]))
+        return {k: 7.0 * v for k, v in encoder(x, layers=layers).items()}
+
+    noise = _img(96, 64, seed=2)
+    path = tmp_path / "noise.png"
+    noise.save(path)
+    plain = evaluator.PairScorer(content, style, encoder=encoder).score(noise)
+    scorer = evaluator.PairScorer(content, style, encoder=scaled)
+    times7 = scorer.score(path)  # a path works like a PIL image
+    assert times7["content"] == pytest.approx(plain["content"], rel=1e-5)
+    assert times7["style"] == pytest.approx(plain["style"], rel=1e-5)
+    assert len(calls) == 3  # content target, style target, the image
+    assert calls[0] == (64, 96) and calls[1][0] * calls[1][1] == pytest.approx(96 * 64, rel=0.03)
+    scorer.score(noise)
+    assert len(calls) == 4  # targets cached for this size
+    scorer.score(noise.resize((48, 32)))
+    assert len(calls) == 7  # a new size needs new targets
+    with pytest.raises(ValueError):
+        scorer.score(noise.resize((12, 8)))
