@@ -85,16 +85,20 @@ def test_reconstruct_content_approaches_photo(content_path):
     s = Settings(size=40, iterations=40, seed=0)
     r = reconstruct_content(content_path, "relu1_1", s)
     photo = resize(load_image(content_path).rgb, tuple(reversed(r.image.shape[-2:])))
-    start = Stylizer(s.replace(iterations=0), content_layers=("relu1_1",), style_weight=0).run(
-        content_path
-    ).image
+    start = (
+        Stylizer(s.replace(iterations=0), content_layers=("relu1_1",), style_weight=0)
+        .run(content_path)
+        .image
+    )
     assert (r.image - photo).abs().mean() < 0.5 * (start - photo).abs().mean()
     assert r.history[-1]["content"] < 0.1 * r.history[0]["content"]
     assert "style" not in r.history[-1]
 
 
 def test_reconstruct_style_is_texture_synthesis(style_path):
-    r = reconstruct_style(style_path, ["relu1_1", "relu2_1"], Settings(size=40, iterations=30, seed=2))
+    r = reconstruct_style(
+        style_path, ["relu1_1", "relu2_1"], Settings(size=40, iterations=30, seed=2)
+    )
     assert "content" not in r.history[-1]
     assert r.history[-1]["style"] < 0.2 * r.history[0]["style"]
     w, h = Image.open(style_path).size

@@ -3,7 +3,7 @@ import torch
 
 from impasto.encoder import LAYER_NAMES, load_encoder, load_state_dict
 from impasto.encoder.layers import check_layers, deepest, layer_channels, layer_stride
-from impasto.encoder.weights import CAFFE_SPEC, TORCHVISION_SPEC, _TV_INDEX, default_weights_path
+from impasto.encoder.weights import _TV_INDEX, CAFFE_SPEC, TORCHVISION_SPEC, default_weights_path
 from impasto.errors import ImageError, SettingsError, WeightsError
 
 
@@ -36,7 +36,9 @@ def test_encoder_matches_explicit_computation():
     sd, _ = load_state_dict()
     x = torch.rand(1, 3, 20, 24)
     bgr = x[:, [2, 1, 0]] * 255 - torch.tensor([103.939, 116.779, 123.68]).view(1, 3, 1, 1)
-    h = torch.relu(torch.nn.functional.conv2d(bgr, sd["conv1_1.weight"], sd["conv1_1.bias"], padding=1))
+    h = torch.relu(
+        torch.nn.functional.conv2d(bgr, sd["conv1_1.weight"], sd["conv1_1.bias"], padding=1)
+    )
     feats = enc(x, ["relu1_1", "conv1_2"])
     torch.testing.assert_close(feats["relu1_1"], h)
     h2 = torch.nn.functional.conv2d(h, sd["conv1_2.weight"], sd["conv1_2.bias"], padding=1)
@@ -75,8 +77,13 @@ def test_gradient_reaches_input_in_bf16():
     assert x.grad is not None and x.grad.dtype == torch.float32 and x.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("fmt,name,spec", [("torchvision", "vgg19-dcbb9e9d.pth", TORCHVISION_SPEC),
-                                           ("caffe", "vgg19-d01eb7cb.pth", CAFFE_SPEC)])
+@pytest.mark.parametrize(
+    "fmt,name,spec",
+    [
+        ("torchvision", "vgg19-dcbb9e9d.pth", TORCHVISION_SPEC),
+        ("caffe", "vgg19-d01eb7cb.pth", CAFFE_SPEC),
+    ],
+)
 def test_features_state_dicts_load_by_path(tmp_path, fmt, name, spec):
     sd, _ = load_state_dict()
     features = {}

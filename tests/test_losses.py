@@ -90,16 +90,18 @@ def test_style_loss_is_eq5_weighted_sum():
     feats = {"a": torch.rand(1, 2, 3, 3), "b": torch.rand(1, 4, 2, 2)}
     targets = {k: losses.gram_matrix(torch.rand_like(v)) for k, v in feats.items()}
     total = losses.style_loss(feats, targets, {"a": 0.25, "b": 0.75})
-    expected = 0.25 * losses.style_layer_loss(feats["a"], targets["a"]) + 0.75 * losses.style_layer_loss(
-        feats["b"], targets["b"]
-    )
+    expected = 0.25 * losses.style_layer_loss(
+        feats["a"], targets["a"]
+    ) + 0.75 * losses.style_layer_loss(feats["b"], targets["b"])
     torch.testing.assert_close(total, expected)
 
 
 def test_total_loss_is_eq7():
     c, s = torch.tensor(3.0), torch.tensor(5.0)
     assert losses.total_loss(c, s, 2.0, 0.5).item() == pytest.approx(8.5)
-    assert losses.total_loss(c, s, 2.0, 0.5, (10.0, torch.tensor(1.0))).item() == pytest.approx(18.5)
+    assert losses.total_loss(c, s, 2.0, 0.5, (10.0, torch.tensor(1.0))).item() == pytest.approx(
+        18.5
+    )
 
 
 def test_tv_loss_zero_for_flat_and_positive_otherwise():

@@ -5,7 +5,9 @@ from impasto.schedule import plan_scales
 
 
 def test_single_scale_without_pyramid():
-    assert [(s.size, s.iterations) for s in plan_scales((400, 300), 512, 100)] == [((512, 384), 100)]
+    assert [(s.size, s.iterations) for s in plan_scales((400, 300), 512, 100)] == [
+        ((512, 384), 100)
+    ]
 
 
 def test_pyramid_doubles_up_to_size():
@@ -15,8 +17,11 @@ def test_pyramid_doubles_up_to_size():
 
 
 @given(
-    w=st.integers(20, 3000), h=st.integers(20, 3000), size=st.integers(64, 4096),
-    start=st.integers(16, 4096), factor=st.floats(1.2, 4.0),
+    w=st.integers(20, 3000),
+    h=st.integers(20, 3000),
+    size=st.integers(64, 4096),
+    start=st.integers(16, 4096),
+    factor=st.floats(1.2, 4.0),
 )
 def test_pyramid_properties(w, h, size, start, factor):
     scales = plan_scales((w, h), size, 7, start, 3, factor)
