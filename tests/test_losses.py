@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from impasto import losses
 
-torch.set_default_dtype(torch.float64)
+D = torch.float64  # exact comparisons; never set the global default dtype
 
 
 def _relu_features(seed: int, n: int = 6, h: int = 5, w: int = 4):
@@ -47,7 +47,7 @@ def test_style_gradient_is_eq6(seed):
 
 
 def test_gram_is_eq3():
-    f = torch.randn(2, 3, 4, 5)
+    f = torch.randn(2, 3, 4, 5, dtype=D)
     g = losses.gram_matrix(f)
     for b in range(2):
         fl = f[b].reshape(3, -1)
@@ -58,15 +58,15 @@ def test_gram_is_eq3():
 
 
 def test_style_layer_loss_is_eq4():
-    f = torch.rand(1, 3, 2, 2)
-    a = torch.rand(1, 3, 3)
+    f = torch.rand(1, 3, 2, 2, dtype=D)
+    a = torch.rand(1, 3, 3, dtype=D)
     g = losses.gram_matrix(f)
     expected = ((g - a) ** 2).sum() / (4 * 3**2 * 4**2)
     torch.testing.assert_close(losses.style_layer_loss(f, a), expected)
 
 
 def test_content_loss_is_eq1_and_zero_for_identical():
-    f, p = torch.rand(1, 4, 3, 3), torch.rand(1, 4, 3, 3)
+    f, p = torch.rand(1, 4, 3, 3, dtype=D), torch.rand(1, 4, 3, 3, dtype=D)
     torch.testing.assert_close(losses.content_loss(f, p), 0.5 * ((f - p) ** 2).sum())
     assert losses.content_loss(f, f).item() == 0
     assert losses.style_layer_loss(f, losses.gram_matrix(f)).item() == 0
@@ -76,18 +76,18 @@ def test_content_loss_is_eq1_and_zero_for_identical():
 @settings(max_examples=20, deadline=None)
 def test_style_loss_invariant_to_spatial_shuffle(seed):
     g = torch.Generator().manual_seed(seed)
-    f = torch.rand(1, 5, 6, 7, generator=g)
+    f = torch.rand(1, 5, 6, 7, generator=g, dtype=D)
     perm = torch.randperm(42, generator=g)
     shuffled = f.reshape(1, 5, 42)[..., perm].reshape(1, 5, 6, 7)
     torch.testing.assert_close(losses.gram_matrix(shuffled), losses.gram_matrix(f))
-    a = losses.gram_matrix(torch.rand(1, 5, 6, 7, generator=g))
+    a = losses.gram_matrix(torch.rand(1, 5, 6, 7, generator=g, dtype=D))
     torch.testing.assert_close(losses.style_layer_loss(shuffled, a), losses.style_layer_loss(f, a))
     # ... while the content loss is not.
     assert losses.content_loss(shuffled, f).item() > 0
 
 
 def test_style_loss_is_eq5_weighted_sum():
-    feats = {"a": torch.rand(1, 2, 3, 3), "b": torch.rand(1, 4, 2, 2)}
+    feats = {"a": torch.rand(1, 2, 3, 3, dtype=D), "b": torch.rand(1, 4, 2, 2, dtype=D)}
     targets = {k: losses.gram_matrix(torch.rand_like(v)) for k, v in feats.items()}
     total = losses.style_loss(feats, targets, {"a": 0.25, "b": 0.75})
     expected = 0.25 * losses.style_layer_loss(
@@ -97,16 +97,16 @@ def test_style_loss_is_eq5_weighted_sum():
 
 
 def test_total_loss_is_eq7():
-    c, s = torch.tensor(3.0), torch.tensor(5.0)
+    c, s = torch.tensor(3.0, dtype=D), torch.tensor(5.0, dtype=D)
     assert losses.total_loss(c, s, 2.0, 0.5).item() == pytest.approx(8.5)
-    assert losses.total_loss(c, s, 2.0, 0.5, (10.0, torch.tensor(1.0))).item() == pytest.approx(
-        18.5
-    )
+    assert losses.total_loss(
+        c, s, 2.0, 0.5, (10.0, torch.tensor(1.0, dtype=D))
+    ).item() == pytest.approx(18.5)
 
 
 def test_tv_loss_zero_for_flat_and_positive_otherwise():
-    assert losses.tv_loss(torch.full((1, 3, 4, 4), 0.3)).item() == 0
-    x = torch.zeros(1, 1, 2, 2)
+    assert losses.tv_loss(torch.full((1, 3, 4, 4), 0.3, dtype=D)).item() == 0
+    x = torch.zeros(1, 1, 2, 2, dtype=D)
     x[..., 0, 0] = 1
     assert losses.tv_loss(x).item() == pytest.approx(2.0)
 
