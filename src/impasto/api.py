@@ -2,17 +2,20 @@
 and the :class:`Stylizer` that runs the whole pipeline.
 
 Data flow: path -> :func:`impasto.image.load_image` -> RGB [0, 1] tensors -> (colour
-pre-processing) -> per scale: resize, targets (once), objective, optimiser loop -> callbacks ->
-(colour post-processing, alpha restored) -> :class:`Result`.
+pre-processing, :func:`prepare_colors`) -> per scale: resize, region guides, targets (once, or
+reused from a :class:`RunCache`), objective, optimiser loop -> callbacks -> (colour
+post-processing, alpha restored) -> :class:`Result`.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,15 +25,31 @@ from PIL import Image
 from . import __version__, color
 from .callbacks import Callback, Iterate
 from .devices import resolve_device, resolve_dtype
-from .encoder import deepest, load_encoder
+from .encoder import LAYER_NAMES, deepest, load_encoder
 from .errors import SettingsError
 from .image import LoadedImage, fit_long_side, load_image, resize, save_image, to_pil
-from .objective import Objective, compute_targets, normalized_weights
+from .objective import Objective, RegionInput, Targets, compute_targets, normalized_weights
 from .optimise import optimise
+from .regions import (
+    PROPAGATIONS,
+    Region,
+    background_guide,
+    feather_guide,
+    load_guide,
+    resize_guide,
+)
 from .schedule import plan_scales
 from .settings import Settings, StyleInput
 
-__all__ = ["Result", "Stylizer", "stylize", "reconstruct_content", "reconstruct_style"]
+__all__ = [
+    "Result",
+    "RunCache",
+    "Stylizer",
+    "prepare_colors",
+    "stylize",
+    "reconstruct_content",
+    "reconstruct_style",
+]
 
 METADATA_KEY = "impasto"
 
@@ -94,8 +113,184 @@ def _as_styles(styles: Any) -> list[StyleInput]:
     return [s if isinstance(s, StyleInput) else StyleInput(s) for s in styles]
 
 
+def _as_regions(regions: Any) -> list[Region]:
+    if regions is None:
+        return []
+    if isinstance(regions, Region):
+        regions = [regions]
+    out = list(regions)
+    bad = [r for r in out if not isinstance(r, Region)]
+    if bad:
+        raise SettingsError(f"regions must be impasto.regions.Region objects, got {type(bad[0])}")
+    return out
+
+
 def _gray3(y: torch.Tensor) -> torch.Tensor:
     return y.expand(-1, 3, -1, -1)
+
+
+def _scale_of(si: StyleInput, s: Settings) -> float:
+    return si.scale if si.scale is not None else s.style_scale
+
+
+def _check_aspect(guide: torch.Tensor, photo: LoadedImage | None, name: str | None) -> None:
+    """Masks must have the content's aspect ratio (within 2 %): they are stretched to it."""
+    if photo is None:
+        return
+    gh, gw = guide.shape[-2:]
+    cw, ch = photo.size
+    if abs((gw / gh) / (cw / ch) - 1) > 0.02:
+        raise SettingsError(
+            f"mask {name} is {gw}x{gh} px but the content is {cw}x{ch} px; "
+            "a mask must have the content's aspect ratio"
+        )
+
+
+def _layer_set(si: StyleInput) -> tuple[str, ...] | None:
+    """The style layers a painting covers (coarse/fine mixing), or None for all of them."""
+    layers = getattr(si, "layers", None)
+    return tuple(layers) if layers is not None else None
+
+
+def prepare_colors(
+    mode: str, content: torch.Tensor | None, styles: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor | None, list[torch.Tensor]]:
+    """The colour pre-processing of a run (Gatys et al. 2017, section 5; arXiv:1606.05897).
+
+    Args:
+        mode: ``Settings.preserve_colors``: ``none`` and ``swap`` change nothing here (``swap``
+            acts after the run); ``histogram`` gives every painting the photo's mean colour and
+            colour covariance; ``histogram-reverse`` gives the photo the first painting's;
+            ``luminance`` turns photo and paintings into their YIQ luminance (as three equal
+            channels) with each painting's luminance mean/std matched to the photo's.
+        content: ``(1, 3, H, W)`` photo, or None.
+        styles: ``(1, 3, h, w)`` paintings.
+
+    Returns:
+        ``(content, styles)`` as the network will see them.
+    """
+    styles = list(styles)
+    if mode != "none" and content is None:
+        raise SettingsError("colour preservation needs a content image")
+    if mode in ("histogram", "luminance", "histogram-reverse") and not styles:
+        raise SettingsError(f"preserve colors '{mode}' needs a style image")
+    if mode == "histogram":
+        styles = [color.match_color(r, content) for r in styles]
+    elif mode == "histogram-reverse":
+        content = color.match_color(content, styles[0])
+    elif mode == "luminance":
+        content_y = color.luminance(content)
+        styles = [_gray3(color.match_luminance(color.luminance(r), content_y)) for r in styles]
+        content = _gray3(content_y)
+    return content, styles
+
+
+def _style_at(rgb: torch.Tensor, scale: float, size: tuple[int, int]) -> torch.Tensor:
+    """A painting resized so its long side is ``scale`` x the output's (short side >= 16 px)."""
+    w, h = size
+    sw, sh = rgb.shape[-1], rgb.shape[-2]
+    side = max(16, round(max(w, h) * scale), math.ceil(16 * max(sw, sh) / min(sw, sh)))
+    return resize(rgb, fit_long_side((sw, sh), side))
+
+
+class RunCache:
+    """Work that several runs can share: decoded images, encoders and per-scale targets.
+
+    Pass one to :meth:`Stylizer.run` (``cache=``) for runs that differ only in weights, layer
+    choice or other settings that targets do not depend on (``impasto sweep`` does): each
+    target is computed once. Targets are keyed by everything they depend on (sizes, inputs,
+    colour mode, style scales, regions, network) and computed for the union of the layers asked
+    for and ``content_layers``/``style_layers`` given here, so later runs asking for a subset
+    reuse them. Inputs given as PIL images or tensors are keyed by identity (the cache keeps a
+    reference); paths by absolute path, size and modification time.
+
+    Attributes:
+        stats: counters ``images_loaded``, ``encoders_built``, ``targets_computed``,
+            ``targets_reused``.
+    """
+
+    def __init__(self, content_layers: Sequence[str] = (), style_layers: Sequence[str] = ()):
+        self.content_layers = tuple(content_layers)
+        self.style_layers = tuple(style_layers)
+        self.stats = dict.fromkeys(
+            ("images_loaded", "encoders_built", "targets_computed", "targets_reused"), 0
+        )
+        self._images: dict[Hashable, LoadedImage] = {}
+        self._guides: dict[Hashable, torch.Tensor] = {}
+        self._encoders: dict[Hashable, Any] = {}
+        self._targets: dict[Hashable, Targets] = {}
+        self._kept: dict[int, Any] = {}
+
+    def key(self, source: Any) -> Hashable:
+        """A hashable identity of an input (path or object)."""
+        if source is None:
+            return None
+        if isinstance(source, (str, os.PathLike)):
+            path = os.path.abspath(os.fspath(source))
+            try:
+                st = os.stat(path)
+            except OSError:
+                return ("path", path)
+            return ("path", path, st.st_size, st.st_mtime_ns)
+        self._kept[id(source)] = source
+        return ("object", id(source))
+
+    def image(self, source: Any) -> LoadedImage:
+        """:func:`impasto.image.load_image`, once per input."""
+        k = self.key(source)
+        if k not in self._images:
+            self._images[k] = load_image(source)
+            self.stats["images_loaded"] += 1
+        return self._images[k]
+
+    def guide(self, source: Any) -> torch.Tensor:
+        """:func:`impasto.regions.load_guide`, once per input."""
+        k = self.key(source)
+        if k not in self._guides:
+            self._guides[k] = load_guide(source)
+        return self._guides[k]
+
+    def encoder(self, s: Settings, device: torch.device, dtype: torch.dtype, layers: Sequence[str]):
+        """A VGG19 encoder deep enough for ``layers`` (and this cache's extra layers)."""
+        k = (s.pooling, s.weights, s.weights_format, str(device), dtype)
+        need = deepest([*layers, *self.content_layers, *self.style_layers])
+        enc = self._encoders.get(k)
+        if enc is None or LAYER_NAMES.index(enc.last) < LAYER_NAMES.index(need):
+            enc = load_encoder(
+                s.pooling,
+                device=device,
+                dtype=dtype,
+                last=need,
+                weights=s.weights,
+                weights_format=s.weights_format,
+            )
+            self._encoders[k] = enc
+            self.stats["encoders_built"] += 1
+        return enc
+
+    def targets(
+        self,
+        key: Hashable,
+        content_layers: Sequence[str],
+        style_layers: Sequence[str],
+        compute: Callable[[tuple[str, ...], tuple[str, ...]], Targets],
+    ) -> Targets:
+        """The targets for ``key``, computed by ``compute(content_layers, style_layers)`` for the
+        union of the layers asked for and this cache's extra layers, unless already known."""
+        cl = tuple(dict.fromkeys([*content_layers, *self.content_layers]))
+        sl = tuple(dict.fromkeys([*style_layers, *self.style_layers]))
+        known = self._targets.get(key)
+        if known is not None:
+            have_cl, have_sl, t = known
+            if set(content_layers) <= have_cl and set(style_layers) <= have_sl:
+                self.stats["targets_reused"] += 1
+                return t
+            cl = tuple(dict.fromkeys([*cl, *have_cl]))
+            sl = tuple(dict.fromkeys([*sl, *have_sl]))
+        t = compute(cl, sl)
+        self._targets[key] = (set(cl), set(sl), t)
+        self.stats["targets_computed"] += 1
+        return t
 
 
 class Stylizer:
@@ -114,48 +309,65 @@ class Stylizer:
         content: Any,
         styles: Any = (),
         *,
+        regions: Any = None,
+        guide_propagation: str = "area",
         callback: Callback | None = None,
         cancel: threading.Event | None = None,
+        cache: RunCache | None = None,
     ) -> Result:
         """Optimise an image.
 
         Args:
             content: path or PIL image of the photo, or None for texture synthesis (style only).
-            styles: one style (path, PIL image or :class:`StyleInput`) or a sequence of them;
-                may be empty for a content reconstruction.
+            styles: one style (path, PIL image or :class:`StyleInput`) or a sequence of them
+                (blended); may be empty for a content reconstruction or when ``regions`` give
+                the styles. With ``regions``, these paint only what no region covers.
+            regions: :class:`impasto.regions.Region` objects (spatial control, Gatys et al.
+                2017 section 4): each paints its guide's part of the image in its own style, or
+                leaves it unstyled.
+            guide_propagation: how region guides reach each layer, ``"area"`` or ``"inside"``
+                (see :func:`impasto.regions.propagate_guide`).
             callback: called with an :class:`Iterate` after every iteration.
             cancel: an event that stops the run (raising :class:`impasto.errors.Cancelled`).
+            cache: a :class:`RunCache` to share decoded images, the encoder and targets with
+                other runs.
         """
         s = self.settings
         t0 = time.perf_counter()
+        cache = cache if cache is not None else RunCache()
         style_inputs = _as_styles(styles)
+        region_list = _as_regions(regions)
+        styled = [r for r in region_list if r.styled]
         if content is None and not style_inputs:
             raise SettingsError("nothing to do: give a content image, a style image, or both")
+        if region_list and content is None:
+            raise SettingsError("regions need a content image")
+        if guide_propagation not in PROPAGATIONS:
+            raise SettingsError(f"guide propagation must be one of {', '.join(PROPAGATIONS)}")
+        all_inputs = [*style_inputs, *(r.style for r in styled)]
+        for si in all_inputs:
+            extra = sorted(set(_layer_set(si) or ()) - set(s.style_layers))
+            if extra:
+                raise SettingsError(
+                    f"style layer(s) {', '.join(extra)} of a style image are not among the "
+                    f"style layers ({', '.join(s.style_layers)})"
+                )
         device = resolve_device(s.device)
         dtype = resolve_dtype(s.precision, device)
         seed = s.seed if s.seed is not None else random.SystemRandom().randrange(2**31)
 
-        photo: LoadedImage | None = load_image(content) if content is not None else None
-        paintings = [load_image(si.image) for si in style_inputs]
+        photo: LoadedImage | None = cache.image(content) if content is not None else None
+        paintings = [cache.image(si.image) for si in all_inputs]
         init_img = load_image(s.init_path) if s.init_path is not None else None
-        content_rgb = photo.rgb if photo is not None else None
-        style_rgbs = [p.rgb for p in paintings]
+        guides = [cache.guide(r.mask) for r in region_list]
+        for r, g in zip(region_list, guides):
+            _check_aspect(g, photo, r.name)
 
         mode = s.preserve_colors
-        if mode != "none" and content_rgb is None:
-            raise SettingsError("colour preservation needs a content image")
-        if mode in ("histogram", "luminance", "histogram-reverse") and not style_rgbs:
-            raise SettingsError(f"preserve colors '{mode}' needs a style image")
-        if mode == "histogram":
-            style_rgbs = [color.match_color(r, content_rgb) for r in style_rgbs]
-        elif mode == "histogram-reverse":
-            content_rgb = color.match_color(content_rgb, style_rgbs[0])
-        elif mode == "luminance":
-            content_y = color.luminance(content_rgb)
-            style_rgbs = [
-                _gray3(color.match_luminance(color.luminance(r), content_y)) for r in style_rgbs
-            ]
-            content_rgb = _gray3(content_y)
+        content_rgb, all_rgbs = prepare_colors(
+            mode, photo.rgb if photo is not None else None, [p.rgb for p in paintings]
+        )
+        style_rgbs, region_rgbs = all_rgbs[: len(style_inputs)], all_rgbs[len(style_inputs) :]
 
         aspect_src = photo.size if photo is not None else paintings[0].size
         scales = plan_scales(
@@ -169,17 +381,10 @@ class Stylizer:
         content_layers = (
             s.content_layers if content_rgb is not None and s.content_weight > 0 else ()
         )
-        style_layers = s.style_layers if style_rgbs and s.style_weight > 0 else ()
+        style_layers = s.style_layers if all_rgbs and s.style_weight > 0 else ()
         if not content_layers and not style_layers:
             raise SettingsError("both loss terms are off: set a content or style weight above 0")
-        encoder = load_encoder(
-            s.pooling,
-            device=device,
-            dtype=dtype,
-            last=deepest([*content_layers, *style_layers]),
-            weights=s.weights,
-            weights_format=s.weights_format,
-        )
+        encoder = cache.encoder(s, device, dtype, [*content_layers, *style_layers])
         cl_w = dict(
             zip(content_layers, normalized_weights(s.content_layer_weights, len(content_layers)))
         )
@@ -190,28 +395,69 @@ class Stylizer:
             )
         )
         blend = [si.weight for si in style_inputs]
+        global_sets = [_layer_set(si) for si in style_inputs]
         channels = 1 if mode == "luminance" else 3
         total_steps = sum(sc.iterations for sc in scales)
         history: list[dict] = []
         done = 0
         x: torch.Tensor | None = None
+        inputs_key = (
+            mode,
+            s.style_scale,
+            guide_propagation,
+            cache.key(content),
+            tuple(
+                (cache.key(si.image), si.weight, si.scale, _layer_set(si)) for si in style_inputs
+            ),
+            tuple(
+                (
+                    cache.key(r.mask),
+                    r.weight,
+                    r.feather,
+                    None
+                    if r.style is None
+                    else (cache.key(r.style.image), r.style.scale, _layer_set(r.style)),
+                )
+                for r in region_list
+            ),
+            (s.pooling, s.weights, s.weights_format, str(device), dtype),
+        )
 
         for k, sc in enumerate(scales):
             w, h = sc.size
             c_s = resize(content_rgb, (w, h)).to(device) if content_rgb is not None else None
-            st_s = []
-            for si, rgb in zip(style_inputs, style_rgbs):
-                scale = si.scale if si.scale is not None else s.style_scale
-                side = max(16, round(max(w, h) * scale))
-                st_s.append(
-                    resize(rgb, fit_long_side((rgb.shape[-1], rgb.shape[-2]), side)).to(device)
+            st_s = [
+                _style_at(rgb, _scale_of(si, s), (w, h)).to(device)
+                for si, rgb in zip(style_inputs, style_rgbs)
+            ]
+            rs_s = [
+                _style_at(rgb, _scale_of(r.style, s), (w, h)).to(device)
+                for r, rgb in zip(styled, region_rgbs)
+            ]
+
+            def compute(cl, sl, _c=c_s, _st=st_s, _rs=rs_s, _size=(w, h)) -> Targets:
+                region_inputs = self._region_inputs(
+                    region_list, guides, _rs, _st, blend, global_sets, _size, device
                 )
-            targets = compute_targets(encoder, c_s, content_layers, st_s, style_layers, blend)
+                return compute_targets(
+                    encoder,
+                    _c,
+                    cl,
+                    [] if region_list else _st,
+                    sl,
+                    blend,
+                    style_layer_sets=global_sets,
+                    regions=region_inputs,
+                    propagation=guide_propagation,
+                )
+
+            targets = cache.targets((inputs_key, (w, h)), content_layers, style_layers, compute)
             objective = Objective(
                 encoder, targets, s.content_weight, s.style_weight, cl_w, sl_w, s.tv_weight
             )
             if x is None:
-                x = self._start(s.init, init_img, c_s, st_s, (w, h), seed, channels).to(device)
+                x = self._start(s.init, init_img, c_s, st_s or rs_s, (w, h), seed, channels)
+                x = x.to(device)
             else:
                 x = resize(x, (w, h))
             fn = objective if channels == 3 else (lambda img, _o=objective: _o(_gray3(img)))
@@ -257,14 +503,67 @@ class Stylizer:
         alpha = None
         if photo is not None and photo.alpha is not None:
             alpha = resize(photo.alpha, scales[-1].size)
-        inputs = {
+        inputs: dict[str, Any] = {
             "content": photo.name if photo is not None else None,
             "styles": [
-                {"name": p.name, "weight": si.weight, "scale": si.scale}
+                {
+                    "name": p.name,
+                    "weight": si.weight,
+                    "scale": si.scale,
+                    **({"layers": list(_layer_set(si))} if _layer_set(si) else {}),
+                }
                 for p, si in zip(paintings, style_inputs)
             ],
         }
+        if region_list:
+            named = dict(zip(map(id, styled), paintings[len(style_inputs) :]))
+            inputs["regions"] = [
+                {
+                    "mask": r.name,
+                    "style": named[id(r)].name if r.styled else None,
+                    "weight": r.weight,
+                    "feather": r.feather,
+                }
+                for r in region_list
+            ]
         return Result(out.clamp(0, 1), alpha, s, seed, time.perf_counter() - t0, inputs, history)
+
+    @staticmethod
+    def _region_inputs(
+        regions: Sequence[Region],
+        guides: Sequence[torch.Tensor],
+        region_styles: Sequence[torch.Tensor],
+        global_styles: Sequence[torch.Tensor],
+        blend: Sequence[float],
+        global_sets: Sequence[tuple[str, ...] | None],
+        size: tuple[int, int],
+        device: torch.device,
+    ) -> list[RegionInput]:
+        """The regions at one scale: feathered guides, and the global styles (if any) as one
+        more region over what no region covers."""
+        if not regions:
+            return []
+        w, h = size
+        at_size = [
+            feather_guide(resize_guide(g, size), r.feather * max(w, h))
+            for r, g in zip(regions, guides)
+        ]
+        out = []
+        styled = iter(region_styles)
+        for r, g in zip(regions, at_size):
+            if r.styled:
+                out.append(
+                    RegionInput(
+                        g.to(device),
+                        [next(styled)],
+                        layer_sets=[_layer_set(r.style)],
+                        weight=r.weight,
+                    )
+                )
+        if global_styles:
+            rest = background_guide(at_size).to(device)
+            out.append(RegionInput(rest, list(global_styles), list(blend), list(global_sets)))
+        return out
 
     @staticmethod
     def _start(

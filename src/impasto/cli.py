@@ -152,7 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"impasto {__version__}")
     p.add_argument("content", help="the photograph (path or example:NAME)")
-    p.add_argument("styles", nargs="+", metavar="style", help="one or more paintings (blended)")
+    p.add_argument(
+        "styles",
+        nargs="*",
+        metavar="style",
+        help="one or more paintings (blended); with --region/--labels they paint what no region "
+        "covers, and may be omitted",
+    )
     p.add_argument(
         "--style-blend",
         type=_floats,
@@ -167,9 +173,117 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S1,S2,...",
         help="style scale per style image (overrides --style-scale for that image)",
     )
+    add_control_arguments(p)
     add_settings_arguments(p)
     add_output_arguments(p)
     return p
+
+
+def add_control_arguments(parser: argparse.ArgumentParser) -> None:
+    """Spatial control (regions) and coarse/fine mixing (Gatys et al. 2017, sections 4-5)."""
+    from .regions import DEFAULT_FEATHER, DEFAULT_LABEL_TOLERANCE, PROPAGATIONS
+
+    g = parser.add_argument_group(
+        "spatial and scale control",
+        "Regions (Gatys et al. 2017): a mask is a grayscale image with the content's aspect\n"
+        "ratio (white = inside, soft values allowed, alpha multiplies). STYLE is a path,\n"
+        "example:NAME, or none (unstyled: content loss only). Pixels no region covers get the\n"
+        "positional style images, or stay unstyled when none are given.",
+    )
+    g.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        metavar="MASK=STYLE[:W]",
+        help="paint the region MASK in STYLE (style loss weight W, default 1), or MASK=none; "
+        "repeatable",
+    )
+    g.add_argument(
+        "--labels",
+        metavar="LABELS",
+        help="a colour-coded label image: one region per colour named by --label-style",
+    )
+    g.add_argument(
+        "--label-style",
+        action="append",
+        default=[],
+        metavar="COLOUR=STYLE[:W]",
+        help="paint the pixels of COLOUR (#rrggbb, a colour name or rgb(r,g,b)) in STYLE, or "
+        "COLOUR=none; repeatable",
+    )
+    g.add_argument(
+        "--label-tolerance",
+        type=float,
+        default=DEFAULT_LABEL_TOLERANCE,
+        metavar="T",
+        help="largest per-channel difference (0-1) between a label pixel and its colour "
+        f"(default: {DEFAULT_LABEL_TOLERANCE})",
+    )
+    g.add_argument(
+        "--feather",
+        type=float,
+        default=DEFAULT_FEATHER,
+        metavar="F",
+        help="soft region boundaries: Gaussian blur of the masks with sigma = F x the long side "
+        f"(default: {DEFAULT_FEATHER}; 0 = hard)",
+    )
+    g.add_argument(
+        "--guide-propagation",
+        choices=PROPAGATIONS,
+        default="area",
+        help="how masks reach each layer: area (average-pooled per stride, default) or inside "
+        "(eroded by the receptive field: no bleeding across boundaries, small regions vanish at "
+        "deep layers)",
+    )
+    g.add_argument(
+        "--style-layers-of",
+        action="append",
+        default=[],
+        metavar="N=LAYERS",
+        help="coarse/fine mixing: style image N (1-based) gives targets only for LAYERS, e.g. "
+        "--style-layers-of 1=relu1_1,relu2_1 --style-layers-of 2=relu3_1,relu4_1,relu5_1 "
+        "(fine texture from the first, coarse structure from the second); each layer blends the "
+        "images that cover it; repeatable",
+    )
+
+
+def _layer_sets(args: argparse.Namespace, n: int) -> list[tuple[str, ...] | None]:
+    sets: list[tuple[str, ...] | None] = [None] * n
+    for text in args.style_layers_of:
+        index, sep, layers = text.partition("=")
+        try:
+            i = int(index) - 1
+        except ValueError:
+            i = -1
+        if not sep or not 0 <= i < n or not _split(layers):
+            raise SettingsError(
+                f"--style-layers-of expects N=LAYER,LAYER,... with N from 1 to {n}, got {text!r}"
+            )
+        sets[i] = _strings(layers)
+    return sets
+
+
+def regions_from_args(args: argparse.Namespace) -> list:
+    """The :class:`impasto.regions.Region` list of ``--region`` and ``--labels``."""
+    from .regions import parse_label_style, parse_region, regions_from_labels
+
+    if args.feather < 0:
+        raise SettingsError("--feather must be >= 0")
+    regions = [parse_region(text, feather=args.feather) for text in args.region]
+    if args.label_style and not args.labels:
+        raise SettingsError("--label-style needs --labels LABELS_IMAGE")
+    if args.labels:
+        if not args.label_style:
+            raise SettingsError("--labels needs at least one --label-style COLOUR=STYLE")
+        parsed = [parse_label_style(text) for text in args.label_style]
+        regions += regions_from_labels(
+            resolve_input(args.labels),
+            [(colour, style) for colour, style, _ in parsed],
+            weights={colour: w for colour, _, w in parsed},
+            tolerance=args.label_tolerance,
+            feather=args.feather,
+        )
+    return regions
 
 
 def make_progress(args: argparse.Namespace, save: Callable[[Any], None] | None):
@@ -217,11 +331,16 @@ def run_stylize(args: argparse.Namespace) -> int:
     for opt, values in (("--style-blend", args.style_blend), ("--style-scales", args.style_scales)):
         if values is not None and len(values) != n:
             raise SettingsError(f"{opt} has {len(values)} values for {n} style images")
+    regions = regions_from_args(args)
+    if not n and not regions:
+        raise SettingsError("give at least one style image, --region or --labels")
+    layer_sets = _layer_sets(args, n)
     styles = [
         StyleInput(
             resolve_input(path),
             weight=args.style_blend[i] if args.style_blend else 1.0,
             scale=args.style_scales[i] if args.style_scales else None,
+            **({"layers": layer_sets[i]} if layer_sets[i] is not None else {}),
         )
         for i, path in enumerate(args.styles)
     ]
@@ -229,7 +348,13 @@ def run_stylize(args: argparse.Namespace) -> int:
     partial = {"impasto": json.dumps({"settings": settings.to_dict(), "partial": True})}
     save = _intermediate_saver(args, lambda: partial) if args.save_every else None
     with make_progress(args, save) as progress:
-        result = Stylizer(settings).run(content, styles, callback=progress)
+        result = Stylizer(settings).run(
+            content,
+            styles,
+            regions=regions,
+            guide_propagation=args.guide_propagation,
+            callback=progress,
+        )
     result.save(args.output, bits=args.bits, quality=args.quality)
     if not args.quiet:
         print(f"wrote {args.output} ({result.elapsed:.1f} s, seed {result.seed})", file=sys.stderr)

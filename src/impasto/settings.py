@@ -44,17 +44,26 @@ class StyleInput:
             weights normalised to sum to 1.
         scale: the style image is resized so its long side is ``scale`` x the output's long side
             (at every scale of the pyramid).
+        layers: the style layers this image gives targets for (coarse/fine mixing, Gatys et al.
+            2017 section 5: e.g. relu1_1,relu2_1 from one painting for fine texture and
+            relu3_1..relu5_1 from another for coarse structure); None: all style layers.
     """
 
     image: Any
     weight: float = 1.0
     scale: float | None = None
+    layers: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.weight) and self.weight > 0):
             raise SettingsError(f"style weight must be a positive number, got {self.weight}")
         if self.scale is not None and not (math.isfinite(self.scale) and 0.05 <= self.scale <= 8):
             raise SettingsError(f"style scale must be between 0.05 and 8, got {self.scale}")
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(self.layers))
+            if not self.layers:
+                raise SettingsError("a style image's layer set must not be empty")
+            check_layers(self.layers, what="style layer")
 
 
 @dataclass(frozen=True)

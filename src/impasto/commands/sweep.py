@@ -1,0 +1,406 @@
+"""``impasto sweep``: one labelled contact sheet over one dial, to see a trade-off at a glance.
+
+``--over ratio`` varies alpha/beta (content weight / style weight, Gatys et al. 2016 Fig. 3;
+default 1e-4, 1e-3, 1e-2, 1e-1), ``--over style-layers`` the style layer set (cumulative:
+relu1_1; relu1_1..relu2_1; ... ; relu1_1..relu5_1, as in Fig. 1's style rows), and
+``--over OPTION --values ...`` any engine setting (``--over style-scale --values 0.5,1,2``,
+``--over preserve-colors --values none,luminance,histogram,swap``).
+
+Every cell uses the same seed and the same settings except the swept one; the sheet's title
+states them. Work is shared between cells through one :class:`impasto.api.RunCache`: images are
+decoded once, the encoder is built once, and targets (which do not depend on the loss weights or
+on which layers are used) are computed once at the union of all cells' layers and reused when
+only weights or layer sets change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ..callbacks import ProgressBar
+from ..cli import (
+    _converter,
+    _floats,
+    add_settings_arguments,
+    resolve_input,
+    settings_from_args,
+)
+from ..errors import SettingsError
+from ..settings import DEFAULT_STYLE_LAYERS, Settings, StyleInput
+
+__all__ = [
+    "DEFAULT_RATIOS",
+    "SweepResult",
+    "build_parser",
+    "describe_settings",
+    "main",
+    "run_sweep",
+    "sweep_cells",
+]
+
+DEFAULT_RATIOS = (1e-4, 1e-3, 1e-2, 1e-1)
+_RATIO = ("ratio", "alpha-beta", "alpha_beta")
+_LAYERS = ("style-layers", "style_layers")
+_TUPLE_OPTIONS = ("style_layers", "content_layers", "style_layer_weights", "content_layer_weights")
+
+
+@dataclass
+class SweepResult:
+    """What a sweep made.
+
+    Attributes:
+        sheet: the labelled contact sheet (RGB), title included.
+        cells: ``(caption, Result)`` per cell, in order.
+        title: the sheet's title (the fixed settings).
+        stats: the shared cache's counters (images loaded, encoders built, targets computed and
+            reused).
+    """
+
+    sheet: Image.Image
+    cells: list[tuple[str, Any]]
+    title: str
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def _layer_label(layers: Sequence[str]) -> str:
+    layers = tuple(layers)
+    if len(layers) == 1:
+        return layers[0]
+    k = len(layers)
+    if layers == DEFAULT_STYLE_LAYERS[:k]:
+        return f"{layers[0]}..{layers[-1]}"
+    return ",".join(layers)
+
+
+def _option_name(over: str) -> str:
+    name = over.strip().replace("-", "_")
+    known = {f.name for f in dataclasses.fields(Settings)}
+    if name not in known:
+        raise SettingsError(
+            f"cannot sweep over {over!r}: use ratio, style-layers or one of "
+            f"{', '.join(sorted(n.replace('_', '-') for n in known))}"
+        )
+    return name
+
+
+def _parse_values(name: str, text: str) -> list[Any]:
+    """Values of a Settings field from text: ``;``-separated for tuple-valued options, else
+    ``,`` (or ``;``) separated; ``none`` gives None for options that may be unset."""
+    f = {f.name: f for f in dataclasses.fields(Settings)}[name]
+    sep = ";" if (name in _TUPLE_OPTIONS or ";" in text) else ","
+    convert = _converter(f.type)
+    optional = "None" in str(f.type)
+    out = []
+    for item in (t.strip() for t in text.split(sep)):
+        if not item:
+            continue
+        if optional and item.lower() == "none":
+            out.append(None)
+            continue
+        try:
+            out.append(convert(item))
+        except (ValueError, argparse.ArgumentTypeError):
+            raise SettingsError(f"bad value {item!r} for {name.replace('_', '-')}") from None
+    if not out:
+        raise SettingsError("--values is empty")
+    return out
+
+
+def sweep_cells(
+    settings: Settings, over: str, values: Sequence[Any] | None = None
+) -> list[tuple[str, Settings]]:
+    """The cells of a sweep: ``(caption, settings)`` pairs, differing only in the swept dial.
+
+    Args:
+        settings: the fixed settings (a seed is drawn here if it has none, so every cell
+            shares it).
+        over: ``"ratio"`` (alpha/beta: the style weight becomes ``content_weight / ratio``),
+            ``"style-layers"`` (values: layer tuples; default the cumulative sets of
+            ``settings.style_layers``) or a :class:`Settings` field name (``-`` or ``_``).
+        values: the values (numbers for ratio, layer tuples for style-layers, field values
+            otherwise); strings are parsed as on the command line.
+
+    Raises:
+        SettingsError: unknown option, missing or invalid values.
+    """
+    if settings.seed is None:
+        settings = settings.replace(seed=random.SystemRandom().randrange(2**31))
+    key = over.strip().lower()
+    if isinstance(values, str):
+        values = None if not values.strip() else values
+    if key in _RATIO:
+        if settings.content_weight <= 0:
+            raise SettingsError("a ratio sweep needs a content weight above 0")
+        if isinstance(values, str):
+            values = list(_floats(values.replace(";", ",")))
+        ratios = [float(v) for v in (values or DEFAULT_RATIOS)]
+        if any(not r > 0 for r in ratios):
+            raise SettingsError("alpha/beta ratios must be > 0")
+        return [
+            (f"alpha/beta {r:.0e}", settings.replace(style_weight=settings.content_weight / r))
+            for r in ratios
+        ]
+    if key in _LAYERS:
+        if isinstance(values, str):
+            values = _parse_values("style_layers", values)
+        if values is None:
+            base = settings.style_layers
+            values = [base[: k + 1] for k in range(len(base))]
+        return [
+            (
+                _layer_label(v),
+                settings.replace(style_layers=tuple(v), style_layer_weights=None),
+            )
+            for v in values
+        ]
+    name = _option_name(key)
+    if values is None:
+        raise SettingsError(f"--over {over} needs --values")
+    if isinstance(values, str):
+        values = _parse_values(name, values)
+    cells = []
+    for v in values:
+        shown = ",".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
+        changes: dict[str, Any] = {name: v}
+        if name == "style_layers":
+            changes["style_layer_weights"] = None
+        if name == "content_layers":
+            changes["content_layer_weights"] = None
+        cells.append((f"{name.replace('_', '-')} {shown}", settings.replace(**changes)))
+    return cells
+
+
+def describe_settings(settings: Settings, over: str) -> str:
+    """One line of the settings every cell shares (the swept dial left out)."""
+    key = over.strip().lower()
+    skip = {"style_weight"} if key in _RATIO else set()
+    skip |= {"style_layers", "style_layer_weights"} if key in _LAYERS else set()
+    if key not in _RATIO and key not in _LAYERS:
+        skip.add(_option_name(key))
+        if key.replace("-", "_") in ("content_weight", "style_weight"):
+            skip.add("ratio")
+    s = settings
+    parts = [f"{s.size} px", f"{s.iterations} it {s.optimizer}", f"init {s.init}"]
+    if "ratio" not in skip and "style_weight" not in skip and "content_weight" not in skip:
+        ratio = s.content_weight / s.style_weight if s.style_weight else float("inf")
+        parts.append(f"alpha/beta {ratio:.0e}")
+    if "style_layers" not in skip:
+        parts.append(f"style {_layer_label(s.style_layers)}")
+    defaults = Settings()
+    shown = {"size", "iterations", "optimizer", "init", "seed", "style_layers", "style_weight"}
+    for f in dataclasses.fields(Settings):
+        if f.name in skip or f.name in shown:
+            continue
+        v = getattr(s, f.name)
+        if v != getattr(defaults, f.name):
+            text = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+            parts.append(f"{f.name.replace('_', '-')} {text}")
+    parts.append(f"seed {s.seed}")
+    return ", ".join(parts)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def _with_header(sheet: Image.Image, lines: Sequence[str], pad: int = 8) -> Image.Image:
+    """Put word-wrapped lines of text above ``sheet``."""
+    size = max(11, min(18, sheet.width // 40))
+    font = _font(size)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    wrapped: list[str] = []
+    for line in lines:
+        words, current = line.split(" "), ""
+        for word in words:
+            trial = f"{current} {word}".strip()
+            if current and measure.textlength(trial, font=font) > sheet.width - 2 * pad:
+                wrapped.append(current)
+                current = word
+            else:
+                current = trial
+        wrapped.append(current)
+    line_h = size + 4
+    out = Image.new("RGB", (sheet.width, sheet.height + pad + line_h * len(wrapped)), "white")
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(wrapped):
+        draw.text((pad, pad + i * line_h), text, fill="black", font=font)
+    out.paste(sheet, (0, pad + line_h * len(wrapped)))
+    return out
+
+
+def run_sweep(
+    content: Any,
+    styles: Any,
+    settings: Settings,
+    over: str,
+    values: Sequence[Any] | str | None = None,
+    *,
+    columns: int | None = None,
+    progress: Callable[[int, str], Any] | None = None,
+    cancel: Any = None,
+) -> SweepResult:
+    """Run one stylisation per cell (shared cache, same seed) and lay them out in a sheet.
+
+    Args:
+        content: the photo (path or PIL image).
+        styles: paintings as for :meth:`impasto.api.Stylizer.run`.
+        settings: the fixed settings.
+        over: the dial (see :func:`sweep_cells`).
+        values: its values (default for ratio and style-layers).
+        columns: images per row of the sheet (default: one row up to 6).
+        progress: ``progress(cell_index, caption)`` returns the callback for that cell's run
+            (or None).
+        cancel: a ``threading.Event`` that stops the sweep.
+    """
+    from ..api import RunCache, Stylizer, _as_styles
+    from ..sheet import contact_sheet
+
+    cells = sweep_cells(settings, over, values)
+    cache = RunCache(
+        content_layers=tuple(dict.fromkeys(x for _, s in cells for x in s.content_layers)),
+        style_layers=tuple(dict.fromkeys(x for _, s in cells for x in s.style_layers)),
+    )
+    style_inputs = _as_styles(styles)
+    results = []
+    for i, (caption, cell_settings) in enumerate(cells):
+        callback = progress(i, caption) if progress is not None else None
+        result = Stylizer(cell_settings).run(
+            content, style_inputs, callback=callback, cancel=cancel, cache=cache
+        )
+        results.append((caption, result))
+    names = results[0][1].inputs
+    what = " + ".join(
+        [n for n in [names.get("content")] if n] + [st["name"] for st in names["styles"]]
+    )
+    title = f"{what}: {describe_settings(cells[0][1], over)}"
+    grid = contact_sheet([(r.to_pil(), caption) for caption, r in results], columns=columns)
+    sheet = _with_header(grid, [title])
+    return SweepResult(sheet, results, title, dict(cache.stats))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="impasto sweep",
+        description="Render one labelled contact sheet over one dial: alpha/beta ratios,\n"
+        "style-layer sets, or any engine option. Every cell shares the seed and all other\n"
+        "settings; targets are computed once and reused where possible.",
+        epilog="examples:\n"
+        "  impasto sweep example:chelsea example:starry_night --over ratio -o ratio.png\n"
+        "  impasto sweep photo.jpg painting.jpg --over style-layers --size 256 -o layers.png\n"
+        "  impasto sweep photo.jpg painting.jpg --over preserve-colors "
+        "--values none,luminance,histogram,swap -o colours.png\n"
+        "  impasto sweep photo.jpg painting.jpg --over style-scale --values 0.5,1,2 -o s.png",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("content", help="the photograph (path or example:NAME)")
+    p.add_argument("styles", nargs="+", metavar="style", help="one or more paintings (blended)")
+    p.add_argument(
+        "--over",
+        required=True,
+        metavar="DIAL",
+        help="ratio (alpha/beta), style-layers (cumulative layer sets), or any engine option "
+        "below (e.g. style-scale, preserve-colors, pooling, init)",
+    )
+    p.add_argument(
+        "--values",
+        default=None,
+        metavar="V1,V2,...",
+        help="the values; layer sets and other list values are separated by ';' "
+        "(default for ratio: 1e-4,1e-3,1e-2,1e-1; for style-layers: relu1_1 up to all "
+        "--style-layers)",
+    )
+    p.add_argument(
+        "--style-blend",
+        type=_floats,
+        default=None,
+        metavar="W1,W2,...",
+        help="blend weight per style image (normalised; default: equal)",
+    )
+    p.add_argument("--columns", type=int, default=None, help="images per row (default: up to 6)")
+    add_settings_arguments(p)
+    g = p.add_argument_group("output and progress")
+    g.add_argument("-o", "--output", required=True, help="the sheet: .png, .jpg, .tif or .webp")
+    g.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)")
+    v = g.add_mutually_exclusive_group()
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    v.add_argument("-v", "--verbose", action="store_true", help="also log losses")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..image import check_output_path, save_image, to_tensor
+
+    check_output_path(args.output)
+    settings = settings_from_args(args)
+    if args.style_blend is not None and len(args.style_blend) != len(args.styles):
+        raise SettingsError(
+            f"--style-blend has {len(args.style_blend)} values for {len(args.styles)} style images"
+        )
+    if args.columns is not None and args.columns < 1:
+        raise SettingsError("--columns must be >= 1")
+    styles = [
+        StyleInput(resolve_input(path), weight=args.style_blend[i] if args.style_blend else 1.0)
+        for i, path in enumerate(args.styles)
+    ]
+    bars: list[Any] = []
+
+    def progress(i: int, caption: str):
+        for bar in bars:
+            bar.__exit__(None, None, None)
+        bars.clear()
+        if not args.quiet:
+            print(f"[{i + 1}] {caption}", file=sys.stderr)
+        bar = ProgressBar(enabled=not args.quiet, verbose=args.verbose)
+        bars.append(bar.__enter__())
+        return bars[-1]
+
+    try:
+        out = run_sweep(
+            resolve_input(args.content),
+            styles,
+            settings,
+            args.over,
+            args.values,
+            columns=args.columns,
+            progress=progress,
+        )
+    finally:
+        for bar in bars:
+            bar.__exit__(None, None, None)
+    first = out.cells[0][1]
+    meta = {
+        "impasto": json.dumps(
+            {
+                "sweep": {"over": args.over, "cells": [c for c, _ in out.cells]},
+                "inputs": first.inputs,
+                "settings": {**first.settings.to_dict(), "seed": first.seed},
+            },
+            sort_keys=True,
+        ),
+        "Software": first.metadata["Software"],
+    }
+    save_image(to_tensor(out.sheet), args.output, metadata=meta, quality=args.quality)
+    if not args.quiet:
+        stats = out.stats
+        print(
+            f"wrote {args.output} ({len(out.cells)} cells; targets computed "
+            f"{stats['targets_computed']}x, reused {stats['targets_reused']}x)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    return run(build_parser().parse_args(list(argv)))

@@ -1,0 +1,151 @@
+"""``impasto sweep``: cells, shared work, the sheet, and the dial's effect in numbers."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from impasto import examples
+from impasto.cli import main
+from impasto.commands.sweep import describe_settings, run_sweep, sweep_cells
+from impasto.errors import SettingsError
+from impasto.image import fit_long_side, load_image, read_metadata, resize
+from impasto.settings import Settings
+
+BASE = Settings(size=40, iterations=8, seed=3, precision="fp32", init="content")
+
+
+def _small(name: str, long_side: int) -> Image.Image:
+    im = Image.open(examples.path(name)).convert("RGB")
+    return im.resize(fit_long_side(im.size, long_side), Image.BICUBIC)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return _small("chelsea", 60)
+
+
+@pytest.fixture(scope="module")
+def starry():
+    return _small("starry_night", 60)
+
+
+def test_ratio_cells():
+    cells = sweep_cells(BASE.replace(content_weight=2.0), "ratio", [1e-4, 1e-2])
+    assert [c for c, _ in cells] == ["alpha/beta 1e-04", "alpha/beta 1e-02"]
+    assert [s.style_weight for _, s in cells] == pytest.approx([2e4, 2e2])
+    assert {s.seed for _, s in cells} == {3}
+    default = sweep_cells(BASE, "ratio")
+    assert [s.content_weight / s.style_weight for _, s in default] == pytest.approx(
+        [1e-4, 1e-3, 1e-2, 1e-1]
+    )
+    assert sweep_cells(BASE, "ratio", "1e-3,1e-1")[1][1].style_weight == pytest.approx(10.0)
+    with pytest.raises(SettingsError, match="content weight"):
+        sweep_cells(BASE.replace(content_weight=0.0), "ratio")
+
+
+def test_layer_and_option_cells():
+    cells = sweep_cells(BASE.replace(style_layer_weights=(1, 1, 1, 1, 1)), "style-layers")
+    assert [s.style_layers for _, s in cells] == [
+        ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")[: k + 1] for k in range(5)
+    ]
+    assert all(s.style_layer_weights is None for _, s in cells)
+    assert cells[0][0] == "relu1_1" and cells[-1][0] == "relu1_1..relu5_1"
+    custom = sweep_cells(BASE, "style-layers", "relu2_1;relu3_1,relu5_1")
+    assert [s.style_layers for _, s in custom] == [("relu2_1",), ("relu3_1", "relu5_1")]
+    modes = sweep_cells(BASE, "preserve-colors", "none,luminance,swap")
+    assert [s.preserve_colors for _, s in modes] == ["none", "luminance", "swap"]
+    assert modes[1][0] == "preserve-colors luminance"
+    scales = sweep_cells(BASE, "style_scale", "0.5,2")
+    assert [s.style_scale for _, s in scales] == [0.5, 2.0]
+    assert sweep_cells(BASE, "learning-rate", "none,0.5")[0][1].learning_rate is None
+    assert sweep_cells(Settings(), "ratio")[0][1].seed is not None  # one seed drawn for all
+    with pytest.raises(SettingsError, match="cannot sweep over"):
+        sweep_cells(BASE, "colour", "1,2")
+    with pytest.raises(SettingsError, match="needs --values"):
+        sweep_cells(BASE, "pooling")
+    with pytest.raises(SettingsError, match="bad value"):
+        sweep_cells(BASE, "style-scale", "big")
+    with pytest.raises(SettingsError):  # invalid setting values are refused by Settings
+        sweep_cells(BASE, "pooling", "max,median")
+
+
+def test_title_states_the_fixed_settings():
+    s = BASE.replace(preserve_colors="luminance", style_weight=1e4)
+    title = describe_settings(s, "ratio")
+    assert "40 px" in title and "8 it lbfgs" in title and "seed 3" in title
+    assert "preserve-colors luminance" in title and "alpha/beta" not in title
+    title = describe_settings(s, "style-layers")
+    assert "alpha/beta 1e-04" in title and "relu" not in title
+    assert "preserve-colors" not in describe_settings(s, "preserve-colors")
+
+
+def test_ratio_sweep_shares_targets_and_trades_content_for_style(photo, starry):
+    out = run_sweep(photo, starry, BASE, "ratio", [1e-2, 1.0, 10.0])
+    assert out.stats["targets_computed"] == 1 and out.stats["targets_reused"] == 2
+    assert out.stats["encoders_built"] == 1 and out.stats["images_loaded"] == 2
+    content = None
+    dist = []
+    for _, r in out.cells:
+        if content is None:
+            content = resize(load_image(photo).rgb, (r.image.shape[-1], r.image.shape[-2]))
+        dist.append(float((r.image - content).abs().mean()))
+        assert r.seed == 3
+    # lower alpha/beta = more style = further from the photo (which is the start image here)
+    assert dist[0] > dist[1] > dist[2]
+    assert dist[0] > 4 * dist[2]
+    cell_w = out.cells[0][1].image.shape[-1]
+    assert out.sheet.width >= 3 * cell_w and out.sheet.height > out.cells[0][1].image.shape[-2]
+    assert out.title.startswith("<image> + <image>: 40 px")
+
+
+def test_style_layers_sweep_through_the_cli(tmp_path, photo, starry, capsys):
+    photo.save(tmp_path / "p.png")
+    starry.save(tmp_path / "s.png")
+    out = tmp_path / "sheet.png"
+    rc = main(
+        [
+            "sweep",
+            str(tmp_path / "p.png"),
+            str(tmp_path / "s.png"),
+            "--over",
+            "style-layers",
+            "--values",
+            "relu1_1;relu1_1,relu2_1,relu3_1,relu4_1,relu5_1",
+            "--size",
+            "40",
+            "--iterations",
+            "4",
+            "--init",
+            "content",
+            "--seed",
+            "5",
+            "-o",
+            str(out),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "targets computed 1x, reused 1x" in err
+    meta = json.loads(read_metadata(out)["impasto"])
+    assert meta["sweep"] == {"over": "style-layers", "cells": ["relu1_1", "relu1_1..relu5_1"]}
+    assert meta["settings"]["seed"] == 5
+    sheet = load_image(out).rgb
+    assert sheet.shape[-1] >= 2 * 40
+    rc = main(
+        ["sweep", str(tmp_path / "p.png"), str(tmp_path / "s.png"), "--over", "x", "-o", str(out)]
+    )
+    assert rc == 2 and "cannot sweep over" in capsys.readouterr().err
+
+
+def test_cells_differ_and_reuse_changes_nothing(photo, starry):
+    from impasto.api import Stylizer
+
+    out = run_sweep(
+        photo, starry, BASE.replace(iterations=4), "style-layers", [("relu1_1",), ("relu3_1",)]
+    )
+    a, b = (r.image for _, r in out.cells)
+    assert not torch.allclose(a, b, atol=1e-3)
+    alone = Stylizer(BASE.replace(iterations=4, style_layers=("relu3_1",))).run(photo, starry)
+    assert torch.allclose(alone.image, b, atol=1e-5)
