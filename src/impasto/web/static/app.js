@@ -1,0 +1,470 @@
+// impasto studio: the single page. Vanilla JS, no build step; it uses only the documented
+// HTTP API (see /api and /openapi.json).
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const ACTIVE = new Set(["queued", "running"]);
+const TERMINAL = new Set(["done", "failed", "cancelled", "interrupted"]);
+
+const state = {
+  config: null,
+  content: null,        // {ref, name, thumb_url}
+  styles: [],           // [{ref, name, thumb_url, weight}]
+  watching: null,       // job id shown on the stage
+  watchSource: null,    // EventSource of that job
+  previewVersion: -1,
+  jobs: [],
+};
+
+// ---------------------------------------------------------------------------------------- api
+
+async function api(method, url, body) {
+  const init = { method, headers: {} };
+  if (body instanceof FormData) {
+    init.body = body;
+  } else if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(url, init);
+  if (res.status === 204) return null;
+  let data = null;
+  try { data = await res.json(); } catch (e) { data = null; }
+  if (!res.ok) {
+    let msg = data && data.detail !== undefined ? data.detail : res.statusText;
+    if (Array.isArray(msg)) msg = msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+    throw new Error(String(msg));
+  }
+  return data;
+}
+
+function toast(text) {
+  const t = $("toast");
+  t.textContent = text;
+  t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c !== null && c !== undefined) node.append(c);
+  return node;
+}
+
+// ------------------------------------------------------------------------------------ format
+
+function fmtNum(x, digits = 3) {
+  if (x === null || x === undefined || !isFinite(x)) return "–";
+  if (x === 0) return "0";
+  const a = Math.abs(x);
+  if (a >= 1e4 || a < 1e-2) {
+    const [m, e] = x.toExponential(digits - 1).split("e");
+    return `${String(Number(m))}e${Number(e)}`;
+  }
+  return String(Number(x.toPrecision(digits)));
+}
+
+function fmtTime(s) {
+  if (s === null || s === undefined || !isFinite(s)) return "–";
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function describe(job) {
+  const s = job.settings || {};
+  const names = [job.content ? job.content.name : "texture"]
+    .concat((job.styles || []).map((st) => st.name));
+  const parts = [`${s.size}px`, `${s.iterations} it`, `β/α ${fmtNum(s.style_weight / s.content_weight, 2)}`];
+  if (s.preserve_colors && s.preserve_colors !== "none") parts.push(s.preserve_colors);
+  parts.push(`seed ${s.seed}`);
+  return { title: names.join(" × "), meta: parts.join(" · ") };
+}
+
+// ------------------------------------------------------------------------------------ inputs
+
+async function upload(file) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const info = await api("POST", "/api/files", form);
+  return { ref: info.id, name: info.name, thumb_url: info.thumb_url };
+}
+
+function setContent(item) {
+  state.content = item;
+  const img = $("content-thumb");
+  img.hidden = !item;
+  if (item) img.src = item.thumb_url;
+  $("content-hint").hidden = !!item;
+  $("content-name").textContent = item ? item.name : "";
+  markChips();
+}
+
+function addStyle(item) {
+  const max = state.config ? state.config.limits.max_styles : 8;
+  if (state.styles.some((s) => s.ref === item.ref)) return;
+  if (state.styles.length >= max) { toast(`at most ${max} style images`); return; }
+  state.styles.push({ weight: 1, ...item });
+  renderStyles();
+}
+
+function removeStyle(ref) {
+  state.styles = state.styles.filter((s) => s.ref !== ref);
+  renderStyles();
+}
+
+function renderStyles() {
+  const list = $("style-list");
+  list.replaceChildren();
+  for (const st of state.styles) {
+    const weight = el("input", {
+      type: "range", min: "0.1", max: "3", step: "0.1", value: String(st.weight),
+      title: "blend weight", "aria-label": `blend weight of ${st.name}`,
+    });
+    const shown = el("small", {}, `weight ${st.weight.toFixed(1)}`);
+    weight.addEventListener("input", () => {
+      st.weight = parseFloat(weight.value);
+      shown.textContent = `weight ${st.weight.toFixed(1)}`;
+    });
+    list.append(el("li", {},
+      el("img", { src: st.thumb_url, alt: "" }),
+      el("div", {}, el("div", { class: "name", title: st.name }, st.name), weight, shown),
+      el("button", { type: "button", class: "link", onclick: () => removeStyle(st.ref),
+        "aria-label": `remove ${st.name}` }, "remove")));
+  }
+  markChips();
+}
+
+function markChips() {
+  for (const chip of document.querySelectorAll(".chip")) {
+    const ref = chip.dataset.ref;
+    const on = chip.dataset.kind === "content"
+      ? state.content && state.content.ref === ref
+      : state.styles.some((s) => s.ref === ref);
+    chip.classList.toggle("selected", !!on);
+  }
+}
+
+function renderExamples(examples) {
+  for (const ex of examples) {
+    const item = { ref: ex.ref, name: ex.name, thumb_url: ex.thumb_url };
+    const chip = el("button", {
+      type: "button", class: "chip", title: ex.name, "data-ref": ex.ref, "data-kind": ex.kind,
+      onclick: () => {
+        if (ex.kind === "content") setContent(item);
+        else if (state.styles.some((s) => s.ref === ex.ref)) removeStyle(ex.ref);
+        else addStyle(item);
+      },
+    }, el("img", { src: ex.thumb_url, alt: ex.name }));
+    $(ex.kind === "content" ? "content-examples" : "style-examples").append(chip);
+  }
+}
+
+function wireDrop(zone, input, onFiles) {
+  input.addEventListener("change", () => { onFiles([...input.files]); input.value = ""; });
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    onFiles([...e.dataTransfer.files]);
+  });
+}
+
+async function handleUploads(files, onItem) {
+  for (const f of files) {
+    try {
+      onItem(await upload(f));
+    } catch (err) {
+      toast(`${f.name}: ${err.message}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------- settings
+
+const NUMBER_FIELDS = ["size", "iterations", "content_weight", "style_weight", "tv_weight",
+  "style_scale", "pyramid_start", "pyramid_iterations"];
+const INT_FIELDS = new Set(["size", "iterations", "pyramid_start", "pyramid_iterations"]);
+const SELECT_FIELDS = ["preserve_colors", "init", "optimizer", "pooling", "device"];
+
+function fillSettings(s) {
+  for (const k of NUMBER_FIELDS) if (s[k] !== undefined && s[k] !== null) $(k).value = s[k];
+  for (const k of SELECT_FIELDS) if (s[k] !== undefined && s[k] !== null) $(k).value = s[k];
+  $("seed").value = s.seed === null || s.seed === undefined ? "" : s.seed;
+  syncStrength();
+}
+
+function readSettings() {
+  const out = {};
+  for (const k of NUMBER_FIELDS) {
+    const v = $(k).value.trim();
+    if (v === "") continue;
+    out[k] = INT_FIELDS.has(k) ? parseInt(v, 10) : parseFloat(v);
+  }
+  for (const k of SELECT_FIELDS) out[k] = $(k).value;
+  const seed = $("seed").value.trim();
+  out.seed = seed === "" ? null : parseInt(seed, 10);
+  return out;
+}
+
+function syncStrength() {
+  const a = parseFloat($("content_weight").value), b = parseFloat($("style_weight").value);
+  if (a > 0 && b > 0) {
+    const r = Math.log10(b / a);
+    $("strength").value = String(r);
+    $("ratio").textContent = r.toFixed(1);
+  } else {
+    $("ratio").textContent = "–";
+  }
+}
+
+function strengthChanged() {
+  const a = parseFloat($("content_weight").value) || 1;
+  const r = parseFloat($("strength").value);
+  $("style_weight").value = String(Number((a * 10 ** r).toPrecision(3)));
+  $("ratio").textContent = r.toFixed(1);
+}
+
+async function start(e) {
+  e.preventDefault();
+  $("form-error").textContent = "";
+  if (!state.content && state.styles.length === 0) {
+    $("form-error").textContent = "Pick a content photo and at least one style image.";
+    return;
+  }
+  const body = {
+    content: state.content ? state.content.ref : null,
+    styles: state.styles.map((s) => ({ image: s.ref, weight: s.weight })),
+    settings: readSettings(),
+  };
+  const btn = $("start");
+  btn.disabled = true;
+  try {
+    const job = await api("POST", "/api/jobs", body);
+    watch(job.id, job);
+    refreshJobs();
+  } catch (err) {
+    $("form-error").textContent = err.message;
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+// -------------------------------------------------------------------------------- the stage
+
+function watch(id, initial) {
+  if (state.watchSource) { state.watchSource.close(); state.watchSource = null; }
+  state.watching = id;
+  state.previewVersion = -1;
+  if (initial) render(initial);
+  const src = new EventSource(`/api/jobs/${id}/events`);
+  state.watchSource = src;
+  src.onmessage = (ev) => {
+    const view = JSON.parse(ev.data);
+    if (view.status === "deleted") { src.close(); return; }
+    if (state.watching === id) render(view);
+    if (TERMINAL.has(view.status)) {
+      src.close();
+      if (state.watchSource === src) state.watchSource = null;
+      refreshJobs();
+    }
+  };
+  highlightCurrent();
+}
+
+function render(job) {
+  const { title } = describe(job);
+  $("job-title").textContent = title;
+  const badge = $("job-status");
+  badge.hidden = false;
+  badge.className = `badge ${job.status}`;
+  badge.textContent = job.status === "queued" && job.position
+    ? `queued · #${job.position}` : job.status;
+  const total = job.total_steps || (job.settings && job.settings.iterations) || 0;
+  const pct = job.status === "done" ? 100 : total ? Math.min(100, (100 * job.step) / total) : 0;
+  $("bar").style.width = `${pct}%`;
+  $("progress").setAttribute("aria-valuenow", String(Math.round(pct)));
+  $("stat-step").textContent = total ? `${job.step} / ${total}` : "–";
+  $("stat-loss").textContent = fmtNum(job.loss);
+  const l = job.losses || {};
+  $("stat-parts").textContent = l.content !== undefined || l.style !== undefined
+    ? `${fmtNum(l.content)} · ${fmtNum(l.style)}` : "–";
+  $("stat-elapsed").textContent = fmtTime(job.elapsed);
+  $("stat-eta").textContent = job.status === "running" ? fmtTime(job.eta)
+    : job.status === "queued" ? "waiting" : job.status === "done" ? "done" : "–";
+  $("job-error").textContent = job.error || "";
+
+  const img = $("preview");
+  if (job.preview_url && job.preview_version !== state.previewVersion) {
+    state.previewVersion = job.preview_version;
+    img.src = job.preview_url;
+    img.hidden = false;
+    $("preview-empty").hidden = true;
+  } else if (!job.preview_url) {
+    img.hidden = true;
+    img.removeAttribute("src");
+    $("preview-empty").hidden = false;
+    $("preview-empty").textContent = job.status === "queued"
+      ? `Waiting in the queue (position ${job.position || "?"}).` : "Starting…";
+  }
+  $("cancel").hidden = !ACTIVE.has(job.status);
+  $("resume").hidden = !job.can_resume;
+  const dl = $("download");
+  dl.hidden = !job.result_url;
+  if (job.result_url) {
+    dl.href = `${job.result_url}?download=true`;
+    dl.setAttribute("download", `impasto-${job.id.slice(0, 8)}.png`);
+  }
+  const ds = $("download-settings");
+  ds.hidden = false;
+  ds.href = `${job.settings_url}?download=true`;
+  ds.setAttribute("download", `impasto-${job.id.slice(0, 8)}.json`);
+}
+
+async function jobAction(url, what) {
+  try {
+    const job = await api("POST", url);
+    if (job && job.id !== state.watching && ACTIVE.has(job.status)) watch(job.id, job);
+    refreshJobs();
+    return job;
+  } catch (err) {
+    toast(`${what}: ${err.message}`);
+    return null;
+  }
+}
+
+// -------------------------------------------------------------------------- queue + gallery
+
+let refreshTimer = null;
+function refreshJobs() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(loadJobs, 80);
+}
+
+async function loadJobs() {
+  try {
+    state.jobs = await api("GET", "/api/jobs?limit=200");
+  } catch (err) {
+    return;
+  }
+  renderQueue();
+  renderGallery();
+  if (!state.watching) {
+    const running = state.jobs.find((j) => j.status === "running");
+    if (running) watch(running.id, running);
+  }
+}
+
+function renderQueue() {
+  const active = state.jobs.filter((j) => ACTIVE.has(j.status))
+    .sort((a, b) => (a.status === "running" ? -1 : b.status === "running" ? 1
+      : (a.position || 0) - (b.position || 0)));
+  const list = $("queue");
+  list.replaceChildren();
+  for (const job of active) {
+    const d = describe(job);
+    const pos = job.status === "running" ? "running" : `#${job.position || "?"}`;
+    list.append(el("li", { onclick: () => watch(job.id, job), title: d.meta },
+      el("span", { class: "pos" }, pos),
+      el("span", {}, `${d.title} `, el("small", {}, d.meta)),
+      el("button", { type: "button", class: "link", onclick: (e) => {
+        e.stopPropagation(); jobAction(`/api/jobs/${job.id}/cancel`, "cancel");
+      } }, "cancel")));
+  }
+  $("queue-empty").hidden = active.length > 0;
+}
+
+function loadIntoForm(job) {
+  fillSettings(job.settings);
+  setContent(job.content ? { ref: job.content.ref, name: job.content.name,
+    thumb_url: job.content.thumb_url } : null);
+  state.styles = (job.styles || []).map((s) => ({ ref: s.ref, name: s.name,
+    thumb_url: s.thumb_url, weight: s.weight }));
+  renderStyles();
+  toast("Inputs and settings loaded: change them and press Start.");
+}
+
+function renderGallery() {
+  const done = state.jobs.filter((j) => !ACTIVE.has(j.status));
+  const box = $("gallery");
+  box.replaceChildren();
+  for (const job of done) {
+    const d = describe(job);
+    const thumb = el("div", { class: "thumb", onclick: () => watch(job.id, job),
+      title: "show on the stage" });
+    if (job.preview_url) thumb.append(el("img", { src: job.preview_url, alt: d.title, loading: "lazy" }));
+    const buttons = el("div", { class: "buttons" },
+      el("button", { type: "button", class: "link", title: "same inputs, settings and seed",
+        onclick: () => jobAction(`/api/jobs/${job.id}/rerun`, "re-run") }, "re-run"),
+      el("button", { type: "button", class: "link", onclick: () => loadIntoForm(job) }, "edit"),
+      job.can_resume ? el("button", { type: "button", class: "link",
+        onclick: () => jobAction(`/api/jobs/${job.id}/resume`, "resume") }, "resume") : null,
+      job.result_url ? el("a", { class: "link", href: `${job.result_url}?download=true`,
+        download: `impasto-${job.id.slice(0, 8)}.png` }, "png") : null,
+      el("button", { type: "button", class: "link", onclick: async () => {
+        try { await api("DELETE", `/api/jobs/${job.id}`); refreshJobs(); }
+        catch (err) { toast(`delete: ${err.message}`); }
+      } }, "delete"));
+    box.append(el("article", { class: "card", "data-id": job.id },
+      thumb,
+      el("div", { class: "body" },
+        el("div", { class: "row" }, el("strong", {}, d.title),
+          el("span", { class: `badge ${job.status}` }, job.status)),
+        el("div", { class: "meta" }, d.meta),
+        job.error ? el("div", { class: "error" }, job.error) : null,
+        buttons)));
+  }
+  $("gallery-empty").hidden = done.length > 0;
+  highlightCurrent();
+}
+
+function highlightCurrent() {
+  for (const card of document.querySelectorAll(".card")) {
+    card.classList.toggle("current", card.dataset.id === state.watching);
+  }
+}
+
+// -------------------------------------------------------------------------------------- init
+
+async function init() {
+  const cfg = await api("GET", "/api/config");
+  state.config = cfg;
+  $("server-info").textContent = `v${cfg.version}`;
+  for (const [field, values] of Object.entries(cfg.choices)) {
+    const sel = $(field);
+    if (!sel) continue;
+    for (const v of values) sel.append(el("option", { value: v }, v));
+  }
+  $("size").max = String(cfg.limits.max_size);
+  $("iterations").max = String(cfg.limits.max_iterations);
+  fillSettings({ ...cfg.defaults, size: 384, iterations: 150, seed: null });
+  renderExamples(cfg.examples);
+
+  wireDrop($("content-drop"), $("content-file"),
+    (files) => handleUploads(files.slice(0, 1), setContent));
+  wireDrop($("style-drop"), $("style-file"), (files) => handleUploads(files, addStyle));
+  $("job-form").addEventListener("submit", start);
+  $("strength").addEventListener("input", strengthChanged);
+  $("content_weight").addEventListener("input", syncStrength);
+  $("style_weight").addEventListener("input", syncStrength);
+  $("cancel").addEventListener("click", () => {
+    if (state.watching) jobAction(`/api/jobs/${state.watching}/cancel`, "cancel");
+  });
+  $("resume").addEventListener("click", () => {
+    if (state.watching) jobAction(`/api/jobs/${state.watching}/resume`, "resume");
+  });
+
+  const all = new EventSource("/api/events");
+  all.onmessage = () => refreshJobs();
+  await loadJobs();
+}
+
+init().catch((err) => toast(`could not load the studio: ${err.message}`));

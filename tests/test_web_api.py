@@ -1,0 +1,568 @@
+"""HTTP API tests of the web studio through FastAPI's test client.
+
+Covers uploads (good and bad), job validation, progress events (SSE), the queue, cancel,
+resume and re-run, persistence across restarts, the safety guards and the OpenAPI contract the
+page relies on. Jobs are tiny (48 px, a few iterations) so each runs in about a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import struct
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi", reason="the web extra is not installed")
+pytest.importorskip("httpx", reason="httpx is needed by FastAPI's test client")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from impasto import examples  # noqa: E402
+from impasto.settings import Settings  # noqa: E402
+from impasto.web.app import WebConfig, create_app, is_loopback  # noqa: E402
+from impasto.web.jobs import resume_settings  # noqa: E402
+from impasto.web.store import Store, is_id, sanitize_name  # noqa: E402
+
+POLL = 0.03
+LONG = 5000  # iterations of a job that is cancelled or interrupted long before its end
+BASE = "http://127.0.0.1"
+TINY = {"size": 48, "iterations": 6, "device": "cpu", "seed": 3}
+STATIC = Path(__file__).resolve().parents[1] / "src" / "impasto" / "web" / "static"
+
+
+@contextlib.contextmanager
+def client(data_dir: Path, **config):
+    app = create_app(WebConfig(data_dir=data_dir, **config))
+    with TestClient(app, base_url=BASE) as c:
+        yield c
+
+
+def png_bytes(w: int = 64, h: int = 48, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    arr = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def upload(c: TestClient, data: bytes, name: str = "photo.png", ctype: str = "image/png"):
+    return c.post("/api/files", files={"file": (name, data, ctype)})
+
+
+def submit(c: TestClient, content="example:chelsea", styles=("example:starry_night",), **kw):
+    body = {
+        "content": content,
+        "styles": [{"image": s, "weight": 1.0} for s in styles],
+        "settings": {**TINY, **kw},
+    }
+    return c.post("/api/jobs", json=body)
+
+
+def wait(
+    c: TestClient,
+    job_id: str,
+    until=("done", "failed", "cancelled", "interrupted"),
+    timeout: float = 90.0,
+    cond=None,
+) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = c.get(f"/api/jobs/{job_id}").json()
+        if (cond is not None and cond(job)) or (cond is None and job["status"] in until):
+            return job
+        assert time.monotonic() < deadline, f"timed out waiting: {job}"
+        time.sleep(POLL)
+
+
+def sse_events(c: TestClient, url: str) -> list[dict]:
+    events = []
+    with c.stream("GET", url) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+    return events
+
+
+# --------------------------------------------------------------------------------------------
+# pure helpers
+
+
+def test_sanitize_name_and_ids():
+    assert sanitize_name("../../etc/passwd") == "passwd"
+    assert sanitize_name("C:\\Users\\me\\cat.jpg") == "cat.jpg"
+    assert sanitize_name("a\x00b\u202ec.png") == "abc.png"
+    assert sanitize_name("...hidden") == "hidden"
+    assert sanitize_name("") == "image"
+    assert len(sanitize_name("x" * 500)) == 100
+    assert is_id("0" * 32) and not is_id("../" + "0" * 29) and not is_id("A" * 32)
+
+
+def test_is_loopback():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert is_loopback("127.0.0.2")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.4")
+    assert not is_loopback("example.org")
+
+
+def test_resume_settings_counts_remaining_full_size_iterations():
+    s = Settings(size=64, iterations=30, pyramid_start=32, pyramid_iterations=10).to_dict()
+    # 10 coarse steps + 5 full-size steps done of 40: 25 full-size iterations left, no pyramid.
+    out = resume_settings(s, {"step": 15, "total_steps": 40})
+    assert (out["iterations"], out["pyramid_start"], out["init"]) == (25, 0, "noise")
+    assert resume_settings(s, {"step": 3, "total_steps": 40})["iterations"] == 30
+    assert resume_settings(s, {"step": 40, "total_steps": 40})["iterations"] == 1
+    Settings.from_dict(out)  # still valid
+
+
+# --------------------------------------------------------------------------------------------
+# page, config, OpenAPI
+
+
+def test_page_config_examples_and_openapi(tmp_path):
+    with client(tmp_path) as c:
+        page = c.get("/")
+        assert page.status_code == 200 and "/static/app.js" in page.text
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        assert page.headers["x-content-type-options"] == "nosniff"
+        assert c.get("/static/app.js").status_code == 200
+        assert c.get("/api").status_code == 200
+        assert c.get("/docs").status_code == 404  # Swagger UI would load assets from a CDN
+
+        cfg = c.get("/api/config").json()
+        assert cfg["defaults"] == Settings().to_dict()
+        assert "luminance" in cfg["choices"]["preserve_colors"]
+        assert cfg["limits"]["max_upload_bytes"] == 25 * 1024 * 1024
+        refs = {e["ref"]: e for e in c.get("/api/examples").json()}
+        assert refs["example:chelsea"]["kind"] == "content"
+        assert refs["example:starry_night"]["kind"] == "style"
+        assert (refs["example:chelsea"]["width"], refs["example:chelsea"]["height"]) == (451, 300)
+        thumb = c.get(refs["example:starry_night"]["thumb_url"])
+        with Image.open(io.BytesIO(thumb.content)) as im:
+            assert im.format == "PNG" and max(im.size) == 256
+        full = c.get(refs["example:chelsea"]["url"])
+        assert full.content == examples.path("chelsea").read_bytes()
+        assert c.get("/api/examples/passwd").status_code == 404
+        assert c.get("/api/examples/..%2F..%2Fsettings").status_code == 404
+
+        spec = c.get("/openapi.json").json()
+    # Every API URL the page uses is a documented path.
+    js = (STATIC / "app.js").read_text()
+    used = set(re.findall(r"[`\"](/api/[^`\"?]*)", js))
+    assert len(used) >= 8
+    documented = [re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", p) + "$") for p in spec["paths"]]
+    for url in used:
+        concrete = re.sub(r"\$\{[^}]+\}", "x" * 32, url)
+        assert any(p.match(concrete) for p in documented), url
+    for path in (
+        "/api/files",
+        "/api/jobs",
+        "/api/jobs/{job_id}/events",
+        "/api/jobs/{job_id}/cancel",
+        "/api/jobs/{job_id}/resume",
+    ):
+        assert path in spec["paths"]
+
+
+# --------------------------------------------------------------------------------------------
+# uploads
+
+
+def test_upload_stores_decoded_image_under_generated_id(tmp_path):
+    data = png_bytes(64, 48)
+    with client(tmp_path) as c:
+        r = upload(c, data, name="../../etc/passwd.png", ctype="text/plain")
+        assert r.status_code == 201, r.text
+        info = r.json()
+        assert is_id(info["id"])
+        assert info["name"] == "passwd.png"
+        assert (info["width"], info["height"], info["bytes"]) == (64, 48, len(data))
+        assert info["media_type"] == "image/png"  # from decoding, not the client's text/plain
+        assert c.get(info["url"]).content == data
+        with Image.open(io.BytesIO(c.get(info["thumb_url"]).content)) as im:
+            assert im.size == (64, 48)
+        # JPEG content under a .png name is stored as what it is
+        buf = io.BytesIO()
+        Image.new("RGB", (30, 20), "red").save(buf, format="JPEG")
+        jpeg = upload(c, buf.getvalue(), name="fake.png").json()
+        assert jpeg["media_type"] == "image/jpeg"
+    names = sorted(p.name for p in (tmp_path / "files").iterdir())
+    assert all(re.fullmatch(r"[0-9a-f]{32}\.(png|jpg)", n) for n in names), names
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def _bomb_png(w: int, h: int) -> bytes:
+    """A valid PNG header claiming w x h pixels, with a tiny (truncated) body."""
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body))
+            + tag
+            + body
+            + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+
+
+@pytest.mark.parametrize(
+    "data, name, status, words",
+    [
+        (b"hello, not an image", "x.png", 415, "not a supported image"),
+        (b"", "empty.png", 415, "empty"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "a.eps", 415, "supported"),
+        (png_bytes()[:200], "truncated.png", 422, "upload"),
+        (_bomb_png(100_000, 100_000), "bomb.png", 413, "pixels"),
+        (png_bytes(80, 80), "big.png", 413, "6,400 pixels"),
+    ],
+)
+def test_bad_uploads_are_refused_with_json(tmp_path, data, name, status, words):
+    with client(tmp_path, max_pixels=5000) as c:
+        r = upload(c, data, name=name)
+        assert r.status_code == status, r.text
+        assert words in r.json()["detail"]
+        assert c.get("/api/jobs").json() == []
+    assert not [p for p in (tmp_path / "files").iterdir()]  # nothing kept
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_upload_byte_limit(tmp_path):
+    with client(tmp_path, max_upload_bytes=20_000) as c:
+        big = png_bytes(200, 200)  # ~120 kB of noise
+        assert len(big) > 20_000 + 64 * 1024
+        r = upload(c, big)
+        assert r.status_code == 413 and "bytes" in r.json()["detail"]
+        medium = png_bytes(100, 100)  # over the file limit, under the body limit
+        assert 20_000 < len(medium) < 20_000 + 64 * 1024
+        r = upload(c, medium)
+        assert r.status_code == 413 and "upload limit" in r.json()["detail"]
+        assert upload(c, png_bytes(16, 16)).status_code == 201
+        assert c.post("/api/files").status_code == 422  # no file field
+
+
+# --------------------------------------------------------------------------------------------
+# job validation
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({"content": "example:chelsea", "settings": {"size": 5}}, "size must be between 16"),
+        ({"content": "example:chelsea", "settings": {"colour": "x"}}, "unknown setting(s): colour"),
+        ({"content": "example:chelsea", "settings": {"preserve_colors": "sepia"}}, "preserve"),
+        ({"content": "example:chelsea", "settings": {"init": "/etc/passwd"}}, "init must be"),
+        ({"content": "example:chelsea", "settings": {"weights": "/tmp/w.pth"}}, "weights"),
+        ({"content": "example:chelsea", "settings": {"size": 9000}}, "at most 4096"),
+        ({"content": "example:chelsea", "settings": {"device": "tpu"}}, "device must be"),
+        ({"content": "/etc/passwd"}, "unknown image"),
+        ({"content": "example:../../settings"}, "unknown image"),
+        ({"content": "0" * 32}, "unknown image"),
+        ({"content": "example:chelsea", "styles": [{"image": "../x.jpg"}]}, "unknown image"),
+        ({"content": None, "styles": []}, "nothing to do"),
+        ({"content": "example:chelsea", "settings": ["size", 64]}, None),
+        (
+            {"content": "example:chelsea", "styles": [{"image": "example:coffee", "weight": 0}]},
+            None,
+        ),
+    ],
+)
+def test_invalid_jobs_are_422_with_the_engine_message(tmp_path, body, words):
+    with client(tmp_path) as c:
+        r = c.post("/api/jobs", json=body)
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"]
+        if words is not None:
+            assert isinstance(detail, str) and words in detail
+        assert c.get("/api/jobs").json() == []
+
+
+def test_malformed_and_unknown_ids(tmp_path):
+    with client(tmp_path) as c:
+        for url in (
+            "/api/jobs/" + "0" * 32,
+            "/api/jobs/nope/result.png",
+            "/api/files/" + "1" * 32,
+            "/api/jobs/" + "0" * 32 + "/events",
+        ):
+            r = c.get(url)
+            assert r.status_code == 404 and "detail" in r.json(), url
+        assert c.post("/api/jobs/" + "0" * 32 + "/cancel").status_code == 404
+        assert c.delete("/api/jobs/" + "0" * 32).status_code == 404
+        assert c.get("/api/jobs?status=bogus").status_code == 422
+        r = c.post("/api/jobs", content=b"{not json", headers={"content-type": "application/json"})
+        assert r.status_code == 422
+
+
+# --------------------------------------------------------------------------------------------
+# running jobs
+
+
+def test_job_progress_events_preview_result_and_settings(tmp_path):
+    with client(tmp_path, preview_every=2) as c:
+        blocker = submit(c, iterations=LONG).json()  # keeps the worker busy until cancelled
+        wait(c, blocker["id"], cond=lambda j: j["status"] == "running")
+        photo = upload(c, examples.path("chelsea").read_bytes(), name="cat.png").json()
+        r = submit(c, content=photo["id"], styles=("example:starry_night", "example:great_wave"))
+        assert r.status_code == 201, r.text
+        job = r.json()
+        assert job["status"] == "queued" and job["position"] == 1
+        assert job["settings"]["seed"] == 3
+        assert [s["ref"] for s in job["styles"]] == ["example:starry_night", "example:great_wave"]
+
+        def cancel_blocker():
+            time.sleep(0.3)
+            c.post(f"/api/jobs/{blocker['id']}/cancel")
+
+        threading.Thread(target=cancel_blocker).start()
+        events = sse_events(c, f"/api/jobs/{job['id']}/events")
+        assert events[0]["status"] == "queued" and events[0]["position"] == 1
+        assert events[-1]["status"] == "done"
+        running = [e for e in events if e["status"] == "running" and e["step"] > 0]
+        steps = [e["step"] for e in running]
+        assert steps == sorted(steps) and steps[-1] == 6 and len(steps) >= 3
+        assert all(e["total_steps"] == 6 for e in running)
+        assert all(e["loss"] > 0 and set(e["losses"]) >= {"content", "style"} for e in running)
+        assert all(e["eta"] is None or e["eta"] >= 0 for e in running)
+        versions = [e["preview_version"] for e in events]
+        assert versions == sorted(versions) and len(set(versions)) >= 4  # steps 1, 2, 4, 6 + done
+        assert all(f"v={e['preview_version']}" in e["preview_url"] for e in running)
+
+        done = events[-1]
+        assert done["result_url"] and (done["width"], done["height"]) == (48, 32)
+        with Image.open(io.BytesIO(c.get(done["preview_url"]).content)) as im:
+            assert im.size == (48, 32)
+        res = c.get(done["result_url"] + "?download=true")
+        assert res.headers["content-type"] == "image/png"
+        assert "attachment" in res.headers["content-disposition"]
+        with Image.open(io.BytesIO(res.content)) as im:
+            meta = json.loads(im.text["impasto"])
+        assert meta["settings"]["seed"] == 3 and meta["settings"]["size"] == 48
+        assert meta["inputs"]["content"] == "cat.png"  # display names, not storage paths
+        got = c.get(done["settings_url"]).json()
+        assert Settings.from_dict(got["settings"]) == Settings(**TINY)
+        assert [s["name"] for s in got["inputs"]["styles"]] == ["starry night", "great wave"]
+        # the stream of a finished job gives its final view and ends
+        assert [e["status"] for e in sse_events(c, f"/api/jobs/{job['id']}/events")] == ["done"]
+
+
+def test_queue_runs_one_job_at_a_time_and_cancels_waiting_ones(tmp_path):
+    with client(tmp_path) as c:
+        a = submit(c, iterations=LONG).json()
+        b = submit(c).json()
+        d = submit(c, seed=None).json()
+        assert isinstance(d["settings"]["seed"], int)  # drawn at submission, recorded
+        assert b["position"] in (1, 2) and d["position"] == b["position"] + 1
+        wait(c, a["id"], cond=lambda j: j["status"] == "running" and j["step"] >= 1)
+        assert c.get(f"/api/jobs/{b['id']}").json()["position"] == 1
+        assert c.get(f"/api/jobs/{d['id']}").json()["status"] == "queued"
+        cancelled = c.post(f"/api/jobs/{b['id']}/cancel").json()
+        assert cancelled["status"] == "cancelled" and cancelled["position"] is None
+        assert c.get(f"/api/jobs/{d['id']}").json()["position"] == 1
+        c.post(f"/api/jobs/{a['id']}/cancel")
+        a_end, d_done = wait(c, a["id"]), wait(c, d["id"])
+        assert (a_end["status"], d_done["status"]) == ("cancelled", "done")
+        assert d_done["started"] >= a_end["finished"]  # never two at once on one device
+        assert c.get(f"/api/jobs/{b['id']}").json()["status"] == "cancelled"
+        listed = c.get("/api/jobs").json()
+        assert [j["id"] for j in listed] == [d["id"], b["id"], a["id"]]  # newest first
+        cancelled_ids = [j["id"] for j in c.get("/api/jobs?status=cancelled").json()]
+        assert cancelled_ids == [b["id"], a["id"]]
+
+
+def test_cancel_running_then_resume_and_rerun(tmp_path):
+    with client(tmp_path, preview_every=1) as c:
+        job = submit(c, iterations=LONG, size=64).json()
+        wait(c, job["id"], cond=lambda j: j["step"] >= 2)
+        c.post(f"/api/jobs/{job['id']}/cancel")
+        stopped = wait(c, job["id"])
+        assert stopped["status"] == "cancelled" and stopped["can_resume"]
+        assert 2 <= stopped["step"] < LONG
+        assert c.get(stopped["preview_url"]).headers["content-type"] == "image/png"
+        assert c.get(f"/api/jobs/{job['id']}/result.png").status_code == 404
+
+        resumed = c.post(f"/api/jobs/{job['id']}/resume")
+        assert resumed.status_code == 201, resumed.text
+        resumed = resumed.json()
+        assert resumed["origin"] == "resume" and resumed["parent"] == job["id"]
+        assert resumed["settings"]["iterations"] == LONG - stopped["step"]
+        c.post(f"/api/jobs/{resumed['id']}/cancel")
+        assert wait(c, resumed["id"])["status"] == "cancelled"
+        short = c.post(f"/api/jobs/{job['id']}/resume", json={"settings": {"iterations": 3}})
+        done = wait(c, short.json()["id"])
+        assert done["status"] == "done", done["error"]
+        assert c.get(done["settings_url"]).json()["resumed_from_partial"] is True
+        with Image.open(io.BytesIO(c.get(done["result_url"]).content)) as im:
+            meta = im.text["impasto"]
+        assert str(tmp_path) not in meta and "-partial.png" in meta  # no server paths
+        assert c.post(f"/api/jobs/{done['id']}/resume").status_code == 409
+
+        again = c.post(f"/api/jobs/{job['id']}/rerun", json={"settings": {"iterations": 3}})
+        assert again.status_code == 201
+        again = again.json()
+        assert again["origin"] == "rerun" and again["settings"]["iterations"] == 3
+        assert again["settings"]["seed"] == 3
+        assert wait(c, again["id"])["status"] == "done"
+        bad = c.post(f"/api/jobs/{job['id']}/rerun", json={"settings": {"size": 1}})
+        assert bad.status_code == 422
+
+
+def test_rerun_reproduces_a_result_and_delete_removes_it(tmp_path):
+    with client(tmp_path) as c:
+        first = wait(c, submit(c).json()["id"])
+        second = wait(c, c.post(f"/api/jobs/{first['id']}/rerun").json()["id"])
+        assert second["settings"] == first["settings"]
+
+        def pixels(job):
+            with Image.open(io.BytesIO(c.get(job["result_url"]).content)) as im:
+                return np.asarray(im.convert("RGB"), dtype=np.int16)
+
+        assert np.abs(pixels(first) - pixels(second)).mean() < 1.0  # same seed, same image
+        files_before = set((tmp_path / "files").iterdir())
+        assert c.delete(f"/api/jobs/{first['id']}").status_code == 204
+        assert c.get(f"/api/jobs/{first['id']}").status_code == 404
+        assert len(set((tmp_path / "files").iterdir())) < len(files_before)
+        running = submit(c, iterations=LONG).json()
+        wait(c, running["id"], cond=lambda j: j["status"] == "running")
+        assert c.delete(f"/api/jobs/{running['id']}").status_code == 409
+        c.post(f"/api/jobs/{running['id']}/cancel")
+        assert wait(c, running["id"])["status"] == "cancelled"
+
+
+# --------------------------------------------------------------------------------------------
+# persistence
+
+
+def test_restart_keeps_results_and_marks_interrupted_jobs(tmp_path):
+    with client(tmp_path, preview_every=1) as c:
+        done = wait(c, submit(c).json()["id"])
+        result = c.get(done["result_url"]).content
+        long = submit(c, iterations=LONG, size=64).json()
+        wait(c, long["id"], cond=lambda j: j["step"] >= 2)
+    # leaving the client stops the server: the running job is interrupted, its partial kept
+
+    # A crash leaves rows behind as they were: simulate one job "running" and one "queued".
+    store = Store(tmp_path)
+    crashed = store.create_job(
+        device="cpu",
+        settings={**Settings(**TINY).to_dict()},
+        content="example:coffee",
+        styles=[{"image": "example:the_scream", "weight": 1.0}],
+    )
+    store.update_job(crashed.id, status="running", started=time.time())
+    waiting = store.create_job(
+        device="cpu",
+        settings=Settings(**TINY).to_dict(),
+        content="example:rocket",
+        styles=[{"image": "example:composition_viii", "weight": 1.0}],
+    )
+    store.close()
+
+    with client(tmp_path) as c:
+        again = c.get(f"/api/jobs/{done['id']}").json()
+        assert again["status"] == "done"
+        assert c.get(again["result_url"]).content == result
+
+        stopped = c.get(f"/api/jobs/{long['id']}").json()
+        assert stopped["status"] == "interrupted" and stopped["can_resume"]
+        assert "server stopped" in stopped["error"]
+        crash = c.get(f"/api/jobs/{crashed.id}").json()
+        assert crash["status"] == "interrupted" and not crash["can_resume"]
+        assert c.post(f"/api/jobs/{crashed.id}/resume").status_code == 409
+        assert wait(c, waiting.id)["status"] == "done"  # queued jobs run after a restart
+
+        resumed = c.post(f"/api/jobs/{long['id']}/resume").json()
+        assert resumed["settings"]["iterations"] == LONG - stopped["step"]
+        c.post(f"/api/jobs/{resumed['id']}/cancel")
+        rerun = c.post(f"/api/jobs/{crashed.id}/rerun").json()
+        assert wait(c, rerun["id"])["status"] == "done"
+        assert c.get(f"/api/jobs/{resumed['id']}").json()["status"] == "cancelled"
+
+
+# --------------------------------------------------------------------------------------------
+# safety
+
+
+def test_host_and_origin_guards(tmp_path):
+    app = create_app(WebConfig(data_dir=tmp_path))
+    with TestClient(app, base_url="http://evil.example") as c:
+        r = c.get("/api/config")
+        assert r.status_code == 400 and "not allowed" in r.json()["detail"]
+    with TestClient(app, base_url="http://localhost:8000") as c:
+        assert c.get("/api/config").status_code == 200
+        r = c.post(
+            "/api/jobs",
+            json={"content": "example:chelsea"},
+            headers={"origin": "http://evil.example"},
+        )
+        assert r.status_code == 403
+        r = upload(c, png_bytes(), name="x.png")
+        assert r.status_code == 201
+        r = c.post(
+            "/api/files",
+            files={"file": ("x.png", png_bytes(), "image/png")},
+            headers={"origin": "null"},
+        )
+        assert r.status_code == 403
+        ok = c.get("/api/jobs", headers={"origin": "http://evil.example"})
+        assert ok.status_code == 200  # reads are not writes (CORS keeps them unreadable)
+    open_app = create_app(WebConfig(data_dir=tmp_path / "open", allowed_hosts=None))
+    with TestClient(open_app, base_url="http://studio.lan") as c:
+        assert c.get("/api/config").status_code == 200
+
+
+def test_json_body_limit(tmp_path):
+    with client(tmp_path, max_upload_bytes=1000) as c:
+        body = {"content": "example:chelsea", "settings": {}, "pad": "x" * 100_000}
+        r = c.post("/api/jobs", json=body)
+        assert r.status_code == 413
+
+        def chunks():  # no content-length: counted while received
+            yield b'{"content": "example:chelsea", "pad": "'
+            for _ in range(100):
+                yield b"x" * 1000
+            yield b'"}'
+
+        r = c.post("/api/jobs", content=chunks(), headers={"content-type": "application/json"})
+        assert r.status_code == 413 and "request body over" in r.json()["detail"]
+        assert c.get("/api/jobs").json() == []
+
+
+# --------------------------------------------------------------------------------------------
+# the serve command
+
+
+def test_serve_command_warns_off_loopback_and_runs_uvicorn(tmp_path, monkeypatch, capsys):
+    import uvicorn
+
+    from impasto import cli
+    from impasto.commands import serve
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    assert cli.main(["serve", "--port", "8123", "--data-dir", str(tmp_path / "a")]) == 0
+    app, kw = calls[-1]
+    assert (kw["host"], kw["port"]) == ("127.0.0.1", 8123)
+    assert app.state.config.allowed_hosts[:3] == ("127.0.0.1", "localhost", "::1")
+    assert "warning" not in capsys.readouterr().err
+    assert (tmp_path / "a" / "impasto.sqlite3").exists()
+
+    assert serve.main(["--host", "0.0.0.0", "--data-dir", str(tmp_path / "b")]) == 0
+    assert "warning: binding to 0.0.0.0" in capsys.readouterr().err
+    assert calls[-1][1]["host"] == "0.0.0.0"
+    assert calls[-1][0].state.config.allowed_hosts is None
+
+    args = serve.build_parser().parse_args([])
+    assert (args.host, args.port, args.data_dir) == ("127.0.0.1", 8000, None)
+    assert serve.default_data_dir().name == "impasto"
+    assert serve.main(["--port", "0", "--data-dir", str(tmp_path / "c")]) == 2

@@ -1,0 +1,194 @@
+"""End-to-end test of the web studio in a real browser.
+
+Runs ``python -m impasto serve`` on a free loopback port with a temporary data directory and
+drives Debian's Chromium (``/usr/bin/chromium``) through Playwright's sync API: upload a photo and
+a painting, start a tiny job, see the live preview change, download the result.
+
+With ``IMPASTO_SCREENSHOT=1`` it also runs a larger job on the bundled examples and writes
+``docs/web-screenshot.png`` (the README's screenshot); CI leaves the tree untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from impasto import examples
+
+CHROMIUM = Path("/usr/bin/chromium")
+ROOT = Path(__file__).resolve().parents[1]
+SCREENSHOT = ROOT / "docs" / "web-screenshot.png"
+
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="Playwright for Python is not installed (.ci/install_browser.sh)"
+)
+pytest.importorskip("fastapi", reason="the web extra is not installed")
+pytest.importorskip("uvicorn", reason="the web extra is not installed")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "server.log", "w+b")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "impasto",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--preview-every",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/config", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                pytest.fail(f"server did not start:\n{log.read().decode(errors='replace')}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture
+def images(tmp_path):
+    """A small photo-like gradient with a disc, and a stripy 'painting'."""
+    h, w = 48, 64
+    y, x = np.mgrid[0:h, 0:w] / np.array([h, w])[:, None, None]
+    photo = np.stack([x, y, 1 - x], -1)
+    photo[((x - 0.5) ** 2 + (y - 0.5) ** 2) < 0.06] = (0.9, 0.8, 0.1)
+    rng = np.random.default_rng(0)
+    paint = np.stack([np.sin(20 * x + 3 * y), np.cos(15 * y), rng.random((h, w))], -1) * 0.5 + 0.5
+    paths = []
+    for name, arr in (("photo.png", photo), ("painting.jpg", paint)):
+        p = tmp_path / name
+        Image.fromarray((np.clip(arr, 0, 1) * 255).astype(np.uint8)).save(p)
+        paths.append(p)
+    return paths
+
+
+def _watch_preview(page) -> None:
+    """Record every src the preview <img> gets (set before the job starts)."""
+    page.evaluate(
+        """() => {
+            window.previewSrcs = [];
+            const img = document.getElementById('preview');
+            new MutationObserver(() => window.previewSrcs.push(img.getAttribute('src')))
+                .observe(img, {attributes: true, attributeFilter: ['src']});
+        }"""
+    )
+
+
+def _run_job(page, size: int, iterations: int, seed: int, timeout_ms: int) -> None:
+    page.fill("#size", str(size))
+    page.fill("#iterations", str(iterations))
+    page.fill("#seed", str(seed))
+    _watch_preview(page)
+    before = page.evaluate("state.watching")
+    page.click("#start")
+    page.wait_for_function("(before) => state.watching && state.watching !== before", arg=before)
+    sync_api.expect(page.locator("#job-status")).to_have_text("done", timeout=timeout_ms)
+
+
+def test_upload_start_preview_download(server, images, tmp_path):
+    photo, painting = images
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 1000}, accept_downloads=True)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(server)
+            expect(page.locator("#content-examples .chip")).to_have_count(len(examples.CONTENT))
+
+            page.set_input_files("#content-file", str(photo))
+            expect(page.locator("#content-thumb")).to_be_visible()
+            expect(page.locator("#content-name")).to_have_text("photo.png")
+            page.set_input_files("#style-file", str(painting))
+            expect(page.locator("#style-list li")).to_have_count(1)
+
+            _run_job(page, size=48, iterations=12, seed=7, timeout_ms=90_000)
+
+            srcs = page.evaluate("window.previewSrcs")
+            previews = [s for s in srcs if s and "/preview.png?v=" in s]
+            assert len(set(previews)) >= 2, srcs  # the live preview changed while it ran
+            expect(page.locator("#bar")).to_have_attribute("style", "width: 100%;")
+            assert page.evaluate("document.getElementById('preview').naturalWidth") == 48
+            assert page.locator("#stat-step").inner_text() == "12 / 12"
+            expect(page.locator("#gallery .card")).to_have_count(1)
+
+            with page.expect_download() as info:
+                page.click("#download")
+            download = info.value
+            assert download.suggested_filename.endswith(".png")
+            saved = tmp_path / "result.png"
+            download.save_as(saved)
+            with Image.open(saved) as im:
+                assert im.format == "PNG"
+                assert im.size == (48, 36)  # the photo's 4:3 aspect at long side 48
+                assert '"seed": 7' in im.text["impasto"]
+            assert errors == []
+
+            if os.environ.get("IMPASTO_SCREENSHOT") == "1":
+                page.click('#content-examples .chip[data-ref="example:chelsea"]')
+                page.click("#style-list .link")  # drop the stripes
+                page.click('#style-examples .chip[data-ref="example:starry_night"]')
+                page.click("details summary")
+                page.select_option("#init", "content")
+                page.click("details summary")
+                _run_job(page, size=320, iterations=60, seed=1, timeout_ms=600_000)
+                expect(page.locator("#queue li")).to_have_count(0)
+                expect(page.locator("#gallery .card")).to_have_count(2)
+                page.wait_for_timeout(300)  # let the gallery thumbnails load
+                SCREENSHOT.parent.mkdir(exist_ok=True)
+                shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
+                # 256 colours keep the README's screenshot small (~0.4 MB instead of ~1.1 MB)
+                shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(SCREENSHOT, optimize=True)
+        finally:
+            browser.close()
