@@ -490,6 +490,7 @@ class Stylizer:
                 iterations=sc.iterations,
                 optimizer=s.optimizer,
                 lr=s.lr,
+                history_size=s.lbfgs_history,
                 on_step=on_step,
                 cancel=cancel,
             )

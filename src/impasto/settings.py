@@ -103,6 +103,10 @@ class Settings:
     learning_rate: float | None = _help(
         "step size (default: 1 for L-BFGS, 0.02 for Adam on [0, 1] pixels)", default=None
     )
+    lbfgs_history: int = _help(
+        "L-BFGS memory: how many recent (step, gradient change) pairs shape its steps",
+        default=20,
+    )
     seed: int | None = _help(
         "random seed (default: a fresh one, recorded in the output)", default=None
     )
@@ -179,6 +183,7 @@ class Settings:
             or (math.isfinite(self.learning_rate) and self.learning_rate > 0),
             "learning rate must be > 0",
         )
+        need(1 <= self.lbfgs_history <= 1000, "L-BFGS history must be between 1 and 1000")
         need(self.device in DEVICES, f"device must be one of {', '.join(DEVICES)}")
         need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}")
         need(

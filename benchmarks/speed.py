@@ -1,0 +1,191 @@
+"""Seconds per iteration, convolution throughput and peak memory of impasto's optimisation loop.
+
+Each configuration runs in its own process (so its peak RSS is its own): a few warm-up
+iterations, then timed ones, all through the public ``Stylizer`` API with a content and a style
+image. Throughput is the analytic FLOP count of the convolutions actually run (forward up to the
+deepest layer used plus backward to the input; no weight gradients), divided by the measured time,
+and printed next to this machine's measured matrix-multiply peak in the same precision.
+
+    python benchmarks/speed.py                 # the default table (256 and 512 px; 1024 px memory)
+    python benchmarks/speed.py --quick         # 256 px only
+    python benchmarks/speed.py --json out.json
+
+Writes ``benchmarks/results/speed.json`` by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+
+def conv_flops(width: int, height: int, last: str = "relu5_1") -> float:
+    """FLOPs of one forward + backward-to-input pass of VGG19's convolutions up to ``last``."""
+    from impasto.encoder.layers import BLOCKS
+
+    stop_block, stop_conv = int(last[4]), int(last[6]) if last[:4] != "pool" else 99
+    flops, cin, w, h = 0.0, 3, width, height
+    for b, (n, cout) in enumerate(BLOCKS, start=1):
+        for c in range(1, n + 1):
+            if (b, c) > (stop_block, stop_conv):
+                return 2 * flops
+            flops += 2.0 * cin * cout * 9 * w * h
+            cin = cout
+        w, h = w // 2, h // 2
+    return 2 * flops  # forward + grad-input (same FLOPs as the forward)
+
+
+def matmul_peak(dtype_name: str, n: int = 2048, repeats: int = 10) -> float:
+    """Measured GFLOP/s of an n x n x n matrix multiply in ``dtype``."""
+    import torch
+
+    dtype = getattr(torch, {"bf16": "bfloat16", "fp32": "float32"}[dtype_name])
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def run_one(cfg: dict) -> dict:
+    """Run one configuration in this process and return its measurements."""
+    import torch
+
+    from impasto import Settings, Stylizer, examples
+    from impasto.errors import Cancelled
+
+    warmup, timed = cfg["warmup"], cfg["timed"]
+    settings = Settings(
+        size=cfg["size"],
+        iterations=warmup + timed,
+        optimizer=cfg["optimizer"],
+        precision=cfg["precision"],
+        seed=0,
+        init="content",
+        device=cfg.get("device", "cpu"),
+    )
+    marks: dict[int, float] = {}
+
+    def mark(it):
+        marks[it.step] = time.perf_counter()
+        if cfg.get("stop_after") and it.step >= cfg["stop_after"]:
+            raise Cancelled("enough")
+
+    t0 = time.perf_counter()
+    size = None
+    try:
+        r = Stylizer(settings).run(
+            examples.path("chelsea"), examples.path("starry_night"), callback=mark
+        )
+        size = tuple(reversed(r.image.shape[-2:]))
+    except Cancelled:
+        pass
+    if torch.cuda.is_available() and settings.device != "cpu":
+        torch.cuda.synchronize()
+    per_it = (marks[warmup + timed] - marks[warmup]) / timed if timed else float("nan")
+    if size is None:
+        from impasto.image import fit_long_side, load_image
+
+        size = fit_long_side(load_image(examples.path("chelsea")).size, cfg["size"])
+    gflop = conv_flops(*size) / 1e9
+    return {
+        **cfg,
+        "width": size[0],
+        "height": size[1],
+        "s_per_it": per_it,
+        "total_s": time.perf_counter() - t0,
+        "gflop_per_it": gflop,
+        "gflops": gflop / per_it if per_it == per_it else float("nan"),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_isolated(cfg: dict) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"configuration {cfg} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--quick", action="store_true", help="256 px only, fewer iterations")
+    p.add_argument("--json", type=Path, default=RESULTS / "speed.json")
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.one:
+        print(json.dumps(run_one(json.loads(args.one))))
+        return 0
+
+    import torch
+
+    sizes = [256] if args.quick else [256, 512]
+    timed = 5 if args.quick else 10
+    configs = [
+        {"size": s, "optimizer": o, "precision": pr, "warmup": 3, "timed": timed}
+        for s in sizes
+        for o in ("lbfgs", "adam")
+        for pr in ("fp32", "bf16")
+    ]
+    if not args.quick:  # memory (and speed) at print-ish size, default optimiser, both precisions
+        configs += [
+            {"size": 1024, "optimizer": "lbfgs", "precision": pr, "warmup": 2, "timed": 3}
+            for pr in ("fp32", "bf16")
+        ]
+    peaks = {pr: matmul_peak(pr) for pr in ("fp32", "bf16")}
+    rows = []
+    print(
+        f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s "
+        f"({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"{'size':>9} {'optim':>6} {'prec':>5} {'s/it':>7} {'GFLOP/s':>8} {'% peak':>7} "
+        f"{'RSS MB':>7}"
+    )
+    for cfg in configs:
+        row = run_isolated(cfg)
+        row["peak_fraction"] = row["gflops"] / peaks[row["precision"]]
+        rows.append(row)
+        print(
+            f"{row['width']:>4}x{row['height']:<4} {row['optimizer']:>6} {row['precision']:>5} "
+            f"{row['s_per_it']:7.3f} {row['gflops']:8.0f} {100 * row['peak_fraction']:6.0f}% "
+            f"{row['peak_rss_mb']:7.0f}",
+            flush=True,
+        )
+    result = {
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "matmul_peak_gflops": peaks,
+        "rows": rows,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2))
+    print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
