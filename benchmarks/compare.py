@@ -42,6 +42,10 @@ RESULTS = HERE / "results"
 WORK = HERE / "_work" / "compare"
 TOLERANCE = 1.05  # "at least the quality": neither number worse by more than 5 %
 
+MATCHED = {
+    "pastiche": ["--style-weight", "2e4", "--init", "content"],
+    "neural-style": ["--style-weight", "3e2", "--pooling", "max", "--init", "content"],
+}
 PAIRS = {
     "chelsea_starry_night": ("chelsea", "starry_night"),
     "rocket_great_wave": ("rocket", "great_wave"),
@@ -125,6 +129,21 @@ def time_to_quality(curve: list[dict], content: float, style: float) -> float | 
     return None
 
 
+def versus(mine: dict, peer: dict) -> dict:
+    """One impasto run against one peer: time to the peer's final quality, and ratios."""
+    ttq = time_to_quality(mine["curve"], peer["content"], peer["style"])
+    return {
+        "peer": peer["tool"],
+        "impasto": "defaults" if mine["tool"] == "impasto" else mine["tool"],
+        "time_to_quality_s": ttq,
+        "time_ratio": (ttq / peer["wall_s"]) if ttq is not None else None,
+        "final_time_ratio": mine["wall_s"] / peer["wall_s"],
+        "memory_ratio": mine["peak_rss_mb"] / peer["peak_rss_mb"],
+        "content_ratio": mine["content"] / peer["content"],
+        "style_ratio": mine["style"] / peer["style"],
+    }
+
+
 def plot(pair: str, runs: list[dict], path: Path) -> None:
     try:
         import matplotlib
@@ -206,6 +225,22 @@ def main(argv: list[str] | None = None) -> int:
                 extra=["--precision", "fp32"],
             )
         )
+        # One dial changed per peer: its balance point on the content/style trade-off (the
+        # peers sit at opposite ends of it; see the README's performance section).
+        for peer, extra in MATCHED.items():
+            if peer in peers:
+                print(f"[{pair}] impasto matched to {peer}: {' '.join(extra)}", flush=True)
+                runs.append(
+                    run_impasto(
+                        content,
+                        style,
+                        WORK / pair / f"impasto_{peer}",
+                        size=size,
+                        snapshot_every=snap,
+                        extra=extra,
+                    )
+                )
+                runs[-1]["matched_to"] = peer
         for tool in peers:
             print(f"[{pair}] {tool}", flush=True)
             r = run_peer(
@@ -233,19 +268,9 @@ def main(argv: list[str] | None = None) -> int:
             score_run(run, scorer)
         ours, fp32 = runs[0], runs[1]
         rows = []
-        for peer in runs[2:]:
-            ttq = time_to_quality(ours["curve"], peer["content"], peer["style"])
-            rows.append(
-                {
-                    "peer": peer["tool"],
-                    "time_to_quality_s": ttq,
-                    "time_ratio": (ttq / peer["wall_s"]) if ttq is not None else None,
-                    "final_time_ratio": ours["wall_s"] / peer["wall_s"],
-                    "memory_ratio": ours["peak_rss_mb"] / peer["peak_rss_mb"],
-                    "content_ratio": ours["content"] / peer["content"],
-                    "style_ratio": ours["style"] / peer["style"],
-                }
-            )
+        for peer in [r for r in runs if not r["tool"].startswith("impasto")]:
+            for mine in [ours] + [r for r in runs if r.get("matched_to") == peer["tool"]]:
+                rows.append(versus(mine, peer))
         parity = {
             "content": fp32["content"] / ours["content"] - 1,
             "style": fp32["style"] / ours["style"] - 1,
@@ -253,14 +278,15 @@ def main(argv: list[str] | None = None) -> int:
         plot(pair, runs, args.out / f"compare_{pair}.png")
 
         print(f"\n{pair} at {size} px")
-        print(f"{'tool':<28} {'iters':>6} {'wall s':>8} {'RSS MB':>7} {'content':>8} {'style':>8}")
+        print(f"{'tool':<52} {'iters':>6} {'wall s':>8} {'RSS MB':>7} {'content':>8} {'style':>8}")
         for run in runs:
             print(
-                f"{run['tool']:<28} {run['iterations']:>6} {run['wall_s']:8.1f} "
+                f"{run['tool']:<52} {run['iterations']:>6} {run['wall_s']:8.1f} "
                 f"{run['peak_rss_mb']:7.0f} {run['content']:8.4f} {run['style']:8.4f}"
             )
         print(
-            f"\n{'vs peer':<14} {'time-to-quality':>16} {'ratio':>7} {'final-time ratio':>17} "
+            f"\n{'vs peer':<14} {'impasto run':<40} {'time-to-quality':>16} {'ratio':>7} "
+            f"{'final-time ratio':>17} "
             f"{'memory ratio':>13} {'content ratio':>14} {'style ratio':>12}"
         )
         for row in rows:
@@ -271,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             ratio = f"1/{1 / row['time_ratio']:.1f}" if row["time_ratio"] else "-"
             print(
-                f"{row['peer']:<14} {ttq:>16} {ratio:>7} {row['final_time_ratio']:17.3f} "
+                f"{row['peer']:<14} {row['impasto'][:40]:<40} {ttq:>16} {ratio:>7} "
+                f"{row['final_time_ratio']:17.3f} "
                 f"{row['memory_ratio']:13.2f} {row['content_ratio']:14.3f} "
                 f"{row['style_ratio']:12.3f}"
             )

@@ -452,9 +452,12 @@ class Stylizer:
                 )
 
             targets = cache.targets((inputs_key, (w, h)), content_layers, style_layers, compute)
-            objective = Objective(
-                encoder, targets, s.content_weight, s.style_weight, cl_w, sl_w, s.tv_weight
-            )
+            # Departure (coarse-to-fine only): eq. (1) sums over positions, so it grows with the
+            # pixel count while eq. (4) does not. Scaling alpha by (final area / this area) keeps
+            # the alpha/beta balance of the final size at every coarser scale.
+            fw, fh = scales[-1].size
+            alpha = s.content_weight * (fw * fh) / (w * h)
+            objective = Objective(encoder, targets, alpha, s.style_weight, cl_w, sl_w, s.tv_weight)
             if x is None:
                 x = self._start(s.init, init_img, c_s, st_s or rs_s, (w, h), seed, channels)
                 x = x.to(device)

@@ -73,12 +73,13 @@ class Settings:
     size: int = _help(
         "long side of the output in pixels; the content's aspect is kept", default=512
     )
-    iterations: int = _help("optimiser iterations at the full size", default=300)
+    iterations: int = _help("optimiser iterations at the full size", default=200)
     pyramid_start: int = _help(
-        "long side of the first (coarsest) scale of the coarse-to-fine pyramid; 0 disables it",
-        default=0,
+        "long side of the first (coarsest) scale of the coarse-to-fine pyramid; 0 disables it "
+        "(outputs no larger than it run at one scale)",
+        default=256,
     )
-    pyramid_iterations: int = _help("iterations at each coarser scale of the pyramid", default=200)
+    pyramid_iterations: int = _help("iterations at each coarser scale of the pyramid", default=300)
     pyramid_factor: float = _help("size ratio between successive pyramid scales", default=2.0)
     content_weight: float = _help("alpha: weight of the content loss, eq. (1)", default=1.0)
     style_weight: float = _help(
@@ -112,7 +113,7 @@ class Settings:
     )
     device: str = _help("auto, cpu, cuda or mps", default="auto")
     precision: str = _help(
-        "network arithmetic: auto (bf16 where it is fast), fp32, bf16 or fp16", default="fp32"
+        "network arithmetic: auto (bf16 where it is fast), fp32, bf16 or fp16", default="auto"
     )
     style_scale: float = _help(
         "style image long side relative to the output's long side (per-style scales override)",
