@@ -133,3 +133,14 @@ def test_errors(content_path, style_path, tmp_path):
         Settings.from_dict({"size": 64, "colour": "red"})
     with pytest.raises(SettingsError, match="size must be"):
         Settings(size=3)
+
+
+def test_progress_is_pixel_weighted_over_the_pyramid(content_path, style_path):
+    seen = []
+    s = TINY.replace(size=64, pyramid_start=32, pyramid_iterations=4, iterations=4)
+    Stylizer(s).run(content_path, style_path, callback=seen.append)
+    # 4 coarse steps (32 px) cost about a quarter of 4 fine ones (64 px).
+    assert seen[3].progress == pytest.approx(0.2, abs=0.02)
+    assert seen[-1].progress == pytest.approx(1.0)
+    assert [it.progress for it in seen] == sorted(it.progress for it in seen)
+    assert seen[-1].eta == pytest.approx(0.0)

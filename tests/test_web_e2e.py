@@ -29,6 +29,11 @@ CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "docs" / "web-screenshot.png"
 
+if os.environ.get("IMPASTO_REQUIRE_BROWSER") == "1":  # set by .ci/run: never skip in CI
+    import playwright.sync_api  # noqa: F401  (an ImportError fails the run)
+
+    assert CHROMIUM.exists(), "IMPASTO_REQUIRE_BROWSER=1 but /usr/bin/chromium is missing"
+
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is not installed (.ci/install_browser.sh)"
 )

@@ -398,6 +398,10 @@ class Stylizer:
         global_sets = [_layer_set(si) for si in style_inputs]
         channels = 1 if mode == "luminance" else 3
         total_steps = sum(sc.iterations for sc in scales)
+        # Work per scale ~ iterations x pixels: progress and ETA weight steps by it.
+        work = [sc.iterations * sc.size[0] * sc.size[1] for sc in scales]
+        work_before = [sum(work[:k]) for k in range(len(work))]
+        total_work = max(1, sum(work))
         history: list[dict] = []
         done = 0
         x: torch.Tensor | None = None
@@ -480,6 +484,7 @@ class Stylizer:
                     losses=losses,
                     elapsed=time.perf_counter() - t0,
                     image=_gray3(img) if channels == 1 else img,
+                    progress=(work_before[_k] + i * _sc.size[0] * _sc.size[1]) / total_work,
                 )
                 history.append(
                     {"step": step, "scale": _k, "elapsed": it.elapsed, "loss": it.loss, **losses}

@@ -31,6 +31,8 @@ class Iterate:
         losses: the weighted components, e.g. ``{"content": ..., "style": ..., "tv": ...}``.
         elapsed: seconds since the run started (target computation included).
         image: the current image, ``(1, 3, H, W)`` RGB in [0, 1], detached. Do not modify it.
+        progress: fraction of the run's work done, counting each iteration by its pixel count
+            (a full-size iteration of a pyramid costs several coarse ones); None: by steps.
     """
 
     step: int
@@ -44,6 +46,7 @@ class Iterate:
     losses: dict[str, float]
     elapsed: float
     image: torch.Tensor = field(repr=False)
+    progress: float | None = None
 
     @property
     def is_last(self) -> bool:
@@ -57,9 +60,11 @@ class Iterate:
 
     @property
     def eta(self) -> float:
-        """Seconds left, estimated from the mean rate so far."""
-        rate = self.rate
-        return (self.total_steps - self.step) / rate if rate > 0 else float("nan")
+        """Seconds left, estimated from the work done so far (pixel-weighted when known)."""
+        done = self.progress if self.progress is not None else self.step / self.total_steps
+        if done <= 0 or self.elapsed <= 0:
+            return float("nan")
+        return self.elapsed * (1 - done) / done
 
 
 Callback = Callable[[Iterate], None]
