@@ -71,6 +71,7 @@ def run_one(cfg: dict) -> dict:
         iterations=warmup + timed,
         optimizer=cfg["optimizer"],
         precision=cfg["precision"],
+        pyramid_start=0,  # one scale: time iterations at exactly this size
         seed=0,
         init="content",
         device=cfg.get("device", "cpu"),
