@@ -18,7 +18,8 @@ Loss-versus-time curves (the evaluator's two numbers against seconds) are drawn 
     python benchmarks/compare.py              # full: 512 px, peers at their defaults
     python benchmarks/compare.py --quick      # 256 px, 100 peer iterations (< 5 minutes)
 
-Results: ``benchmarks/results/compare.json`` and ``compare_<pair>.png``
+Results: ``benchmarks/results/compare.json`` and ``compare_<pair>.png`` (``compare_quick*`` in
+quick mode)
 (``--out DIR`` to change). Requires the peers (``bash benchmarks/setup_peers.sh``) and matplotlib
 for the curves.
 """
@@ -275,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             "content": fp32["content"] / ours["content"] - 1,
             "style": fp32["style"] / ours["style"] - 1,
         }
-        plot(pair, runs, args.out / f"compare_{pair}.png")
+        prefix = "compare_quick" if args.quick else "compare"
+        plot(pair, runs, args.out / f"{prefix}_{pair}.png")
 
         print(f"\n{pair} at {size} px")
         print(f"{'tool':<52} {'iters':>6} {'wall s':>8} {'RSS MB':>7} {'content':>8} {'style':>8}")
