@@ -84,6 +84,8 @@ def test_stylize_end_to_end_with_metadata(tmp_path, content_path, style_path):
         ["--device", "cpu", "--precision", "bf16"],
         ["--pyramid-start", "24", "--pyramid-iterations", "1"],
         ["--preserve-colors", "swap"],
+        ["--lbfgs-history", "3"],
+        ["--pyramid-start", "16", "--pyramid-iterations", "1", "--pyramid-factor", "1.5"],
         ["-v"],
     ],
 )
@@ -288,3 +290,39 @@ def test_reconstruct_commands(tmp_path, content_path, style_path):
 def test_reconstruct_bad_layer(tmp_path, content_path, capsys):
     rc = run("reconstruct", "content", content_path, "--layer", "fc7", "-o", tmp_path / "c.png")
     one_line_error(capsys, 2, rc, "valid names")
+
+
+def test_weights_by_path_and_format(tmp_path, content_path, style_path, capsys):
+    import torch
+
+    from impasto.encoder import load_state_dict
+    from impasto.encoder.weights import _TV_INDEX
+
+    sd, _ = load_state_dict()
+    features = {}
+    for layer, i in _TV_INDEX.items():
+        features[f"features.{i}.weight"] = sd[f"{layer}.weight"]
+        features[f"features.{i}.bias"] = sd[f"{layer}.bias"]
+    weights = tmp_path / "my_vgg.pth"
+    torch.save(features, weights)
+    out = tmp_path / "out.png"
+    rc = run(
+        content_path,
+        style_path,
+        "-o",
+        out,
+        *FAST,
+        "--weights",
+        weights,
+        "--weights-format",
+        "caffe",
+    )
+    assert rc == 0, capsys.readouterr().err
+    meta = json.loads(read_metadata(out)["impasto"])
+    assert meta["settings"]["weights_format"] == "caffe"
+    one_line_error(
+        capsys,
+        2,
+        run(content_path, style_path, "-o", out, "--weights", tmp_path / "missing.pth"),
+        "missing.pth",
+    )

@@ -26,6 +26,7 @@ from . import __version__, color
 from .callbacks import Callback, Iterate
 from .devices import resolve_device, resolve_dtype
 from .encoder import LAYER_NAMES, deepest, load_encoder
+from .encoder.layers import layer_stride
 from .errors import SettingsError
 from .image import LoadedImage, fit_long_side, load_image, resize, save_image, to_pil
 from .objective import Objective, RegionInput, Targets, compute_targets, normalized_weights
@@ -384,6 +385,10 @@ class Stylizer:
         style_layers = s.style_layers if all_rgbs and s.style_weight > 0 else ()
         if not content_layers and not style_layers:
             raise SettingsError("both loss terms are off: set a content or style weight above 0")
+        # Pyramid levels too small for the deepest layer's pooling are skipped (the full size, if
+        # too small, still fails with the encoder's clear error).
+        need = layer_stride(deepest([*content_layers, *style_layers]))
+        scales = [sc for sc in scales[:-1] if min(sc.size) >= need] + [scales[-1]]
         encoder = cache.encoder(s, device, dtype, [*content_layers, *style_layers])
         cl_w = dict(
             zip(content_layers, normalized_weights(s.content_layer_weights, len(content_layers)))
