@@ -142,19 +142,29 @@ class ProgressBar:
             if self.bar is None:
                 from tqdm.auto import tqdm
 
-                self.bar = tqdm(total=it.total_steps, unit="it", file=self.file, dynamic_ncols=True)
+                # The bar advances by pixel-weighted work (a full-size iteration of a pyramid
+                # costs several coarse ones), so tqdm's elapsed<remaining is a true ETA.
+                self.bar = tqdm(
+                    total=1000,
+                    file=self.file,
+                    dynamic_ncols=True,
+                    bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+                )
             if it.scale != self._scale:
                 self._scale = it.scale
-                self.bar.set_description(
-                    f"scale {it.scale + 1}/{it.n_scales} {it.size[0]}x{it.size[1]}"
-                )
                 if self.verbose:
                     self.bar.write(
                         f"scale {it.scale + 1}/{it.n_scales}: {it.size[0]}x{it.size[1]} px, "
                         f"{it.i_max} iterations"
                     )
-            self.bar.set_postfix_str(f"loss={it.loss:.3g} {_fmt_losses(it.losses)}", refresh=False)
-            self.bar.update(1)
+            self.bar.set_description_str(
+                f"{it.size[0]}x{it.size[1]} it {it.step}/{it.total_steps}", refresh=False
+            )
+            self.bar.set_postfix_str(
+                f"{it.rate:.2f} it/s loss={it.loss:.3g} {_fmt_losses(it.losses)}", refresh=False
+            )
+            done = it.progress if it.progress is not None else it.step / it.total_steps
+            self.bar.update(round(1000 * done) - self.bar.n)
             if self.verbose and (it.i % 50 == 0 or it.i == it.i_max):
                 self.bar.write(
                     f"step {it.step}/{it.total_steps} loss={it.loss:.4g} {_fmt_losses(it.losses)}"

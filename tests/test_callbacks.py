@@ -1,0 +1,49 @@
+import io
+
+import torch
+
+from impasto.callbacks import History, Iterate, ProgressBar
+
+
+def _it(step, progress, total=10, scale=0):
+    return Iterate(
+        step=step,
+        total_steps=total,
+        scale=scale,
+        n_scales=2,
+        size=(64, 48),
+        i=step,
+        i_max=total,
+        loss=1.0,
+        losses={"content": 0.5, "style": 0.5},
+        elapsed=step * 1.0,
+        image=torch.zeros(1, 3, 48, 64),
+        progress=progress,
+    )
+
+
+def test_eta_uses_pixel_weighted_progress():
+    it = _it(5, progress=0.2)  # half the steps, a fifth of the work
+    assert it.eta == 20.0  # 5 s for 20 % -> 20 s left
+    assert _it(5, progress=None).eta == 5.0  # by steps when the work is unknown
+
+
+def test_progress_bar_follows_work_and_shows_iterations_and_rate():
+    out = io.StringIO()
+    saved = []
+    with ProgressBar(file=out, save_every=2, save=saved.append) as bar:
+        bar(_it(2, 0.1))
+        assert bar.bar.n == 100
+        bar(_it(10, 1.0))
+        assert bar.bar.n == 1000
+    text = out.getvalue()
+    assert "it 10/10" in text and "it/s" in text and "content=0.5" in text
+    assert [it.step for it in saved] == [2]  # never on the last step
+
+
+def test_history_records_components():
+    h = History()
+    h(_it(1, 0.1))
+    assert h.records == [
+        {"step": 1, "scale": 0, "elapsed": 1.0, "loss": 1.0, "content": 0.5, "style": 0.5}
+    ]
