@@ -74,7 +74,10 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def style_layer_loss(
-    features: torch.Tensor, target_gram: torch.Tensor, mask: torch.Tensor | None = None
+    features: torch.Tensor,
+    target_gram: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    mass: float | None = None,
 ) -> torch.Tensor:
     """One layer's style loss, eq. (4): ``E_l = 1/(4 N_l^2 M_l^2) sum_ij (G_ij - A_ij)^2``.
 
@@ -85,13 +88,16 @@ def style_layer_loss(
         target_gram: ``A``, ``(B or 1, N, N)``, the painting's Gram matrix at this layer (computed
             on an image of the same number of positions M, or rescaled to it by the caller).
         mask: optional spatial guide (guided Gram, Gatys et al. 2017); M_l is then the mask's mass.
+        mass: the mask's mass ``sum(mask^2)`` per image when the caller already knows it (it is
+            constant over an optimisation, so the loop need not reduce the mask every step).
     """
     n = features.shape[1]
     m = features.shape[-2] * features.shape[-1]
     if mask is not None:
         # Under a guide, the Gram sums over the guided positions only (mask weights squared).
-        m = float(mask.float().pow(2).sum()) / mask.shape[0] if mask.numel() else 0.0
-        m = max(m, 1.0)
+        if mass is None:
+            mass = float(mask.float().pow(2).sum()) / mask.shape[0] if mask.numel() else 0.0
+        m = max(mass, 1.0)
     g = gram_matrix(features, mask)
     return (g - _acc(target_gram)).pow(2).sum() / (4.0 * n * n * m * m)
 

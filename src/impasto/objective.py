@@ -277,7 +277,7 @@ class Objective:
                     continue
                 # Guided Gram normalised by the guide's mass, weighted by the region's share of
                 # the positions: a region covering everything gives the unguided loss exactly.
-                e = losses.style_layer_loss(f, a * mass, r.guides[layer])
+                e = losses.style_layer_loss(f, a * mass, r.guides[layer], mass)
                 style = style + (w * r.weight * mass / m) * e
         if self.content_layer_weights:
             parts["content"] = self.alpha * content
