@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .image import fit_long_side
+
 __all__ = ["Scale", "plan_scales"]
 
 
@@ -20,12 +22,6 @@ class Scale:
 
     size: tuple[int, int]
     iterations: int
-
-
-def _fit(size: tuple[int, int], long_side: int) -> tuple[int, int]:
-    w, h = size
-    k = long_side / max(w, h)
-    return max(1, round(w * k)), max(1, round(h * k))
 
 
 def plan_scales(
@@ -59,6 +55,9 @@ def plan_scales(
         ratio = (size / pyramid_start) ** (1 / n)
         sides = [round(pyramid_start * ratio**k) for k in range(n)] + [size]
     return [
-        Scale(_fit(content_size, s), iterations if i == len(sides) - 1 else pyramid_iterations)
+        Scale(
+            fit_long_side(content_size, s),
+            iterations if i == len(sides) - 1 else pyramid_iterations,
+        )
         for i, s in enumerate(sides)
     ]
