@@ -30,7 +30,7 @@ RESULTS = HERE / "results"
 
 def conv_flops(width: int, height: int, last: str = "relu5_1") -> float:
     """FLOPs of one forward + backward-to-input pass of VGG19's convolutions up to ``last``."""
-    from impasto.encoder.layers import BLOCKS
+    from impasto.layers import BLOCKS
 
     stop_block, stop_conv = int(last[4]), int(last[6]) if last[:4] != "pool" else 99
     flops, cin, w, h = 0.0, 3, width, height

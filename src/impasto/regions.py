@@ -48,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from PIL import ImageColor
 
-from .encoder.layers import LAYER_NAMES, check_layers, deepest, layer_stride
+from .layers import LAYER_NAMES, check_layers, deepest, layer_stride
 from .errors import ImageError, SettingsError
 from .settings import StyleInput
 

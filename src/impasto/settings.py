@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .encoder.layers import check_layers
+from .layers import check_layers
 from .errors import SettingsError
 
 __all__ = ["Settings", "StyleInput", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYERS"]

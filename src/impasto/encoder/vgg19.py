@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ImageError, SettingsError
-from .layers import LAYER_NAMES, check_layers, deepest, layer_stride
+from ..layers import LAYER_NAMES, check_layers, deepest, layer_stride
 from .weights import WeightSpec, load_state_dict
 
 __all__ = ["VGG19Encoder", "load_encoder", "POOLINGS"]

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..errors import WeightsError
-from .layers import BLOCKS, CONV_LAYERS
+from ..layers import BLOCKS, CONV_LAYERS
 
 __all__ = [
     "WeightSpec",

@@ -1,4 +1,4 @@
-"""The one table of VGG19 layer names (``conv1_1``, ``relu1_1``, ..., ``pool5``).
+"""The one table of VGG19 layer names (and the default layer sets) (``conv1_1``, ``relu1_1``, ..., ``pool5``).
 
 Layers are always addressed by these names; positions never leak out of the encoder.
 """
@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..errors import SettingsError
+from .errors import SettingsError
 
 __all__ = [
+    "DEFAULT_CONTENT_LAYERS",
+    "DEFAULT_STYLE_LAYERS",
     "BLOCKS",
     "CONV_LAYERS",
     "LAYER_NAMES",
-    "layer_index",
     "check_layers",
     "deepest",
     "layer_channels",
@@ -36,13 +37,11 @@ def _names() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 LAYER_NAMES, CONV_LAYERS = _names()
+
+# Gatys et al. 2016: content at relu4_2 ("conv4_2"), style at relu1_1 ... relu5_1.
+DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)
+DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 _INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
-
-
-def layer_index(name: str) -> int:
-    """Position of ``name`` in :data:`LAYER_NAMES`."""
-    check_layers([name])
-    return _INDEX[name]
 
 
 def check_layers(names: Iterable[str], what: str = "layer") -> None:
