@@ -8,7 +8,7 @@ from PIL import Image
 
 from impasto import examples
 from impasto.cli import main
-from impasto.commands.sweep import describe_settings, run_sweep, sweep_cells
+from impasto.cli.sweep import describe_settings, run_sweep, sweep_cells
 from impasto.errors import SettingsError
 from impasto.image import fit_long_side, load_image, read_metadata, resize
 from impasto.settings import Settings

@@ -546,7 +546,7 @@ def test_serve_command_warns_off_loopback_and_runs_uvicorn(tmp_path, monkeypatch
     import uvicorn
 
     from impasto import cli
-    from impasto.commands import serve
+    from impasto.cli import serve
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))

@@ -268,7 +268,7 @@ def parse_label_style(text: str) -> tuple[str, str | None, float]:
 def _resolve(text: str | None) -> str | None:
     if text is None:
         return None
-    from .cli import resolve_input
+    from .inputs import resolve_input
 
     return resolve_input(text)
 

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .errors import Cancelled, ImpastoError, SettingsError
+from .. import __version__
+from ..errors import Cancelled, ImpastoError, SettingsError
+from ..inputs import resolve_input
 
 __all__ = ["main", "build_parser", "add_settings_arguments", "settings_from_args", "resolve_input"]
 
@@ -35,18 +36,6 @@ Subcommands: impasto reconstruct {content,style} ...   impasto sweep ...   impas
 
 # Engine settings the CLI does not expose as plain flags (handled specially or not at all).
 _SKIP = {"weights_format"}
-
-
-def resolve_input(text: str) -> str:
-    """``example:NAME`` -> the bundled example's path; anything else unchanged."""
-    if text.startswith("example:"):
-        from . import examples
-
-        try:
-            return str(examples.path(text.split(":", 1)[1]))
-        except KeyError as e:
-            raise SettingsError(e.args[0]) from None
-    return text
 
 
 def _split(text: str) -> list[str]:
@@ -82,7 +71,7 @@ def _converter(tp: Any) -> Callable[[str], Any]:
 
 def add_settings_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
     """Add one ``--flag`` per :class:`Settings` field (default shown, help from the field)."""
-    from .settings import Settings
+    from ..settings import Settings
 
     group = parser.add_argument_group("engine settings")
     for f in dataclasses.fields(Settings):
@@ -108,7 +97,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] 
 
 def settings_from_args(args: argparse.Namespace, **fixed: Any):
     """Build :class:`Settings` from parsed arguments (only the flags given) plus ``fixed``."""
-    from .settings import Settings
+    from ..settings import Settings
 
     names = {f.name for f in dataclasses.fields(Settings)}
     given = {k: v for k, v in vars(args).items() if k in names}
@@ -181,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_control_arguments(parser: argparse.ArgumentParser) -> None:
     """Spatial control (regions) and coarse/fine mixing (Gatys et al. 2017, sections 4-5)."""
-    from .regions import DEFAULT_FEATHER, DEFAULT_LABEL_TOLERANCE, PROPAGATIONS
+    from ..regions import DEFAULT_FEATHER, DEFAULT_LABEL_TOLERANCE, PROPAGATIONS
 
     g = parser.add_argument_group(
         "spatial and scale control",
@@ -265,7 +254,7 @@ def _layer_sets(args: argparse.Namespace, n: int) -> list[tuple[str, ...] | None
 
 def regions_from_args(args: argparse.Namespace) -> list:
     """The :class:`impasto.regions.Region` list of ``--region`` and ``--labels``."""
-    from .regions import parse_label_style, parse_region, regions_from_labels
+    from ..regions import parse_label_style, parse_region, regions_from_labels
 
     if args.feather < 0:
         raise SettingsError("--feather must be >= 0")
@@ -288,7 +277,7 @@ def regions_from_args(args: argparse.Namespace) -> list:
 
 def make_progress(args: argparse.Namespace, save: Callable[[Any], None] | None):
     """The CLI's callback: tqdm bar, periodic saves, verbose logging."""
-    from .callbacks import ProgressBar
+    from ..callbacks import ProgressBar
 
     return ProgressBar(
         enabled=not args.quiet, verbose=args.verbose, save_every=args.save_every, save=save
@@ -296,7 +285,7 @@ def make_progress(args: argparse.Namespace, save: Callable[[Any], None] | None):
 
 
 def _intermediate_saver(args: argparse.Namespace, meta: Callable[[], dict[str, str]]):
-    from .image import save_image
+    from ..image import save_image
 
     out = Path(args.output)
 
@@ -317,9 +306,9 @@ def _intermediate_saver(args: argparse.Namespace, meta: Callable[[], dict[str, s
 def run_stylize(args: argparse.Namespace) -> int:
     import json
 
-    from .api import Stylizer
-    from .image import check_output_path
-    from .settings import StyleInput
+    from ..api import Stylizer
+    from ..image import check_output_path
+    from ..settings import StyleInput
 
     check_output_path(args.output)
     if args.bits == 16 and Path(args.output).suffix.lower() not in (".png", ".tif", ".tiff"):
@@ -362,9 +351,9 @@ def run_stylize(args: argparse.Namespace) -> int:
 
 
 SUBCOMMANDS = {
-    "reconstruct": "impasto.commands.reconstruct",
-    "sweep": "impasto.commands.sweep",
-    "serve": "impasto.commands.serve",
+    "reconstruct": "impasto.cli.reconstruct",
+    "sweep": "impasto.cli.sweep",
+    "serve": "impasto.cli.serve",
 }
 
 

@@ -1,1 +1,0 @@
-"""One module per ``impasto`` subcommand; each exposes ``main(argv) -> int``."""
