@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from impasto.encoder import LAYER_NAMES, load_encoder, load_state_dict
-from impasto.layers import check_layers, deepest, layer_channels, layer_stride
 from impasto.encoder.weights import _TV_INDEX, CAFFE_SPEC, TORCHVISION_SPEC, default_weights_path
 from impasto.errors import ImageError, SettingsError, WeightsError
+from impasto.layers import check_layers, deepest, layer_channels, layer_stride
 
 
 def test_layer_table():

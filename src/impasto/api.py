@@ -26,9 +26,9 @@ from . import __version__, color
 from .callbacks import Callback, Iterate
 from .devices import resolve_device, resolve_dtype
 from .encoder import LAYER_NAMES, deepest, load_encoder
-from .layers import layer_stride
 from .errors import SettingsError
 from .image import LoadedImage, fit_long_side, load_image, resize, save_image, to_pil
+from .layers import layer_stride
 from .objective import Objective, RegionInput, Targets, compute_targets, normalized_weights
 from .optimise import optimise
 from .regions import (

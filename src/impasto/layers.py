@@ -1,4 +1,5 @@
-"""The one table of VGG19 layer names (and the default layer sets) (``conv1_1``, ``relu1_1``, ..., ``pool5``).
+"""The one table of VGG19 layer names (``conv1_1``, ``relu1_1``, ..., ``pool5``) and the default
+layer sets.
 
 Layers are always addressed by these names; positions never leak out of the encoder.
 """

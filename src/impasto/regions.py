@@ -48,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from PIL import ImageColor
 
-from .layers import LAYER_NAMES, check_layers, deepest, layer_stride
 from .errors import ImageError, SettingsError
+from .layers import LAYER_NAMES, check_layers, deepest, layer_stride
 from .settings import StyleInput
 
 __all__ = [

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .layers import check_layers
 from .errors import SettingsError
+from .layers import check_layers
 
 __all__ = ["Settings", "StyleInput", "DEFAULT_STYLE_LAYERS", "DEFAULT_CONTENT_LAYERS"]
 
