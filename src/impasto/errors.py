@@ -30,7 +30,7 @@ class WeightsError(ImpastoError):
     """Network weights are missing or in an unknown or inconsistent format."""
 
 
-class SettingsError(ImpastoError):
+class SettingsError(ImpastoError, ValueError):
     """A setting is out of range or inconsistent with another (bad layer names included)."""
 
 

@@ -55,8 +55,9 @@ from PIL import Image
 from pydantic import BaseModel, Field
 
 from .. import __version__, examples
+from ..choices import COLOR_MODES, DEVICES, INITS, OPTIMIZERS, POOLINGS, PRECISIONS
 from ..errors import ImageError, SettingsError
-from ..settings import COLOR_MODES, DEVICES, INITS, OPTIMIZERS, POOLINGS, PRECISIONS, Settings
+from ..settings import Settings
 from .jobs import EXAMPLE_PREFIX, JobManager
 from .store import STATUSES, TERMINAL, FileRecord, Store, is_id, sanitize_name
 

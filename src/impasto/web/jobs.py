@@ -31,8 +31,9 @@ from typing import Any
 import torch
 
 from .. import examples
+from ..choices import INITS
 from ..errors import Cancelled, ImpastoError, SettingsError
-from ..settings import INITS, Settings, StyleInput
+from ..settings import Settings, StyleInput
 from .store import ACTIVE, JobRecord, Store
 
 __all__ = ["JobManager", "Subscription", "resolve_image", "resume_settings", "EXAMPLE_PREFIX"]
