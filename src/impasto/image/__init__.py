@@ -1,0 +1,32 @@
+"""Image input/output and resizing: everything impasto needs from image files goes through here.
+
+One module per concern:
+
+* :mod:`.load` -- :func:`load_image`: decoding, EXIF orientation, alpha, 8/16 bits, the
+  pixel limit checked on the header (with :mod:`.pixels` for Pillow's modes and
+  :mod:`.high_bit` for 16-bit colour PNG/TIFF, which Pillow truncates);
+* :mod:`.colour_management` -- embedded ICC profiles -> sRGB, and the sRGB output profile;
+* :mod:`.save` -- :func:`save_image`, :func:`check_output_path`: format from the extension,
+  16-bit PNG/TIFF, quality, reproducible bytes, atomic writes;
+* :mod:`.metadata` -- text metadata embedded in PNG/TIFF/JPEG/WebP, :func:`read_metadata`;
+* :mod:`.ops` -- :func:`to_tensor`, :func:`to_pil`, :func:`fit_long_side`, :func:`resize`.
+"""
+
+from __future__ import annotations
+
+from .load import LoadedImage, load_image
+from .metadata import read_metadata
+from .ops import fit_long_side, resize, to_pil, to_tensor
+from .save import check_output_path, save_image
+
+__all__ = [
+    "LoadedImage",
+    "check_output_path",
+    "fit_long_side",
+    "load_image",
+    "read_metadata",
+    "resize",
+    "save_image",
+    "to_pil",
+    "to_tensor",
+]

@@ -1,0 +1,222 @@
+"""Saving: format from the extension, 8 or 16 bits, sRGB-tagged, metadata, atomic writes.
+
+Files are reproducible: the same pixels and metadata give the same bytes in every format (no
+timestamps, no random ids; the embedded sRGB profile carries a fixed date).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import zlib
+from collections.abc import Callable
+from typing import IO, Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import ImageError, SettingsError
+from .colour_management import srgb_profile_bytes
+from .messages import one_line, path_str
+from .metadata import check_metadata, description_json, itxt_chunk, pillow_metadata_options
+from .ops import colour_and_alpha, quantise
+
+__all__ = ["OUTPUT_FORMATS", "check_output_path", "save_image"]
+
+OUTPUT_FORMATS: dict[str, str] = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+}
+"""Output file extension (lower case, with the dot) -> Pillow format name."""
+
+
+def check_output_path(path: str | os.PathLike[str]) -> str:
+    """Validate an output path before any work is done; return its Pillow format name.
+
+    Raises:
+        ImageError: unknown extension (the message lists the supported ones), missing or
+            non-writable parent directory, or a directory at ``path``.
+    """
+    p = path_str(path)
+    ext = os.path.splitext(p)[1].lower()
+    fmt = OUTPUT_FORMATS.get(ext)
+    if fmt is None:
+        shown = f"extension {ext!r}" if ext else "no extension"
+        raise ImageError(f"{p}: cannot save with {shown}; supported: {', '.join(OUTPUT_FORMATS)}")
+    if os.path.isdir(p):
+        raise ImageError(f"{p}: is a directory")
+    parent = os.path.dirname(os.path.abspath(p))
+    if not os.path.isdir(parent):
+        raise ImageError(f"{p}: directory {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ImageError(f"{p}: directory {parent} is not writable")
+    return fmt
+
+
+def _write_png16(fh: IO[bytes], arr: np.ndarray, metadata: dict[str, str]) -> None:
+    import png  # pypng
+
+    height, width, planes = arr.shape
+    writer = png.Writer(
+        width, height, greyscale=False, alpha=planes == 4, bitdepth=16, compression=6
+    )
+    buf = io.BytesIO()
+    big_endian = arr.astype(">u2", copy=False).reshape(height, width * planes)
+    writer.write_packed(buf, (row.tobytes() for row in big_endian))
+    chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
+    extra = [(b"iCCP", b"sRGB\0\0" + zlib.compress(srgb_profile_bytes()))]
+    extra += [(b"iTXt", itxt_chunk(k, v)) for k, v in metadata.items()]
+    # IHDR must stay first; iCCP must come before IDAT.
+    png.write_chunks(fh, [chunks[0], *extra, *chunks[1:]])
+
+
+def _write_tiff16(fh: IO[bytes], arr: np.ndarray, metadata: dict[str, str]) -> None:
+    import tifffile
+
+    buf = io.BytesIO()  # tifffile wants a named file or a BytesIO
+    tifffile.imwrite(
+        buf,
+        arr,
+        photometric="rgb",
+        extrasamples=["unassalpha"] if arr.shape[-1] == 4 else None,
+        compression="zlib",
+        description=description_json(metadata) if metadata else None,
+        metadata=None,
+        software="impasto",
+        iccprofile=srgb_profile_bytes(),
+    )
+    fh.write(buf.getbuffer())
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (``/proc``)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: the classic set-and-restore
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make a rename durable (POSIX); silently skipped where directories cannot be opened."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write`` on a new temporary file next to ``path``, then move it over ``path``.
+
+    The temporary file gets the permissions of any new file (``0o666`` minus the umask), is
+    fsynced before :func:`os.replace`, and is removed on any failure, leaving an existing file
+    at ``path`` untouched.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    prefix = f".{os.path.basename(path)}."
+    try:
+        tmp = tempfile.NamedTemporaryFile(dir=directory, prefix=prefix, suffix=".tmp", delete=False)
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write ({exc.strerror or one_line(exc)})") from exc
+    try:
+        with tmp:
+            if hasattr(os, "fchmod"):  # POSIX; tempfile creates files with mode 0o600
+                os.fchmod(tmp.fileno(), 0o666 & ~_umask())
+            write(tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp.name, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp.name)
+        if isinstance(exc, OSError):
+            raise ImageError(f"{path}: cannot write ({exc.strerror or one_line(exc)})") from exc
+        raise
+    _fsync_directory(directory)
+
+
+def _pillow_options(fmt: str, quality: int, metadata: dict[str, str]) -> dict[str, Any]:
+    """:meth:`PIL.Image.Image.save` keyword arguments for an 8-bit ``fmt`` file."""
+    options: dict[str, Any] = {"icc_profile": srgb_profile_bytes()}
+    if fmt == "JPEG":
+        options["quality"] = quality
+        if quality >= 90:
+            options["subsampling"] = 0
+    elif fmt == "WEBP":
+        options.update(quality=quality, lossless=quality == 100, exact=True)
+    elif fmt == "TIFF":
+        options["compression"] = "tiff_deflate"
+    options.update(pillow_metadata_options(fmt, metadata))
+    return options
+
+
+def _check_options(p: str, fmt: str, bits: int, quality: int) -> None:
+    if bits not in (8, 16):
+        raise SettingsError(f"bits must be 8 or 16, got {bits}")
+    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+        raise SettingsError(f"quality must be an integer from 1 to 100, got {quality!r}")
+    if bits == 16 and fmt not in ("PNG", "TIFF"):
+        raise ImageError(f"{p}: {fmt} cannot store 16 bits per channel; use .png or .tif")
+
+
+def save_image(
+    rgb: torch.Tensor,
+    path: str | os.PathLike[str],
+    *,
+    alpha: torch.Tensor | None = None,
+    bits: int = 8,
+    metadata: dict[str, str] | None = None,
+    quality: int = 95,
+) -> None:
+    """Save a ``(1, 3, H, W)`` sRGB tensor in ``[0, 1]``, atomically, tagged as sRGB.
+
+    The format follows the extension (case-insensitive, see :data:`OUTPUT_FORMATS`).
+
+    * PNG: lossless, ``alpha`` kept, metadata as one iTXt chunk per key.
+    * JPEG: ``quality``, 4:4:4 chroma when ``quality >= 90``; JPEG has no alpha channel, so
+      ``alpha`` is dropped (not composited). Metadata as JSON in EXIF ImageDescription.
+    * WebP: lossy at ``quality``, lossless when ``quality == 100``; ``alpha`` kept (WebP stores
+      alpha losslessly by default) and the colour under transparent pixels kept (``exact``).
+      Metadata as JSON in EXIF ImageDescription.
+    * TIFF: deflate-compressed, ``alpha`` kept as unassociated alpha, metadata as JSON in the
+      ImageDescription tag.
+
+    ``bits=16`` writes 16 bits per channel (PNG with ``pypng``, TIFF with ``tifffile``; ICC
+    profile and metadata included). Values are clamped and rounded to the nearest level. The
+    same pixels and metadata always give the same file bytes.
+
+    Raises:
+        ImageError: unusable path (see :func:`check_output_path`), ``bits=16`` for JPEG/WebP,
+            or a write failure; an existing file at ``path`` is then left untouched.
+        SettingsError: ``bits`` not 8 or 16, or ``quality`` outside 1-100.
+    """
+    fmt = check_output_path(path)
+    p = path_str(path)
+    _check_options(p, fmt, bits, quality)
+    meta = check_metadata(metadata)
+    colour, a = colour_and_alpha(rgb, alpha)
+    if fmt == "JPEG":
+        a = None
+    channels = colour if a is None else torch.cat([colour, a], dim=0)
+    if bits == 16:
+        arr16 = quantise(channels, 65535)
+        writer16 = _write_png16 if fmt == "PNG" else _write_tiff16
+        _atomic_write(p, lambda fh: writer16(fh, arr16, meta))
+        return
+    image = Image.fromarray(quantise(channels, 255), mode="RGBA" if a is not None else "RGB")
+    options = _pillow_options(fmt, quality, meta)
+    _atomic_write(p, lambda fh: image.save(fh, format=fmt, **options))
