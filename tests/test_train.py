@@ -1,0 +1,163 @@
+"""impasto train end to end on a tiny synthetic image set: pack -> run -> resume -> export ->
+the exported weights drive a stylisation."""
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from impasto.cli import main
+from impasto.errors import ImpastoError, SettingsError
+from impasto.train import TrainConfig, lr_at, train
+from impasto.train.data import DataError, open_source
+from impasto.train.store import read_checkpoint
+
+TINY = ["--arch", "vgg11", "--width", "0.0625", "--size", "16", "--batch-size", "4", "-q"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """2 classes x 8 images of 20 px (dark and light noise) + one broken file."""
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for c in range(2):
+        (root / f"class{c}").mkdir()
+        for i in range(8):
+            a = (rng.random((20, 20, 3)) * 120 + c * 120).astype(np.uint8)
+            Image.fromarray(a).save(root / f"class{c}" / f"{i}.png")
+    (root / "class0" / "broken.png").write_bytes(b"not an image")
+    return root
+
+
+@pytest.fixture(scope="module")
+def packed(folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lmdb") / "data.lmdb"
+    assert main(["train", "pack", str(folder), str(out)]) == 0
+    return out
+
+
+def _weights_equal(a, b):
+    sa, sb = read_checkpoint(a)["model"], read_checkpoint(b)["model"]
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_pack_skips_unreadable_images(packed, capsys):
+    src = open_source(packed)
+    assert len(src) == 16 and src.classes == ["class0", "class1"]
+    assert src.labels.count(0) == 8
+
+
+def test_pack_reports_skipped(folder, tmp_path, capsys):
+    assert main(["train", "pack", str(folder), str(tmp_path / "x.lmdb")]) == 0
+    assert "skipped 1 unreadable (class0/broken.png" in capsys.readouterr().out
+
+
+def test_run_resume_export_and_stylise(packed, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert main(["train", "run", str(packed), "-o", str(a), "--epochs", "2", *TINY]) == 0
+    rows = [json.loads(line) for line in (a / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(math.isfinite(r["train_loss"]) and 0 <= r["val_accuracy"] <= 1 for r in rows)
+    assert (a / "metrics.csv").read_text().startswith("epoch,train_loss")
+    # Interrupted mid-epoch 2 (4 steps per epoch), then resumed: the same weights and metrics.
+    run_b = ["train", "run", str(packed), "-o", str(b), "--epochs", "2", *TINY]
+    assert main([*run_b, "--max-steps", "5"]) == 0
+    assert read_checkpoint(b)["step_in_epoch"] == 1
+    assert main([*run_b, "--resume"]) == 0
+    assert _weights_equal(a / "checkpoint.pt", b / "checkpoint.pt")
+    rows_b = [json.loads(line) for line in (b / "metrics.jsonl").read_text().splitlines()]
+    for ra, rb in zip(rows, rows_b, strict=True):
+        assert ra["train_loss"] == rb["train_loss"] and ra["val_accuracy"] == rb["val_accuracy"]
+    _export_and_stylise(a, tmp_path)
+
+
+def _export_and_stylise(run_dir, tmp_path):
+    from impasto import Settings, Stylizer
+    from impasto.encoder import load_encoder
+    from impasto.examples import path
+
+    pth, caffe = tmp_path / "mine.pth", tmp_path / "mine.caffemodel"
+    assert main(["train", "export", str(run_dir), str(pth)]) == 0
+    assert main(["train", "export", str(run_dir / "checkpoint.pt"), str(caffe)]) == 0
+    x = torch.rand(1, 3, 32, 32)
+    layers = ["relu1_1", "relu3_2", "relu5_1"]
+    e1, e2 = load_encoder("max", weights=pth), load_encoder("max", weights=caffe)
+    assert e1.arch.label == e2.arch.label == "VGG11"
+    assert not e1.spec.bgr and e2.spec.bgr  # the training normalisation travelled with each
+    f1, f2 = e1(x, layers), e2(x, layers)
+    for k in layers:
+        torch.testing.assert_close(f1[k], f2[k], rtol=1e-4, atol=1e-5)
+    for weights in (pth, caffe):
+        s = Settings(
+            weights=str(weights), size=32, iterations=2, pyramid_start=0, seed=1,
+            device="cpu", precision="fp32",
+        )  # fmt: skip
+        out = Stylizer(s).run(str(path("chelsea")), [str(path("starry_night"))]).image
+        assert out.shape[1] == 3 and max(out.shape[-2:]) == 32 and torch.isfinite(out).all()
+
+
+def test_folder_training_skips_broken_images_and_reports(folder, tmp_path):
+    cfg = TrainConfig(
+        data=str(folder), out_dir=str(tmp_path), arch="vgg11", width=1 / 16, size=16,
+        epochs=1, batch_size=8, val_fraction=0.2,
+    )  # fmt: skip
+    seen = []
+    res = train(cfg, seen.append)
+    assert res.finished and res.metrics[0]["skipped"] == 1
+    assert res.metrics[0]["skipped_names"] == ["class0/broken.png"]
+    assert seen[-1].phase == "epoch" and seen[0].images_per_s > 0
+
+
+def test_resume_with_other_settings_is_refused(packed, tmp_path):
+    base = ["train", "run", str(packed), "-o", str(tmp_path), "--epochs", "1", *TINY]
+    assert main([*base, "--max-steps", "1"]) == 0
+    with pytest.raises(SettingsError, match="--resume with other size"):
+        train(
+            TrainConfig(
+                data=str(packed),
+                out_dir=str(tmp_path),
+                arch="vgg11",
+                width=0.0625,
+                size=32,
+                batch_size=4,
+                resume=True,
+            )  # fmt: skip
+        )
+    assert main([*base, "--size", "32", "--resume"]) == 2  # the CLI: one line, exit 2
+
+
+def test_lr_schedules():
+    cfg = TrainConfig(data="", out_dir="", epochs=6, lr=0.01)
+    assert lr_at(cfg, 0, 0, 10) == 0.01 and lr_at(cfg, 2, 5, 10) == pytest.approx(1e-3)
+    assert lr_at(cfg, 5, 0, 10) == pytest.approx(1e-4)
+    cos = TrainConfig(data="", out_dir="", epochs=2, lr=0.01, schedule="cosine")
+    assert lr_at(cos, 0, 0, 10) == 0.01 and lr_at(cos, 1, 0, 10) == pytest.approx(0.005)
+
+
+def test_bad_data_and_export_errors(tmp_path, folder):
+    (tmp_path / "one" / "only").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "one" / "only" / "a.png")
+    with pytest.raises(DataError, match="need 2"):
+        open_source(tmp_path / "one")
+    with pytest.raises(DataError, match="no such data"):
+        open_source(tmp_path / "missing")
+    assert main(["train", "export", str(tmp_path), str(tmp_path / "w.pth")]) == 2
+    with pytest.raises(ImpastoError, match="no such checkpoint"):
+        from impasto.train import export
+
+        export(tmp_path, tmp_path / "w.pth")
+
+
+def test_module_protocol_with_own_subparsers(packed, tmp_path):
+    from impasto.cli import train as train_cli
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    train_cli.add_parser(sub)
+    parser = sub.choices["train"]
+    args = parser.parse_args(["export", str(tmp_path / "none"), str(tmp_path / "w.onnx")])
+    with pytest.raises(SettingsError, match="format by extension"):
+        args.run(args)
