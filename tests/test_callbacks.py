@@ -2,7 +2,7 @@ import io
 
 import torch
 
-from impasto.callbacks import History, Iterate, ProgressBar
+from impasto.callbacks import Iterate, ProgressBar
 
 
 def _it(step, progress, total=10, scale=0):
@@ -39,11 +39,3 @@ def test_progress_bar_follows_work_and_shows_iterations_and_rate():
     text = out.getvalue()
     assert "it 10/10" in text and "it/s" in text and "content=0.5" in text
     assert [it.step for it in saved] == [2]  # never on the last step
-
-
-def test_history_records_components():
-    h = History()
-    h(_it(1, 0.1))
-    assert h.records == [
-        {"step": 1, "scale": 0, "elapsed": 1.0, "loss": 1.0, "content": 0.5, "style": 0.5}
-    ]

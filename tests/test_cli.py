@@ -30,6 +30,11 @@ def test_help_lists_options(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
     assert e.value.code == 0
+    top = capsys.readouterr().out
+    assert all(cmd in top for cmd in ("stylize", "reconstruct", "sweep", "serve"))
+    with pytest.raises(SystemExit) as e:
+        main(["stylize", "--help"])
+    assert e.value.code == 0
     out = capsys.readouterr().out
     for flag in (
         "--size",
@@ -223,8 +228,9 @@ def test_bad_inputs_one_line_exit_2(tmp_path, content_path, style_path, capsys):
 
 def test_decompression_bomb_rejected(tmp_path, style_path, capsys):
     bomb = tmp_path / "bomb.png"
-    Image.new("L", (12000, 10000)).save(bomb, optimize=False)  # 120 MP > default limit
-    one_line_error(capsys, 2, run(bomb, style_path, "-o", tmp_path / "o.png", *FAST), "bomb.png")
+    Image.new("L", (6000, 5000)).save(bomb, optimize=False)  # 30 MP
+    args = ("-o", tmp_path / "o.png", *FAST)
+    one_line_error(capsys, 2, run(bomb, style_path, "--max-input-pixels", 20_000_000, *args), "bomb")
 
 
 def test_reconstruct_commands(tmp_path, content_path, style_path):

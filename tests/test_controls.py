@@ -13,33 +13,34 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
-import impasto.api as api
+import impasto.pyramid as pyramid
 from impasto import color, examples
-from impasto.api import RunCache, Stylizer, prepare_colors
+from impasto.api import RunCache, Stylizer
 from impasto.cli import main
+from impasto.cli.stylize import parse_label_style, parse_region
+from impasto.color_pipeline import ColorPipeline
 from impasto.encoder import load_encoder
 from impasto.errors import SettingsError
+from impasto.guides import background_guide, feather_guide, propagate_guide
 from impasto.image import fit_long_side, load_image, resize
 from impasto.objective import (
     Objective,
     RegionInput,
+    Targets,
     blended_grams,
     compute_targets,
     style_grams,
 )
-from impasto.regions import (
-    Region,
-    background_guide,
-    feather_guide,
-    label_guides,
-    parse_label_style,
-    parse_region,
-    propagate_guide,
-    regions_from_labels,
-)
+from impasto.regions import Region, label_guides, regions_from_labels
 from impasto.settings import Settings, StyleInput
 
 LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+
+
+def prepare_colors(mode, content, styles):
+    pipeline = ColorPipeline(mode)
+    pipeline.check(content is not None, len(styles))
+    return pipeline.prepare(content, styles)
 FAST = Settings(size=48, iterations=12, seed=0, precision="fp32")
 
 
@@ -68,18 +69,40 @@ def encoder():
     return load_encoder("avg", last="relu5_1")
 
 
+class _Targets(list):
+    """The engine computes a scale's content features and its style Grams in two calls of
+    compute_targets (each cached on its own); ``spy[i]`` merges the i-th such pair into one
+    record shaped like a single call: args[1] the content, args[3] the styles."""
+
+    def __getitem__(self, i):
+        pairs, pending = [], None
+        for call in list.__iter__(self):
+            if call["args"][1] is not None:
+                pending = call
+                continue
+            args = list(call["args"])
+            if pending is not None:
+                args[1], args[2] = pending["args"][1], pending["args"][2]
+            targets = call["targets"]
+            if pending is not None:
+                targets = Targets(pending["targets"].content, targets.grams, targets.regions)
+            pairs.append({"args": args, "kwargs": call["kwargs"], "targets": targets})
+            pending = None
+        return pairs[i]
+
+
 @pytest.fixture
 def spy(monkeypatch):
     """Record the arguments of every compute_targets call made by the engine."""
-    calls = []
-    real = api.compute_targets
+    calls = _Targets()
+    real = pyramid.compute_targets
 
     def wrapper(*args, **kwargs):
         t = real(*args, **kwargs)
         calls.append({"args": args, "kwargs": kwargs, "targets": t})
         return t
 
-    monkeypatch.setattr(api, "compute_targets", wrapper)
+    monkeypatch.setattr(pyramid, "compute_targets", wrapper)
     return calls
 
 
@@ -542,7 +565,8 @@ def test_run_cache_reuses_targets_across_weights(photo, starry):
     b = Stylizer(FAST, iterations=2, style_weight=10.0, style_layers=("relu1_1",)).run(
         photo, starry, cache=cache
     )
-    assert cache.stats["targets_computed"] == 1 and cache.stats["targets_reused"] == 1
+    # content features and style Grams: each computed once, reused by the second run
+    assert cache.stats["targets_computed"] == 2 and cache.stats["targets_reused"] == 2
     assert cache.stats["encoders_built"] == 1 and cache.stats["images_loaded"] == 2
     assert not torch.equal(a.image, b.image)
     fresh = Stylizer(FAST, iterations=2, style_weight=10.0, style_layers=("relu1_1",)).run(

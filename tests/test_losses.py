@@ -86,14 +86,45 @@ def test_style_loss_invariant_to_spatial_shuffle(seed):
     assert losses.content_loss(shuffled, f).item() > 0
 
 
-def test_style_loss_is_eq5_weighted_sum():
+def test_style_loss_is_eq5_weighted_sum_of_gram_losses():
     feats = {"a": torch.rand(1, 2, 3, 3, dtype=D), "b": torch.rand(1, 4, 2, 2, dtype=D)}
     targets = {k: losses.gram_matrix(torch.rand_like(v)) for k, v in feats.items()}
-    total = losses.style_loss(feats, targets, {"a": 0.25, "b": 0.75})
+    grams = {k: losses.gram_matrix(v) for k, v in feats.items()}
+    total = losses.style_loss(grams, targets, {"a": 0.25, "b": 0.75}, {"a": 9, "b": 4})
     expected = 0.25 * losses.style_layer_loss(
         feats["a"], targets["a"]
     ) + 0.75 * losses.style_layer_loss(feats["b"], targets["b"])
     torch.testing.assert_close(total, expected)
+    # Zero-weight and absent layers do not count; nothing at all gives None.
+    only_a = losses.style_loss(grams, targets, {"a": 1.0, "b": 0.0, "c": 1.0}, {"a": 9})
+    torch.testing.assert_close(only_a, losses.style_layer_loss(feats["a"], targets["a"]))
+    assert losses.style_loss(grams, targets, {"b": 0.0}, {}) is None
+
+
+def test_gram_loss_of_a_sum_of_tiles_is_the_whole_images():
+    # A Gram matrix is a sum over positions: split the positions, add the pieces' Grams.
+    f = torch.rand(1, 3, 6, 5, dtype=D)
+    a = losses.gram_matrix(torch.rand_like(f))
+    g = losses.gram_matrix(f[..., :2, :]) + losses.gram_matrix(f[..., 2:, :])
+    torch.testing.assert_close(losses.gram_loss(g, a, 30), losses.style_layer_loss(f, a))
+
+
+def test_content_backward_is_the_gradient_of_eq1():
+    f = torch.rand(1, 4, 3, 3, dtype=D).requires_grad_(True)
+    p = torch.rand(1, 4, 3, 3, dtype=D)
+    (expected,) = torch.autograd.grad(losses.content_loss(f, p), f)
+    torch.testing.assert_close(losses.content_backward(f.detach(), p), expected)
+
+
+@given(st.integers(0, 10_000), st.booleans())
+@settings(max_examples=20, deadline=None)
+def test_gram_backward_is_the_gradient_through_the_gram(seed, masked):
+    g = torch.Generator().manual_seed(seed)
+    f = torch.rand(1, 4, 5, 3, generator=g, dtype=D).requires_grad_(True)
+    d = torch.randn(1, 4, 4, generator=g, dtype=D)  # not symmetric: the general case
+    mask = torch.rand(1, 1, 5, 3, generator=g, dtype=D) if masked else None
+    (expected,) = torch.autograd.grad((d * losses.gram_matrix(f, mask)).sum(), f)
+    torch.testing.assert_close(losses.gram_backward(f.detach(), d, mask), expected)
 
 
 def test_total_loss_is_eq7():
@@ -109,6 +140,25 @@ def test_tv_loss_zero_for_flat_and_positive_otherwise():
     x = torch.zeros(1, 1, 2, 2, dtype=D)
     x[..., 0, 0] = 1
     assert losses.tv_loss(x).item() == pytest.approx(2.0)
+
+
+@given(st.integers(0, 10_000), st.integers(1, 6), st.integers(1, 6))
+@settings(max_examples=20, deadline=None)
+def test_tv_loss_over_a_partition_of_boxes_is_the_whole_images(seed, cut_y, cut_x):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 3, 7, 7, generator=g, dtype=D)
+    boxes = [
+        (0, 0, cut_y, cut_x),
+        (0, cut_x, cut_y, 7),
+        (cut_y, 0, 7, cut_x),
+        (cut_y, cut_x, 7, 7),
+    ]
+    tiled = sum(losses.tv_loss(x, box) for box in boxes)
+    torch.testing.assert_close(tiled, losses.tv_loss(x))
+    # A crop that contains the box (and one pixel past it) gives the same pairs.
+    crop = x[..., cut_y - 1 :, cut_x - 1 :]
+    own = (1, 1, 7 - cut_y + 1, 7 - cut_x + 1)
+    torch.testing.assert_close(losses.tv_loss(crop, own), losses.tv_loss(x, (cut_y, cut_x, 7, 7)))
 
 
 def test_bf16_features_reduce_in_float32():

@@ -3,28 +3,46 @@
 >>> import impasto
 >>> img = impasto.stylize("photo.jpg", "painting.jpg", size=512)   # doctest: +SKIP
 >>> img.save("out.png")                                            # doctest: +SKIP
+
+The names below are imported on first use, so ``import impasto`` (and ``impasto --help``) does
+not load torch.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .api import Result, Stylizer, reconstruct_content, reconstruct_style, stylize  # noqa: E402
-from .callbacks import Iterate  # noqa: E402
-from .errors import Cancelled, ImageError, ImpastoError, SettingsError, WeightsError  # noqa: E402
-from .settings import Settings, StyleInput  # noqa: E402
+import importlib
+from typing import Any
 
-__all__ = [
-    "__version__",
-    "stylize",
-    "reconstruct_content",
-    "reconstruct_style",
-    "Stylizer",
-    "Result",
-    "Settings",
-    "StyleInput",
-    "Iterate",
-    "ImpastoError",
-    "ImageError",
-    "SettingsError",
-    "WeightsError",
-    "Cancelled",
-]
+from .version import __version__
+
+_EXPORTS = {
+    "stylize": "api",
+    "reconstruct_content": "api",
+    "reconstruct_style": "api",
+    "Stylizer": "api",
+    "Result": "api",
+    "RunCache": "api",
+    "Iterate": "callbacks",
+    "Settings": "settings",
+    "StyleInput": "settings",
+    "ImpastoError": "errors",
+    "ImageError": "errors",
+    "SettingsError": "errors",
+    "WeightsError": "errors",
+    "Cancelled": "errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'impasto' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -2,17 +2,18 @@
 
 The optimisation loop knows nothing about terminals, files or web sockets. After every iteration
 it builds one :class:`Iterate` and hands it to a callback; the CLI's progress bar, periodic saves,
-the web app's live preview and the Python API's history all are such callbacks.
+the web app's live preview and the Python API's history (kept by
+:class:`impasto.pyramid.Progress`) all consume it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["Iterate", "Callback", "CallbackList", "History"]
+__all__ = ["Iterate", "Callback", "ProgressBar"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,9 @@ class Iterate:
         loss: the weighted total, eq. (7) (plus TV if enabled).
         losses: the weighted components, e.g. ``{"content": ..., "style": ..., "tv": ...}``.
         elapsed: seconds since the run started (target computation included).
-        image: the current image, ``(1, 3, H, W)`` RGB in [0, 1], detached. Do not modify it.
+        image: the current image, ``(1, 3, H, W)`` RGB, detached: a live, unclamped view of the
+            optimiser's iterate (L-BFGS iterates may leave [0, 1] slightly). Do not modify it;
+            to keep it, take ``image.clamp(0, 1)`` (a copy).
         progress: fraction of the run's work done, counting each iteration by its pixel count
             (a full-size iteration of a pyramid costs several coarse ones); None: by steps.
     """
@@ -69,35 +72,6 @@ class Iterate:
 
 Callback = Callable[[Iterate], None]
 """A callback takes an :class:`Iterate`. Raising :class:`impasto.errors.Cancelled` stops the run."""
-
-
-class CallbackList:
-    """Calls several callbacks in order; ``None`` entries are skipped."""
-
-    def __init__(self, callbacks: Iterable[Callback | None]):
-        self.callbacks = [cb for cb in callbacks if cb is not None]
-
-    def __call__(self, it: Iterate) -> None:
-        for cb in self.callbacks:
-            cb(it)
-
-
-class History:
-    """Records ``(step, elapsed, loss, losses)`` of every iteration (the image is not kept)."""
-
-    def __init__(self) -> None:
-        self.records: list[dict] = []
-
-    def __call__(self, it: Iterate) -> None:
-        self.records.append(
-            {
-                "step": it.step,
-                "scale": it.scale,
-                "elapsed": it.elapsed,
-                "loss": it.loss,
-                **it.losses,
-            }
-        )
 
 
 def _fmt_losses(losses: dict[str, float]) -> str:

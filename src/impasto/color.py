@@ -24,15 +24,12 @@ What each function implements:
   the result's Y is then recombined with the content's I and Q channels.
 * :func:`swap_colors`: the same recombination applied after the fact to a finished RGB result
   (keep the stylised luminance, take the content's chroma).
-* :func:`match_histogram`: exact per-channel histogram matching by sorting (a non-linear
-  alternative to the mean/std and mean/covariance matches above).
-* :func:`srgb_to_linear`, :func:`linear_to_srgb`: the IEC 61966-2-1 (sRGB) transfer curves.
 
 Conventions: images are tensors shaped ``(*, 3, H, W)`` (``(*, 1, H, W)`` for luminance) with RGB
 values in ``[0, 1]`` and a floating dtype. Leading batch dimensions broadcast. Statistics are taken
 per image over all pixels, with population (biased, divide-by-N) moments. Constants are built on the
 input's device and dtype, inputs are never modified, and everything is differentiable with respect
-to its floating inputs (except through the piecewise-constant ranks in :func:`match_histogram`).
+to its floating inputs.
 """
 
 from __future__ import annotations
@@ -51,13 +48,10 @@ __all__ = [
     "color_stats",
     "transfer_matrix",
     "match_color",
-    "match_histogram",
-    "srgb_to_linear",
-    "linear_to_srgb",
     "COLOR_MATCH_METHODS",
 ]
 
-COLOR_MATCH_METHODS = ("chol", "pca", "sym")
+from .choices import COLOR_MATCHES as COLOR_MATCH_METHODS
 
 # NTSC (FCC 1953) RGB -> YIQ. Rows: Y, I, Q. Every row of I and Q sums to zero, so grays have no
 # chroma, and the Y row sums to one, so a gray's luminance is its value.
@@ -72,13 +66,6 @@ _RGB_FROM_YIQ = tuple(
     tuple(row)
     for row in torch.linalg.inv(torch.tensor(_YIQ_FROM_RGB, dtype=torch.float64)).tolist()
 )
-
-# sRGB transfer curve constants (IEC 61966-2-1).
-_SRGB_THRESHOLD = 0.04045
-_LINEAR_THRESHOLD = 0.0031308
-_SRGB_SLOPE = 12.92
-_SRGB_A = 0.055
-_SRGB_GAMMA = 2.4
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -380,24 +367,8 @@ def match_color(
         ImageError: wrong shapes or dtypes, or (``eps=0`` and ``"chol"``) a degenerate covariance.
         SettingsError: unknown ``method`` or negative ``eps``.
     """
-    _check_image(source_rgb, "source_rgb")
-    _check_image(target_rgb, "target_rgb")
-    if method not in COLOR_MATCH_METHODS:
-        raise SettingsError(
-            f"colour match method must be one of {', '.join(COLOR_MATCH_METHODS)}, got {method!r}"
-        )
-    if not eps >= 0:
-        raise SettingsError(f"eps must be >= 0, got {eps}")
-    out_dtype = source_rgb.dtype
-    # linalg has no half-precision kernels: work in float32 for fp16/bf16 inputs.
-    work = (
-        torch.float32
-        if out_dtype in _LOW_PRECISION
-        else torch.promote_types(source_rgb.dtype, target_rgb.dtype)
-    )
-    source = source_rgb.to(work)
-    target = target_rgb.to(work)
-
+    work = _match_dtype(source_rgb, target_rgb, method, eps)
+    source, target = source_rgb.to(work), target_rgb.to(work)
     mu_s, cov_s = color_stats(source)
     mu_t, cov_t = color_stats(target)
     if eps > 0:
@@ -411,100 +382,22 @@ def match_color(
     out = out.unflatten(-1, source.shape[-2:])
     if clamp:
         out = out.clamp(0.0, 1.0)
-    return out.to(out_dtype)
+    return out.to(source_rgb.dtype)
 
 
-def match_histogram(source: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-    """Exact per-channel histogram matching by sorting.
-
-    Each ``(H, W)`` plane of ``source`` (every channel of every image) gets the value
-    distribution of the corresponding plane of ``reference``: the pixel of rank ``r`` (stable
-    ascending order; ties are ranked by position) takes the reference's quantile at
-    ``r / (N_s - 1)``, linearly interpolated between the sorted reference values. With equal pixel
-    counts the output is exactly a permutation of the reference's values. Works for luminance
-    ``(*, 1, H, W)`` and RGB ``(*, 3, H, W)`` alike.
-
-    The mapping is monotone (non-decreasing) in the source value and piecewise constant, so
-    gradients flow to ``reference`` only.
-
-    Args:
-        source: ``(*, C, H, W)`` tensor to remap.
-        reference: ``(*, C, H', W')`` tensor giving the target distributions; its size may differ,
-            its leading dims must broadcast to the source's.
-
-    Returns:
-        Tensor with the shape and dtype of ``source``.
-
-    Raises:
-        ImageError: wrong shapes or dtypes.
-    """
-    _check_image(source, "source", channels=None)
-    _check_image(reference, "reference", channels=None)
-    s = source.flatten(-2)
-    r = reference.flatten(-2).to(source.dtype)
-    try:
-        lead = torch.broadcast_shapes(s.shape[:-1], r.shape[:-1])
-    except RuntimeError as exc:
-        raise ImageError(
-            f"reference shape {tuple(reference.shape)} does not match source shape "
-            f"{tuple(source.shape)}"
-        ) from exc
-    if lead != s.shape[:-1]:
-        raise ImageError(
-            f"reference shape {tuple(reference.shape)} must broadcast to the source's "
-            f"{tuple(source.shape)} (apart from H, W)"
+def _match_dtype(
+    source: torch.Tensor, target: torch.Tensor, method: str, eps: float
+) -> torch.dtype:
+    """Check :func:`match_color`'s arguments; the dtype to work in (linalg has no
+    half-precision kernels: float32 for fp16/bf16 inputs)."""
+    _check_image(source, "source_rgb")
+    _check_image(target, "target_rgb")
+    if method not in COLOR_MATCH_METHODS:
+        raise SettingsError(
+            f"colour match method must be one of {', '.join(COLOR_MATCH_METHODS)}, got {method!r}"
         )
-    n_s, n_r = s.shape[-1], r.shape[-1]
-    r_sorted = torch.sort(r.expand(*lead, n_r), dim=-1).values
-    if n_s == n_r:
-        matched = r_sorted
-    else:
-        if n_s == 1:
-            pos = torch.full((1,), (n_r - 1) / 2, dtype=torch.float64, device=source.device)
-        else:
-            pos = (
-                torch.arange(n_s, dtype=torch.float64, device=source.device) * (n_r - 1) / (n_s - 1)
-            )
-        lo = pos.floor().long().clamp(max=n_r - 1)
-        hi = (lo + 1).clamp(max=n_r - 1)
-        frac = (pos - lo).to(source.dtype)
-        matched = torch.lerp(r_sorted[..., lo], r_sorted[..., hi], frac)
-    order = torch.argsort(s, dim=-1, stable=True)
-    out = torch.empty_like(matched).scatter(-1, order, matched)
-    return out.unflatten(-1, source.shape[-2:])
-
-
-def srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
-    """Decode sRGB values to linear light (IEC 61966-2-1).
-
-    ``x / 12.92`` for ``x <= 0.04045``, else ``((x + 0.055) / 1.055) ** 2.4``. Values below zero
-    use the linear segment; values above one follow the power curve.
-
-    Args:
-        x: tensor of sRGB-encoded values, any shape, floating dtype.
-
-    Returns:
-        Linear-light values, same shape and dtype.
-    """
-    if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
-        raise ImageError("srgb_to_linear needs a floating torch.Tensor")
-    # Clamp inside the power branch so the unused branch never yields NaN values or gradients.
-    curve = ((x.clamp_min(_SRGB_THRESHOLD) + _SRGB_A) / (1 + _SRGB_A)).pow(_SRGB_GAMMA)
-    return torch.where(x <= _SRGB_THRESHOLD, x / _SRGB_SLOPE, curve)
-
-
-def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
-    """Encode linear-light values as sRGB (IEC 61966-2-1), the inverse of :func:`srgb_to_linear`.
-
-    ``12.92 x`` for ``x <= 0.0031308``, else ``1.055 x ** (1 / 2.4) - 0.055``.
-
-    Args:
-        x: tensor of linear-light values, any shape, floating dtype.
-
-    Returns:
-        sRGB-encoded values, same shape and dtype.
-    """
-    if not (isinstance(x, torch.Tensor) and x.is_floating_point()):
-        raise ImageError("linear_to_srgb needs a floating torch.Tensor")
-    curve = (1 + _SRGB_A) * x.clamp_min(_LINEAR_THRESHOLD).pow(1 / _SRGB_GAMMA) - _SRGB_A
-    return torch.where(x <= _LINEAR_THRESHOLD, x * _SRGB_SLOPE, curve)
+    if not eps >= 0:
+        raise SettingsError(f"eps must be >= 0, got {eps}")
+    if source.dtype in _LOW_PRECISION:
+        return torch.float32
+    return torch.promote_types(source.dtype, target.dtype)

@@ -7,24 +7,34 @@ from __future__ import annotations
 
 import torch
 
+from .choices import DEVICES, PRECISIONS
 from .errors import SettingsError
 
-__all__ = ["resolve_device", "resolve_dtype", "cpu_has_fast_bf16"]
+__all__ = ["resolve_device", "resolve_dtype", "cpu_has_fast_bf16", "available_devices"]
+
+
+def _mps() -> bool:
+    return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+def available_devices() -> tuple[str, ...]:
+    """The device choices that work on this machine (``auto`` and ``cpu`` always do)."""
+    have = {"auto": True, "cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps()}
+    return tuple(d for d in DEVICES if have[d])
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` -> CUDA if present, else MPS if present, else CPU. Asking for an absent
     accelerator is a :class:`SettingsError`."""
-    cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    cuda, mps = torch.cuda.is_available(), _mps()
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if name == "cuda" and not cuda:
         raise SettingsError("device 'cuda' requested but no CUDA GPU is available")
     if name == "mps" and not mps:
         raise SettingsError("device 'mps' requested but Apple MPS is not available")
-    if name not in ("cpu", "cuda", "mps"):
-        raise SettingsError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
+    if name not in DEVICES:
+        raise SettingsError(f"unknown device {name!r}; use {', '.join(DEVICES)}")
     return torch.device(name)
 
 
@@ -56,7 +66,7 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
             raise SettingsError("fp16 is not supported on the CPU; use bf16 or fp32")
         return table[precision]
     if precision != "auto":
-        raise SettingsError(f"unknown precision {precision!r}; use auto, fp32, bf16 or fp16")
+        raise SettingsError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     if device.type == "mps":

@@ -23,6 +23,9 @@ import torch
 __all__ = [
     "gram_matrix",
     "content_loss",
+    "content_backward",
+    "gram_loss",
+    "gram_backward",
     "style_layer_loss",
     "style_loss",
     "tv_loss",
@@ -73,6 +76,48 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 0.5 * (_acc(features) - _acc(target)).pow(2).sum()
 
 
+def content_backward(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The gradient of eq. (1) with respect to ``F``: ``F - P`` (eq. (2) before the ReLU's
+    mask, which backpropagation through the ReLU applies), in the accumulation dtype."""
+    return _acc(features) - _acc(target)
+
+
+def gram_backward(
+    features: torch.Tensor, grad_gram: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The gradient with respect to ``F`` of ``<D, G>``, ``G`` the (guided) Gram of ``F``:
+    ``(D + D^T) F``, or ``((D + D^T) (F m)) m`` under a mask ``m``.
+
+    Backpropagating a loss through a Gram matrix this way needs no graph of the Gram: given
+    ``D = dL/dG`` (computed once for a whole image), each tile's features get their gradient
+    directly (:mod:`impasto.tiles`).
+
+    Args:
+        features: ``F``, ``(B, N, H, W)``.
+        grad_gram: ``D``, ``(B or 1, N, N)``.
+        mask: optional ``(B or 1, 1, H, W)`` spatial guide, as in :func:`gram_matrix`.
+
+    Returns:
+        ``(B, N, H, W)`` in the accumulation dtype.
+    """
+    f = features if mask is None else features * mask.to(features.dtype)
+    d = _acc(grad_gram)
+    g = torch.matmul(d + d.transpose(-1, -2), _flat(f)).reshape(f.shape)
+    return g if mask is None else g * mask.to(g.dtype)
+
+
+def gram_loss(gram: torch.Tensor, target_gram: torch.Tensor, positions: float) -> torch.Tensor:
+    """Eq. (4) given the Gram matrix: ``E_l = 1/(4 N_l^2 M_l^2) sum_ij (G_ij - A_ij)^2``.
+
+    Args:
+        gram: ``G``, ``(B, N, N)``.
+        target_gram: ``A``, ``(B or 1, N, N)``.
+        positions: ``M_l`` (under a spatial guide: the guide's mass ``sum(mask^2)``).
+    """
+    n = gram.shape[-1]
+    return (_acc(gram) - _acc(target_gram)).pow(2).sum() / (4.0 * n * n * positions * positions)
+
+
 def style_layer_loss(
     features: torch.Tensor,
     target_gram: torch.Tensor,
@@ -88,45 +133,68 @@ def style_layer_loss(
         target_gram: ``A``, ``(B or 1, N, N)``, the painting's Gram matrix at this layer (computed
             on an image of the same number of positions M, or rescaled to it by the caller).
         mask: optional spatial guide (guided Gram, Gatys et al. 2017); M_l is then the mask's mass.
-        mass: the mask's mass ``sum(mask^2)`` per image when the caller already knows it (it is
-            constant over an optimisation, so the loop need not reduce the mask every step).
+        mass: the mask's mass ``sum(mask^2)`` per image when the caller already knows it.
     """
-    n = features.shape[1]
     m = features.shape[-2] * features.shape[-1]
     if mask is not None:
         # Under a guide, the Gram sums over the guided positions only (mask weights squared).
         if mass is None:
             mass = float(mask.float().pow(2).sum()) / mask.shape[0] if mask.numel() else 0.0
         m = max(mass, 1.0)
-    g = gram_matrix(features, mask)
-    return (g - _acc(target_gram)).pow(2).sum() / (4.0 * n * n * m * m)
+    return gram_loss(gram_matrix(features, mask), target_gram, m)
 
 
 def style_loss(
-    features: Mapping[str, torch.Tensor],
+    grams: Mapping[str, torch.Tensor],
     target_grams: Mapping[str, torch.Tensor],
     layer_weights: Mapping[str, float],
-) -> torch.Tensor:
-    """Total style loss, eq. (5): ``L_style = sum_l w_l E_l``."""
+    positions: Mapping[str, float],
+) -> torch.Tensor | None:
+    """Total style loss, eq. (5): ``L_style = sum_l w_l E_l``, from the Gram matrices.
+
+    Written on the Gram matrices ``G_l`` rather than the features because a Gram matrix is a sum
+    over positions: callers may build it in one piece or tile by tile (:mod:`impasto.tiles`),
+    and differentiate this with respect to it.
+
+    Args:
+        grams: ``{layer: G_l}``; layers missing here are skipped.
+        target_grams: ``{layer: A_l}`` for every layer of ``grams`` that has a weight.
+        layer_weights: ``{layer: w_l}``.
+        positions: ``{layer: M_l}`` (or the guide's mass, for guided Grams).
+
+    Returns:
+        The weighted sum, or None when no layer contributes.
+    """
     total = None
     for layer, w in layer_weights.items():
-        if w == 0:
+        if w == 0 or layer not in grams:
             continue
-        e = w * style_layer_loss(features[layer], target_grams[layer])
+        e = w * gram_loss(grams[layer], target_grams[layer], positions[layer])
         total = e if total is None else total + e
-    if total is None:
-        return torch.zeros((), device=next(iter(features.values())).device)
     return total
 
 
-def tv_loss(image: torch.Tensor) -> torch.Tensor:
+def tv_loss(image: torch.Tensor, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """Total variation (squared differences of neighbouring pixels), summed.
 
     Not in Gatys et al. 2016; a common smoothness prior (Mahendran & Vedaldi 2015), off by default.
+
+    Args:
+        image: ``(B, C, H, W)``.
+        box: ``(top, left, bottom, right)``: count only the pairs whose first pixel (the upper or
+            left one) lies in the box. The boxes of a partition of the image count every pair
+            exactly once, so a tiled sum equals the whole image's (``image`` may be a crop that
+            extends past the box; pairs reaching past its edge are not counted).
     """
     x = _acc(image)
-    dh = x[..., 1:, :] - x[..., :-1, :]
-    dw = x[..., :, 1:] - x[..., :, :-1]
+    if box is None:
+        top, left, bottom, right = 0, 0, x.shape[-2], x.shape[-1]
+    else:
+        top, left, bottom, right = box
+    rows = x[..., top : bottom + 1, left:right]
+    cols = x[..., top:bottom, left : right + 1]
+    dh = rows[..., 1:, :] - rows[..., :-1, :]
+    dw = cols[..., :, 1:] - cols[..., :, :-1]
     return dh.pow(2).sum() + dw.pow(2).sum()
 
 

