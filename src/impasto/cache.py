@@ -105,6 +105,17 @@ class RunCache:
             self.stats["encoders_built"] += 1
         return enc
 
+    def forget(self, source: Any) -> None:
+        """Drop a decoded input and every content target computed from it (a long batch calls
+        this after each photo, so memory stays flat)."""
+        k = self.key(source)
+        self._images.pop(k, None)
+        self._guides.pop(k, None)
+        self._kept.pop(id(source), None)
+        stale = [key for key in self._parts if key[0] == "content" and k in key[1][0]]
+        for key in stale:
+            del self._parts[key]
+
     def content_targets(self, key: Hashable, layers: Sequence[str], compute: Compute) -> Targets:
         """The content part of the targets for ``key`` (``compute(layers) -> Targets``)."""
         return self._part(("content", key), layers, self.content_layers, compute)

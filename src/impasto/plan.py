@@ -69,7 +69,8 @@ class Plan:
         content_layers, style_layers: the layers in use (empty when a term is off).
         content_weights, style_weights: ``{layer: weight}`` of eqs. (1) and (5).
         scales: the pyramid, coarsest first.
-        key: what the run's targets depend on, for the cache.
+        content_key, style_key: what the content and the style targets depend on (for the
+            cache; see :func:`_cache_keys`).
     """
 
     settings: Settings
@@ -87,7 +88,8 @@ class Plan:
     content_weights: dict[str, float]
     style_weights: dict[str, float]
     scales: tuple[Scale, ...]
-    key: Hashable
+    content_key: Hashable
+    style_key: Hashable
 
     @property
     def size(self) -> tuple[int, int]:
@@ -192,11 +194,15 @@ def _weights(s: Settings, content_layers, style_layers) -> tuple[dict, dict]:
     return dict(zip(content_layers, cw)), dict(zip(style_layers, sw))
 
 
-def _cache_key(cache: RunCache, s: Settings, content: Any, styles, regions) -> Hashable:
-    """What the targets depend on besides the scale's size and the layers."""
-    return (
-        (s.preserve_colors, s.color_match, s.style_scale, s.guide_propagation),
-        cache.key(content),
+def _cache_keys(cache: RunCache, s: Settings, content: Any, styles, regions) -> tuple:
+    """What the content targets and the style targets depend on (besides size and layers).
+
+    The paintings' Grams do not depend on the photo, so they are reused across photos, except
+    where a colour mode makes them (histogram: recoloured to the photo; luminance: matched to
+    its luminance). The photo's features depend on the first painting in histogram-reverse.
+    """
+    mode = (s.preserve_colors, s.color_match)
+    style_key = (
         tuple((cache.key(si.image), si.weight, si.scale, si.layers) for si in styles),
         tuple(
             (
@@ -209,7 +215,15 @@ def _cache_key(cache: RunCache, s: Settings, content: Any, styles, regions) -> H
             )
             for r in regions
         ),
+        s.style_scale,
+        s.guide_propagation,
     )
+    photo = cache.key(content)
+    needs_photo = s.preserve_colors in ("histogram", "luminance")
+    changes_photo = s.preserve_colors in ("luminance", "histogram-reverse")
+    first = cache.key(styles[0].image) if s.preserve_colors == "histogram-reverse" else None
+    content_key = (mode if changes_photo else None, photo, first)
+    return content_key, (mode, style_key, photo if needs_photo else None)
 
 
 def make_plan(settings: Settings, content: Any, styles: Any, regions: Any, cache: RunCache) -> Plan:
@@ -238,6 +252,7 @@ def make_plan(settings: Settings, content: Any, styles: Any, regions: Any, cache
     )
     content_layers, style_layers = _layers(s, content_rgb is not None, bool(sources))
     device = resolve_device(s.device)
+    keys = _cache_keys(cache, s, content, style_inputs, region_list)
     return Plan(
         settings=s,
         seed=s.seed if s.seed is not None else random.SystemRandom().randrange(2**31),
@@ -254,5 +269,6 @@ def make_plan(settings: Settings, content: Any, styles: Any, regions: Any, cache
         content_weights=_weights(s, content_layers, style_layers)[0],
         style_weights=_weights(s, content_layers, style_layers)[1],
         scales=_scales(s, (photo or paintings[0]).size, deepest([*content_layers, *style_layers])),
-        key=_cache_key(cache, s, content, style_inputs, region_list),
+        content_key=keys[0],
+        style_key=keys[1],
     )

@@ -142,10 +142,10 @@ def scale_targets(plan: Plan, size: Size, encoder, cache: RunCache) -> Targets:
             propagation=plan.settings.guide_propagation,
         )
 
-    network = (plan.settings.pooling, plan.settings.weights, plan.settings.weights_format)
-    key = (plan.key, network, str(plan.device), plan.dtype, size)
-    c = cache.content_targets(key, plan.content_layers, content)
-    st = cache.style_targets(key, plan.style_layers, style)
+    s = plan.settings
+    at = (s.pooling, s.weights, s.weights_format, str(plan.device), plan.dtype, size)
+    c = cache.content_targets((plan.content_key, at), plan.content_layers, content)
+    st = cache.style_targets((plan.style_key, at), plan.style_layers, style)
     return Targets(c.content, st.grams, st.regions)
 
 

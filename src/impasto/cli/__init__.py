@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from ..errors import Cancelled, ImpastoError, SettingsError
 from ..version import __version__
 
-__all__ = ["main", "build_parser", "SUBCOMMANDS"]
+__all__ = ["main", "parse", "build_parser", "SUBCOMMANDS", "UsageError"]
 
 SUBCOMMANDS: tuple[str, ...] = ("stylize", "reconstruct", "sweep", "serve", "batch", "train")
 DEFAULT = "stylize"
@@ -63,8 +63,14 @@ def _argv_with_command(argv: list[str]) -> list[str]:
     return argv
 
 
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """Parse a command line (the default sub-command filled in); a mistake raises
+    :class:`UsageError` with one line."""
+    return build_parser().parse_args(_argv_with_command(list(argv)))
+
+
 def _run(argv: list[str]) -> int:
-    args = build_parser().parse_args(_argv_with_command(argv))
+    args = parse(argv)
     if getattr(args, "run", None) is None:
         build_parser().print_help(sys.stderr)
         return 2

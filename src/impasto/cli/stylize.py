@@ -20,7 +20,7 @@ from .common import (
     strings,
 )
 
-__all__ = ["add_parser", "run", "parse_region", "parse_label_style", "EPILOG"]
+__all__ = ["add_parser", "prepare", "run", "parse_region", "parse_label_style", "EPILOG"]
 
 NONE_WORDS = ("none", "-", "")
 
@@ -236,9 +236,13 @@ def styles_from_args(args: argparse.Namespace) -> list:
     ]
 
 
-def run(args: argparse.Namespace) -> int:
-    from ..api import Stylizer
-    from .saving import intermediate_saver, settings_with_seed
+def prepare(args: argparse.Namespace) -> tuple:
+    """Everything checkable before the run starts: output options, settings, styles, regions.
+
+    Returns ``(settings, content, styles, regions)``; raises a one-line
+    :class:`~impasto.errors.ImpastoError` otherwise.
+    """
+    from .saving import settings_with_seed
 
     check_output(args)
     settings = settings_with_seed(args)
@@ -246,7 +250,14 @@ def run(args: argparse.Namespace) -> int:
     regions = regions_from_args(args)
     if not styles and not regions:
         raise SettingsError("give at least one style image, --region or --labels")
-    content = resolve_input(args.content)
+    return settings, resolve_input(args.content), styles, regions
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import Stylizer
+    from .saving import intermediate_saver
+
+    settings, content, styles, regions = prepare(args)
     save = intermediate_saver(args, settings, content, styles) if args.save_every else None
     with make_progress(args, save) as progress:
         result = Stylizer(settings).run(content, styles, regions=regions, callback=progress)

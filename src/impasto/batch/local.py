@@ -1,0 +1,123 @@
+"""The local backend: jobs run in this process (one worker) or in a pool of worker processes.
+
+Each worker process loads the network once (one :class:`~impasto.batch.worker.Worker`) and runs
+one job at a time; the driver keeps exactly one job in flight per worker, so a crash loses only
+those. With CUDA there is one worker per GPU.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from .jobs import Job
+from .worker import Worker, failed_record
+
+__all__ = ["run_local", "gpu_count"]
+
+OnStart = Callable[[Job], None]
+OnFinish = Callable[[Job, dict[str, Any]], None]
+
+_WORKER: Worker | None = None
+MAX_POOL_RESTARTS = 3
+
+
+def gpu_count() -> int:
+    """CUDA devices visible to this process (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _init(threads: int | None, counter: Any, gpus: int) -> None:
+    global _WORKER
+    with counter.get_lock():
+        index = counter.value
+        counter.value += 1
+    _WORKER = Worker(threads, index % gpus if gpus else None)
+
+
+def _run(job: Job, outdir: str, bits: int, quality: int) -> dict[str, Any]:
+    assert _WORKER is not None
+    return _WORKER.run(job, outdir, bits, quality)
+
+
+def _in_process(jobs, outdir, threads, bits, quality, on_start, on_finish, stop) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        worker = Worker(threads)
+        for job in jobs:
+            if stop():
+                return
+            on_start(job)
+            on_finish(job, worker.run(job, outdir, bits, quality))
+    finally:
+        torch.set_num_threads(before)
+
+
+def _pool_pass(pending: list[Job], workers, threads, gpus, args, on_start, on_finish, stop):
+    """Run jobs from ``pending`` (consumed from the end) in one pool; False if the pool broke."""
+    ctx = multiprocessing.get_context("spawn")
+    counter = ctx.Value("i", 0)
+    inflight: dict[Future, Job] = {}
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init, initargs=(threads, counter, gpus)
+    ) as pool:
+        while (pending and not stop()) or inflight:
+            while pending and len(inflight) < workers and not stop():
+                job = pending.pop()
+                on_start(job)
+                try:
+                    inflight[pool.submit(_run, job, *args)] = job
+                except BrokenProcessPool:
+                    pending.append(job)
+                    break
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            broken = False
+            for fut in done:
+                job = inflight.pop(fut)
+                try:
+                    record = fut.result()
+                except BrokenProcessPool:
+                    broken = True
+                    record = failed_record(job, "worker process died (killed or out of memory)")
+                on_finish(job, record)
+            if broken:
+                for job in inflight.values():
+                    on_finish(job, failed_record(job, "worker process died (pool broken)"))
+                return False
+    return True
+
+
+def run_local(
+    jobs: Sequence[Job],
+    outdir: str,
+    *,
+    workers: int,
+    threads: int | None,
+    bits: int,
+    quality: int,
+    on_start: OnStart,
+    on_finish: OnFinish,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run ``jobs`` with ``workers`` workers of ``threads`` torch threads each; once
+    ``should_stop()`` is true no new job starts (those running finish)."""
+    stop = should_stop
+    if workers <= 1:
+        _in_process(jobs, outdir, threads, bits, quality, on_start, on_finish, stop)
+        return
+    pending = list(reversed(jobs))
+    gpus = gpu_count()
+    args = (outdir, bits, quality)
+    for _ in range(MAX_POOL_RESTARTS + 1):
+        if _pool_pass(pending, workers, threads, gpus, args, on_start, on_finish, stop) or stop():
+            return
+    for job in reversed(pending):
+        on_start(job)
+        on_finish(job, failed_record(job, "worker processes keep dying; job not run"))

@@ -1,0 +1,196 @@
+"""impasto batch: planning, ids and seeds, the manifest, skip on re-run, bad inputs, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from impasto.batch import (
+    BatchOptions,
+    assign_names,
+    cross_jobs,
+    expand_inputs,
+    jsonl_jobs,
+    manifest,
+    run_batch,
+)
+from impasto.errors import SettingsError
+from impasto.settings import Settings
+from tests._batch_helpers import TINY, TINY_FLAGS, make_image, make_inputs, pixels, records
+
+# One in-process worker with one torch thread: the fastest for 32 px jobs on a shared CI box.
+ONE = BatchOptions(workers=1, threads=1)
+
+
+def _cross(root, settings=None):
+    photos, paintings = root / "photos", root / "paintings"
+    if not photos.exists():
+        make_inputs(root, 2, 2)
+    s = settings or Settings(**TINY)
+    return cross_jobs(
+        expand_inputs([str(photos)], "contents"), expand_inputs([str(paintings)], "styles"), s
+    )
+
+
+def test_cross_product_writes_outputs_and_manifest_then_skips_on_rerun(tmp_path):
+    out = tmp_path / "out"
+    events = []
+    summary = run_batch(_cross(tmp_path), str(out), ONE, callback=events.append)
+    assert (summary.total, summary.done, summary.failed, summary.skipped) == (4, 4, 0, 0)
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert names == [f"photo{i}__paint{j}.png" for i in range(2) for j in range(2)]
+    recs = records(out)
+    assert [r["status"] for r in recs] == ["done"] * 4
+    for r in recs:
+        assert r["sha256"] == manifest.file_digest(str(out / r["output"]))
+        assert r["settings"]["seed"] == r["seed"] and isinstance(r["seed"], int)
+        assert set(r["final_losses"]) >= {"loss", "content", "style"}
+        assert r["elapsed_s"] > 0
+        assert pixels(out / r["output"]).shape == (24, 32, 3)
+    assert [e.event for e in events].count("done") == 4
+    assert events[-1].done == 4 and events[-1].running == 0
+
+    again = run_batch(_cross(tmp_path), str(out), ONE)
+    assert (again.done, again.skipped, again.failed) == (0, 4, 0)
+    assert len(records(out)) == 4  # nothing appended
+
+    # A missing or altered output is not "done": exactly those jobs run again.
+    (out / "photo0__paint1.png").unlink()
+    (out / "photo1__paint0.png").write_bytes(b"not the recorded file")
+    third = run_batch(_cross(tmp_path), str(out), ONE)
+    assert (third.done, third.skipped) == (2, 2)
+    assert pixels(out / "photo1__paint0.png").shape == (24, 32, 3)
+
+
+def test_seed_comes_from_the_job_id_and_ids_follow_bytes_and_settings(tmp_path):
+    jobs = _cross(tmp_path)
+    assert [j.id for j in jobs] == [j.id for j in _cross(tmp_path)]  # stable
+    assert len({j.id for j in jobs}) == 4 and len({j.seed for j in jobs}) == 4
+    given = _cross(tmp_path, Settings(**TINY, seed=7))
+    assert {j.seed for j in given} == {7} and given[0].id != jobs[0].id
+    other = _cross(tmp_path, Settings(**{**TINY, "iterations": 3}))
+    assert other[0].id != jobs[0].id
+    make_image(tmp_path / "photos" / "photo0.png", (40, 30), seed=99)  # new bytes, same name
+    changed = _cross(tmp_path)
+    assert changed[0].id != jobs[0].id and changed[3].id == jobs[3].id
+
+
+def test_name_collisions_get_id_suffixes_whatever_the_order(tmp_path):
+    a = make_image(tmp_path / "a" / "cat.png", (40, 30), seed=1)
+    b = make_image(tmp_path / "b" / "cat.jpg", (40, 30), seed=2)
+    style = make_image(tmp_path / "s.png", (32, 32), seed=3)
+    s = Settings(**TINY)
+    one, dropped = assign_names(cross_jobs([str(a), str(b)], [str(style)], s))
+    two, _ = assign_names(cross_jobs([str(b), str(a)], [str(style)], s))
+    assert dropped == 0
+    names = {j.id: j.name for j in one}
+    assert names == {j.id: j.name for j in two}
+    assert len(set(names.values())) == 2
+    assert all(n.startswith("cat__s-") and n.endswith(".png") for n in names.values())
+    # The same bytes twice (same path or not) is one job.
+    same, dropped = assign_names(cross_jobs([str(a), str(a)], [str(style)], s))
+    assert len(same) == 1 and dropped == 1
+    twin = make_image(tmp_path / "c" / "cat.png", (40, 30), seed=1)
+    _, dropped = assign_names(cross_jobs([str(a), str(twin)], [str(style)], s))
+    assert dropped == 1
+
+
+def test_bad_inputs_fail_their_jobs_with_reasons_never_the_batch(tmp_path):
+    good = make_image(tmp_path / "good.png", (40, 30), seed=1)
+    make_image(tmp_path / "style.png", (32, 32), seed=2)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    lines = [
+        {"content": "good.png", "styles": [{"image": "style.png", "weight": 2}], "output": "g.png"},
+        {"content": "broken.jpg", "style": "style.png"},
+        {"content": "good.png", "style": "missing.png"},
+        {"content": "good.png", "style": "style.png", "settings": {"size": 4}},
+        {"content": "good.png", "style": "style.png", "settings": {"colour": 1}},
+    ]
+    text = "\n".join(json.dumps(x) for x in lines) + '\n{"content": oops\n\n# a comment\n'
+    (tmp_path / "jobs.jsonl").write_text(text)
+    jobs = jsonl_jobs(str(tmp_path / "jobs.jsonl"), Settings(**TINY))
+    assert len(jobs) == 6 and str(good) == jobs[0].content and jobs[0].styles[0].weight == 2
+    out = tmp_path / "out"
+    summary = run_batch(jobs, str(out), ONE)
+    assert (summary.done, summary.failed, summary.ok) == (1, 5, False)
+    by_source = {r["source"]: r for r in records(out)}
+    assert by_source["jobs.jsonl:1"]["status"] == "done" and (out / "g.png").exists()
+    errors = {k: r.get("error") or "" for k, r in by_source.items()}
+    assert "broken.jpg" in errors["jobs.jsonl:2"]
+    assert "missing.png: file not found" in errors["jobs.jsonl:3"]
+    assert "size" in errors["jobs.jsonl:4"]
+    assert "colour" in errors["jobs.jsonl:5"]
+    assert "not valid JSON" in errors["jobs.jsonl:6"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "g.png",
+        "manifest.jsonl",
+    ]
+
+
+def test_manifest_tolerates_a_torn_last_line_and_repairs_it(tmp_path):
+    path = str(tmp_path / "manifest.jsonl")
+    manifest.append(path, {"id": "a", "status": "done"})
+    with open(path, "ab") as fh:
+        fh.write(b'{"id": "b", "sta')  # a crash mid-write
+    assert [r["id"] for r in manifest.read(path)] == ["a"]
+    assert manifest.repair(path) and not manifest.repair(path)
+    manifest.append(path, {"id": "c", "status": "failed"})
+    assert [r["id"] for r in manifest.read(path)] == ["a", "c"]
+
+
+def test_one_batch_per_output_folder(tmp_path):
+    with manifest.locked(str(tmp_path)):
+        with pytest.raises(SettingsError, match="another impasto batch"):
+            run_batch([], str(tmp_path))
+    with pytest.raises(SettingsError, match="backend"):
+        run_batch([], str(tmp_path), BatchOptions(backend="slurm"))
+
+
+def test_expand_inputs_errors_and_examples(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SettingsError, match="no image files"):
+        expand_inputs([str(tmp_path / "empty")], "contents")
+    with pytest.raises(SettingsError, match="no files match"):
+        expand_inputs([str(tmp_path / "*.png")], "contents")
+    found = expand_inputs(["example:chelsea", str(tmp_path / "nope.png")], "contents")
+    assert found[0].endswith("chelsea.png") and found[1].endswith("nope.png")
+
+
+def test_cli_exit_codes_summary_and_verbose_lines(tmp_path, capsys):
+    from impasto.cli import main
+
+    photos, paintings = make_inputs(tmp_path, 1, 1)
+    (photos / "zz_broken.png").write_bytes(b"nope")
+    out = tmp_path / "out"
+    argv = ["batch", "--contents", str(photos), "--styles", str(paintings), "-o", str(out)]
+    assert main([*argv, *TINY_FLAGS, "-q", "-v"]) == 1
+    err = capsys.readouterr().err
+    assert "done     photo0__paint0.png" in err
+    assert "2 jobs: 1 done, 1 failed" in err and "failed: zz_broken__paint0.png" in err
+    os.unlink(photos / "zz_broken.png")
+    assert main([*argv, *TINY_FLAGS, "-q"]) == 0
+    assert "1 jobs: 0 done, 1 done before, 0 failed" in capsys.readouterr().err
+    assert main(["batch", "jobs.jsonl", "--contents", "x", "-o", str(out)]) == 2
+    assert "not both" in capsys.readouterr().err
+
+
+def test_cancel_stops_starting_jobs_and_a_rerun_finishes_the_rest(tmp_path):
+    import threading
+
+    photos, paintings = make_inputs(tmp_path, 2, 1)
+    jobs = cross_jobs(
+        expand_inputs([str(photos)], "c"), expand_inputs([str(paintings)], "s"), Settings(**TINY)
+    )
+    cancel = threading.Event()
+
+    def on_event(e):
+        if e.event == "done":
+            cancel.set()
+
+    out = str(tmp_path / "out")
+    first = run_batch(jobs, out, ONE, callback=on_event, cancel=cancel)
+    assert (first.done, first.not_run, first.ok) == (1, 1, False)
+    second = run_batch(jobs, out, ONE)
+    assert (second.done, second.skipped, second.ok) == (1, 1, True)

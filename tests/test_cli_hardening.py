@@ -1,0 +1,201 @@
+"""Issue "Nothing a user types can crash it": each defect a user found, as a regression test,
+and the command line fuzzed (any argv either parses and validates, or is one line + exit 2)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from impasto.cli import main, parse
+from impasto.cli.stylize import prepare
+from impasto.errors import ImpastoError
+from impasto.image import read_metadata
+
+FAST = ["--size", "40", "--iterations", "2", "--seed", "0", "-q", "--pyramid-start", "0"]
+PAIR = ["example:chelsea", "example:starry_night"]
+
+
+def _one_line(capsys, rc, pattern, code=2):
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == code, err
+    assert len(lines) == 1 and lines[0].startswith("impasto: error:"), err
+    assert pattern in lines[0], lines[0]
+
+
+def test_zero_iterations_from_noise_is_refused_not_written(tmp_path, capsys):
+    out = tmp_path / "it0.png"
+    rc = main([*PAIR, "--size", "64", "--iterations", "0", "--pyramid-start", "0", "-o", str(out)])
+    _one_line(capsys, rc, "random start image")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "pattern"),
+    [
+        ([*PAIR, "--quality", "0", "-o", "{tmp}/out.jpg"], "--quality must be between 1 and 100"),
+        ([*PAIR, "--bits", "16", "-o", "{tmp}/out.jpg"], "--bits 16 needs a .png or .tif"),
+        (
+            ["reconstruct", "content", "example:chelsea", "--bits", "16", "-o", "{tmp}/r.jpg"],
+            "--bits 16 needs a .png or .tif",
+        ),
+        (
+            ["reconstruct", "content", "example:chelsea", "--layers-sheet", "--bits", "16"]
+            + ["-o", "{tmp}/r.png"],
+            "8-bit contact sheet",
+        ),
+        (
+            ["reconstruct", "content", "example:chelsea", "--save-every", "5", "-o", "{tmp}/r.png"],
+            "unrecognized arguments: --save-every",
+        ),
+        (
+            ["reconstruct", "style", "example:chelsea", "--init", "content", "-o", "{tmp}/r.png"],
+            "unrecognized arguments: --init",
+        ),
+        ([*PAIR, "--init", "contnet", "-o", "{tmp}/o.png"], "neither one of noise, content, style"),
+        ([*PAIR, "--size", "16", "-o", "{tmp}/o.png"], "too small for layer relu5_1"),
+        ([*PAIR, "--size", "64.7", "-o", "{tmp}/o.png"], "argument --size: invalid int value"),
+        ([*PAIR, "--pooling", "maxx", "-o", "{tmp}/o.png"], "choose from 'max', 'avg'"),
+        ([*PAIR, "--content-weight", "0", "--style-weight", "0", "-o", "{tmp}/o.png"], "both 0"),
+        ([*PAIR, "--keep-intermediates", "-o", "{tmp}/o.png"], "needs --save-every"),
+        (["example:chelsea", "--bogus", "-o", "{tmp}/o.png"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_options_fail_in_one_line_before_any_work(tmp_path, capsys, argv, pattern):
+    started = time.perf_counter()
+    rc = main([a.format(tmp=tmp_path) for a in argv])
+    _one_line(capsys, rc, pattern)
+    assert time.perf_counter() - started < 30  # refused up front, not after a run
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_same_seed_gives_the_same_file_bytes(tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    assert main([*PAIR, *FAST, "-o", str(a)]) == 0
+    assert main([*PAIR, *FAST, "-o", str(b)]) == 0
+    assert a.read_bytes() == b.read_bytes()
+    assert "elapsed" not in read_metadata(a)["impasto"]
+
+
+def test_intermediate_files_record_seed_and_inputs(tmp_path):
+    out = tmp_path / "o.png"
+    argv = [*PAIR, "--size", "40", "--iterations", "3", "--pyramid-start", "0", "-q"]
+    assert main([*argv, "--save-every", "1", "--keep-intermediates", "-o", str(out)]) == 0
+    meta = json.loads(read_metadata(tmp_path / "o.i00001.png")["impasto"])
+    assert meta["partial"] and isinstance(meta["seed"], int)
+    assert meta["inputs"] == {"content": "chelsea.png", "styles": ["starry_night.jpg"]}
+    final = json.loads(read_metadata(out)["impasto"])
+    assert final["seed"] == meta["seed"]
+
+
+def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "impasto", *PAIR, *FAST, "-o", str(tmp_path / "o.png")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(0.8)  # inside the imports (torch takes seconds to import)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert proc.returncode in (130, -signal.SIGINT), err
+
+
+def test_help_is_fast_and_complete(capsys):
+    for argv in (["--help"], ["stylize", "--help"], ["reconstruct", "--help"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 0
+    assert "--max-input-pixels" in capsys.readouterr().out
+
+
+_WORDS = st.sampled_from(
+    [
+        "example:chelsea",
+        "example:starry_night",
+        "example:nope",
+        "reconstruct",
+        "sweep",
+        "content",
+        "style",
+        "--size",
+        "--iterations",
+        "--seed",
+        "--pooling",
+        "--init",
+        "--style-layers",
+        "--content-layers",
+        "--style-blend",
+        "--style-scales",
+        "--bits",
+        "--quality",
+        "--region",
+        "--labels",
+        "--label-style",
+        "--feather",
+        "--style-layers-of",
+        "--optimizer",
+        "--learning-rate",
+        "--precision",
+        "--device",
+        "--preserve-colors",
+        "--weights",
+        "--weights-format",
+        "--style-weight",
+        "--tv-weight",
+        "--save-every",
+        "--over",
+        "--values",
+        "max",
+        "avg",
+        "noise",
+        "relu1_1",
+        "relu9_9",
+        "1=relu1_1",
+        "-1",
+        "0",
+        "1",
+        "16",
+        "3.5",
+        "1e309",
+        "nan",
+        "",
+        "=",
+        "a=b:c",
+        "#ff0000=none",
+        "-o",
+        "-q",
+        "-v",
+        "--",
+        "x.png",
+        "x.jpg",
+        "/nonexistent/x.png",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_WORDS, st.text(max_size=6)), max_size=8))
+def test_any_command_line_validates_or_is_one_clear_error(argv):
+    """Parse and validate everything a run would (no optimisation is started)."""
+    try:
+        args = parse(argv)
+        if getattr(args, "run", None) is not None and args.command == "stylize":
+            prepare(args)
+    except ImpastoError as e:
+        assert str(e) and "\n" not in str(e)
+    except SystemExit as e:  # --help / --version only
+        assert e.code == 0
+
+
+def test_broken_images_and_directories_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)
+    _one_line(capsys, main([str(bad), PAIR[1], *FAST, "-o", str(tmp_path / "o.png")]), "bad.png")
+    Image.new("RGB", (50, 40)).save(tmp_path / "ok.png")
+    _one_line(capsys, main([str(tmp_path / "ok.png"), PAIR[1], *FAST, "-o", str(tmp_path)]), "")
