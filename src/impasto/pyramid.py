@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -149,8 +148,9 @@ def scale_targets(plan: Plan, size: Size, encoder, cache: RunCache) -> Targets:
     return Targets(c.content, st.grams, st.regions)
 
 
-def scale_objective(plan: Plan, targets: Targets, size: Size, encoder) -> Callable:
-    """The objective of one scale, ``image -> (total, components)`` (network view applied).
+def scale_objective(plan: Plan, targets: Targets, size: Size, encoder) -> Objective:
+    """The objective of one scale, ``image -> (total, components)`` (a 1-channel luminance
+    image is expanded to the network's three channels by the objective itself).
 
     Departure (coarse-to-fine only): eq. (1) sums over positions, so it grows with the pixel
     count while eq. (4) does not. Scaling alpha by (final area / this area) keeps the
@@ -159,7 +159,7 @@ def scale_objective(plan: Plan, targets: Targets, size: Size, encoder) -> Callab
     s = plan.settings
     fw, fh = plan.size
     alpha = s.content_weight * (fw * fh) / (size[0] * size[1])
-    objective = Objective(
+    return Objective(
         encoder,
         targets,
         alpha,
@@ -168,8 +168,6 @@ def scale_objective(plan: Plan, targets: Targets, size: Size, encoder) -> Callab
         plan.style_weights,
         s.tv_weight,
     )
-    to_network = plan.colors.to_network
-    return lambda image: objective(to_network(image))
 
 
 def start_image(plan: Plan, size: Size) -> torch.Tensor:

@@ -177,6 +177,16 @@ class Settings:
     lbfgs_history: Annotated[int, Field(ge=1, le=1000)] = _f(
         20, "L-BFGS memory: how many recent (step, gradient change) pairs shape its steps"
     )
+    tile: Annotated[int, Field(ge=0, le=16384)] | None = _f(
+        None,
+        "side in px of exact tiles (rounded down to a multiple of the deepest layer's stride); "
+        "0 or unset: chosen from --max-memory when the whole image does not fit",
+    )
+    max_memory: Annotated[int, Field(gt=0)] | None = _f(
+        None,
+        "memory budget in bytes for tiling and the optimiser (the CLI takes 20G, 512M ...; "
+        "default: half the RAM on the CPU, 90 percent of the free memory on a GPU)",
+    )
     seed: Annotated[int, Field(ge=0, lt=2**63)] | None = _f(
         None, "random seed (default: a fresh one, recorded in the output)"
     )

@@ -1,0 +1,212 @@
+"""Checkpoints of long runs: everything needed to continue exactly as if never interrupted.
+
+A checkpoint holds the image and the optimiser's whole state (L-BFGS history included, see
+:meth:`impasto.optimise.Descent.state_dict`), the pyramid level and the iterations done there,
+the settings, the seed, the random number generators' states and the identities (SHA-256) of the
+inputs, so that a resumed run can refuse inputs that changed. It is written with
+:func:`torch.save` to a temporary file in the same directory and renamed over the target, so a
+crash while writing never leaves a half-written checkpoint; it is read with
+``weights_only=True`` (no code runs on load).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import ImpastoError
+
+__all__ = [
+    "FORMAT",
+    "Autosave",
+    "Checkpoint",
+    "CheckpointError",
+    "check_inputs",
+    "identity",
+    "load_checkpoint",
+    "restore_rng",
+    "rng_state",
+    "save_checkpoint",
+]
+
+#: Bumped when the layout changes; older files are refused with a clear message.
+FORMAT = 1
+_MAGIC = "impasto-checkpoint"
+
+
+class CheckpointError(ImpastoError):
+    """A checkpoint is missing, unreadable, of another format, or does not match the inputs."""
+
+
+@dataclass
+class Checkpoint:
+    """The state of a run between two iterations.
+
+    Attributes:
+        settings: ``Settings.to_dict()`` of the run.
+        seed: the run's seed.
+        level: the pyramid scale being optimised (0 = coarsest).
+        iteration: iterations done at that scale.
+        descent: :meth:`impasto.optimise.Descent.state_dict` (the image is its ``x``).
+        rng: :func:`rng_state` when the checkpoint was taken.
+        inputs: ``{name: identity}`` of every input (:func:`identity`), e.g. ``content``,
+            ``style0`` ...
+        extra: anything else the engine wants back (history, elapsed time ...); plain data.
+    """
+
+    settings: dict[str, Any]
+    seed: int
+    level: int
+    iteration: int
+    descent: dict[str, Any]
+    rng: dict[str, Any]
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def rng_state() -> dict[str, Any]:
+    """The states of Python's, torch's and (if present) every CUDA device's generators."""
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: Mapping[str, Any]) -> None:
+    """Put back the generators' states saved by :func:`rng_state`."""
+    random.setstate(_as_tuple(state["python"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x: Any) -> Any:
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def identity(source: Any) -> dict[str, Any]:
+    """What identifies an input: its SHA-256 (of the file's bytes, or of a tensor's or PIL
+    image's pixels) with its name and size for messages."""
+    h = hashlib.sha256()
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        try:
+            with path.open("rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except OSError as e:
+            raise CheckpointError(f"cannot read input {path}: {e.strerror or e}") from None
+        return {"name": path.name, "bytes": path.stat().st_size, "sha256": h.hexdigest()}
+    if isinstance(source, torch.Tensor):
+        t = source.detach().cpu().contiguous()
+        h.update(str((tuple(t.shape), str(t.dtype))).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        return {"name": "<tensor>", "shape": list(t.shape), "sha256": h.hexdigest()}
+    if hasattr(source, "tobytes") and hasattr(source, "mode"):  # a PIL image
+        h.update(f"{source.mode} {source.size}".encode())
+        h.update(source.tobytes())
+        return {"name": "<image>", "size": list(source.size), "sha256": h.hexdigest()}
+    raise CheckpointError(f"cannot identify an input of type {type(source).__name__}")
+
+
+def check_inputs(saved: Mapping[str, Mapping], current: Mapping[str, Mapping]) -> None:
+    """Refuse to resume with other inputs than the checkpoint's.
+
+    Raises:
+        CheckpointError: naming the first input that was added, removed or changed.
+    """
+    for key in sorted(set(saved) | set(current)):
+        if key not in current:
+            raise CheckpointError(f"the checkpoint's run had an input {key!r} that is missing now")
+        if key not in saved:
+            raise CheckpointError(f"input {key!r} was not part of the checkpoint's run")
+        if saved[key]["sha256"] != current[key]["sha256"]:
+            raise CheckpointError(
+                f"input {key!r} ({current[key].get('name')}) differs from the one the checkpoint "
+                f"was made with ({saved[key].get('name')})"
+            )
+
+
+def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
+    """Write ``ckpt`` atomically (temporary file in the same directory, then rename)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise CheckpointError(f"checkpoint directory {path.parent} does not exist")
+    payload = {"magic": _MAGIC, "format": FORMAT, **asdict(ckpt)}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(payload, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> Checkpoint:
+    """Read a checkpoint written by :func:`save_checkpoint` (tensors onto ``map_location``).
+
+    Raises:
+        CheckpointError: missing file, not a checkpoint, or another format version.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"{path} is not a readable impasto checkpoint") from None
+    if not isinstance(data, dict) or data.get("magic") != _MAGIC:
+        raise CheckpointError(f"{path} is not an impasto checkpoint")
+    if data.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} has checkpoint format {data.get('format')}; this impasto reads format {FORMAT}"
+        )
+    data.pop("magic")
+    data.pop("format")
+    return Checkpoint(**data)
+
+
+class Autosave:
+    """Decides when a periodic checkpoint is due: every ``every`` seconds of ``clock``.
+
+    Args:
+        path: where checkpoints go (each one replaces the last).
+        every: seconds between checkpoints (``0`` or less: never by time).
+        clock: monotonic seconds (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        every: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.path = Path(path)
+        self.every = every
+        self.clock = clock
+        self.last = clock()
+        self.saved = 0
+
+    def due(self) -> bool:
+        """Whether ``every`` seconds have passed since the start or the last save."""
+        return self.every > 0 and self.clock() - self.last >= self.every
+
+    def save(self, make: Callable[[], Checkpoint]) -> None:
+        """Write ``make()`` now (also when not due, e.g. on Ctrl-C) and restart the clock."""
+        save_checkpoint(self.path, make())
+        self.last = self.clock()
+        self.saved += 1

@@ -1,0 +1,354 @@
+"""How much memory a scale needs, and the plan that fits a budget: whole image or tiles of which
+size, and which optimiser state (L-BFGS history, or Adam).
+
+The model counts what backpropagation keeps per pixel of the network's input: the input, every
+ReLU output and every pooling output up to the deepest layer (about 323 values per pixel up to
+``relu5_1``, ~1.3 KB in float32), max-pooling indices (int64), the gradients handed to the
+requested layers, and the two largest gradient buffers alive at once during the backward pass.
+On top come image-sized tensors that tiles do not shrink: the image, its gradient, the fall-back
+copy, the optimiser state (L-BFGS: about ``2 x history + 4`` image-sized vectors; Adam: 3) and
+the photo's features at the content layers. A CPU measurement (AMD EPYC, float32, VGG19 to
+relu5_1, 512-768 px) gave about 2.2 KB per pixel untiled against 2.3 KB modelled; tiles cost more
+per crop pixel (allocator fragmentation across crops of several sizes), which :data:`SAFETY`
+covers. Everything here is pure arithmetic, except :func:`available_memory`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .errors import SettingsError
+from .layers import LAYER_NAMES, deepest, layer_channels, layer_stride
+
+__all__ = [
+    "BASE_BYTES",
+    "CPU_FRACTION",
+    "MAX_TILE",
+    "MIN_HISTORY",
+    "MIN_TILE",
+    "SAFETY",
+    "MemoryPlan",
+    "available_memory",
+    "backward_bytes_per_pixel",
+    "format_bytes",
+    "optimiser_bytes",
+    "parse_bytes",
+    "plan_memory",
+    "saved_values_per_pixel",
+]
+
+#: The process before any image: Python, torch, the network's weights.
+BASE_BYTES = 1 << 30
+#: Multiplies the per-pixel network model (measured peaks exceed it by up to ~40 % with tiles).
+SAFETY = 1.5
+#: Below this tile side the halos cost more than shortening the L-BFGS history.
+MIN_TILE = 512
+#: Automatic tiles grow no larger: past it the halo's overhead is small ((2048 + 160)^2 / 2048^2
+#: = 1.16) and smaller tiles report progress more often.
+MAX_TILE = 2048
+#: The shortest L-BFGS history chosen before switching to Adam.
+MIN_HISTORY = 5
+#: The default budget's share of the RAM: room for the OS, other programs and allocator slack.
+CPU_FRACTION = 0.5
+GB = 1e9
+
+Channels = Callable[[str], int]
+
+
+def _upto(last: str, names: Sequence[str]) -> list[str]:
+    names = list(names)
+    return names[: names.index(last) + 1]
+
+
+def saved_values_per_pixel(
+    last: str, names: Sequence[str] = LAYER_NAMES, channels: Channels = layer_channels
+) -> float:
+    """Values the backward pass keeps per input pixel up to ``last``: the network's input, each
+    ReLU's output (in place over its convolution's) and each pooling's output."""
+    total = 3.0
+    for n in _upto(last, names):
+        if n.startswith(("relu", "pool")):
+            total += channels(n) / layer_stride(n) ** 2
+    return total
+
+
+def backward_bytes_per_pixel(
+    layers: Sequence[str],
+    pooling: str,
+    dtype: torch.dtype,
+    names: Sequence[str] = LAYER_NAMES,
+    channels: Channels = layer_channels,
+) -> float:
+    """Bytes per input pixel at the peak of one forward + backward pass to ``layers`` (the
+    model, before :data:`SAFETY`)."""
+    last = deepest(layers)
+    if last is None:
+        return 0.0
+    size = torch.empty((), dtype=dtype).element_size()
+    upto = _upto(last, names)
+    acts = [channels(n) / layer_stride(n) ** 2 for n in upto if n.startswith("relu")]
+    requested = sum(channels(n) / layer_stride(n) ** 2 for n in layers)
+    values = saved_values_per_pixel(last, names, channels) + requested + 2 * max(acts)
+    indices = 0.0
+    if pooling == "max":
+        indices = sum(channels(n) / layer_stride(n) ** 2 for n in upto if n.startswith("pool"))
+    return values * size + 8 * indices
+
+
+def optimiser_bytes(optimizer: str, history: int, pixels: int, channels: int) -> int:
+    """Image-sized state of the optimiser: L-BFGS keeps ``2 x history`` vectors plus its
+    direction, previous gradient and two temporaries; Adam two moments and a temporary."""
+    vectors = 2 * history + 4 if optimizer == "lbfgs" else 3
+    return vectors * pixels * channels * 4
+
+
+def _fixed_bytes(
+    pixels: int,
+    image_channels: int,
+    content_layers: Sequence[str],
+    regions: int,
+    style_layers: Sequence[str],
+    dtype: torch.dtype,
+) -> int:
+    """Image-sized tensors besides the optimiser's: image, gradient, fall-back copy and the
+    photo at this size (float32), the content targets (network dtype) and region guides."""
+    size = torch.empty((), dtype=dtype).element_size()
+    image = (3 * image_channels + 3) * 4
+    content = sum(layer_channels(n) / layer_stride(n) ** 2 for n in content_layers) * size
+    guides = regions * sum(4 / layer_stride(n) ** 2 for n in style_layers)
+    return BASE_BYTES + int(pixels * (image + content + guides))
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """How a scale runs within a memory budget.
+
+    Attributes:
+        tile: owned tile side in px, or None for the whole image at once.
+        halo: the tiles' halo in px (0 untiled).
+        optimizer: ``"lbfgs"`` or ``"adam"``.
+        history: L-BFGS history (0 for Adam).
+        estimate: modelled peak bytes.
+        budget: the budget in bytes.
+        reason: one line for the log saying what was chosen and why.
+    """
+
+    tile: int | None
+    halo: int
+    optimizer: str
+    history: int
+    estimate: int
+    budget: int
+    reason: str
+
+
+def format_bytes(n: float) -> str:
+    """``12.3 GB`` / ``512 MB``."""
+    return f"{n / GB:.1f} GB" if n >= GB else f"{n / 1e6:.0f} MB"
+
+
+def _largest_tile(avail: float, per_px: float, halo: int, align: int, cap: int) -> int:
+    """The largest multiple of ``align`` (at most ``cap``) whose crop fits ``avail`` bytes."""
+    if avail <= 0:
+        return 0
+    side = int(math.sqrt(avail / per_px)) - 2 * halo
+    return min(cap, side // align * align)
+
+
+@dataclass(frozen=True)
+class _Need:
+    pixels: int
+    cap: int
+    halo: int
+    align: int
+    per_px: float
+    fixed: int
+    channels: int
+
+    def opt(self, optimizer: str, history: int) -> int:
+        return optimiser_bytes(optimizer, history, self.pixels, self.channels)
+
+    def tiled(self, tile: int, optimizer: str, history: int) -> int:
+        crop = (tile + 2 * self.halo) ** 2
+        return int(self.fixed + self.opt(optimizer, history) + self.per_px * crop)
+
+    def tile_for(self, budget: int, optimizer: str, history: int) -> int:
+        avail = budget - self.fixed - self.opt(optimizer, history)
+        return _largest_tile(avail, self.per_px, self.halo, self.align, self.cap)
+
+
+def plan_memory(
+    size: tuple[int, int],
+    *,
+    layers: Sequence[str],
+    content_layers: Sequence[str] = (),
+    regions: int = 0,
+    pooling: str,
+    dtype: torch.dtype,
+    optimizer: str,
+    history: int,
+    budget: int,
+    halo: int,
+    align: int,
+    image_channels: int = 3,
+    tile: int | None = None,
+    names: Sequence[str] = LAYER_NAMES,
+    channels: Channels = layer_channels,
+) -> MemoryPlan:
+    """Choose whole image or tiles, and the optimiser state, for an ``(h, w)`` scale.
+
+    The whole image at once when it fits with the requested optimiser. Otherwise tiles: the
+    largest that fit with the requested L-BFGS history, as long as they are at least
+    :data:`MIN_TILE` px; else a shorter history (down to :data:`MIN_HISTORY`) with such tiles;
+    else Adam with the largest tiles that fit. A ``tile`` given by the user is kept (rounded
+    down to a multiple of ``align``) and only the optimiser state adapts.
+
+    Args:
+        size: ``(h, w)`` of the scale.
+        layers: every layer the objective reads (content and style).
+        content_layers: the layers whose targets are stored at the image's resolution.
+        regions: number of styled regions (their guides are stored per style layer).
+        pooling: ``"max"`` or ``"avg"``.
+        dtype: the network's arithmetic.
+        optimizer: the optimiser asked for; history: its L-BFGS history.
+        budget: bytes available (:func:`available_memory` or ``--max-memory``).
+        halo: the exact halo (:func:`impasto.tiles.required_halo`); align: tile alignment.
+        image_channels: 1 (luminance mode) or 3.
+        tile: a tile side forced by the user, or None.
+        names: the network's layer order; channels: channels per layer.
+
+    Raises:
+        SettingsError: nothing fits (one line naming the sizes and the budget).
+    """
+    h, w = size
+    pixels = h * w
+    style = [n for n in layers if n not in content_layers]
+    need = _Need(
+        pixels=pixels,
+        cap=min(align * math.ceil(max(h, w) / align), max(align, MAX_TILE // align * align)),
+        halo=halo,
+        align=align,
+        per_px=SAFETY * backward_bytes_per_pixel(layers, pooling, dtype, names, channels),
+        fixed=_fixed_bytes(pixels, image_channels, content_layers, regions, style, dtype),
+        channels=image_channels,
+    )
+    hist = history if optimizer == "lbfgs" else 0
+    whole = need.fixed + need.opt(optimizer, hist) + int(need.per_px * pixels)
+    label = f"{w}x{h}"
+    if tile is None and whole <= budget:
+        reason = f"{label}: whole image, ~{format_bytes(whole)} of {format_bytes(budget)}"
+        return MemoryPlan(None, 0, optimizer, hist, whole, budget, reason)
+    why = (
+        f"--tile {tile}"
+        if tile is not None
+        else f"the whole image needs ~{format_bytes(whole)}, over {format_bytes(budget)}"
+    )
+    if tile is not None:
+        forced = max(align, tile // align * align)
+        return _fit_state(need, forced, optimizer, hist, budget, label, why)
+    return _fit_tiles(need, optimizer, hist, budget, label, why)
+
+
+def _plan(need: _Need, tile: int, opt: str, hist: int, budget: int, text: str) -> MemoryPlan:
+    estimate = need.tiled(tile, opt, hist)
+    return MemoryPlan(
+        tile, need.halo, opt, hist, estimate, budget, f"{text}, ~{format_bytes(estimate)}"
+    )
+
+
+def _tiles_text(label: str, tile: int, halo: int, why: str) -> str:
+    return f"{label}: tiles of {tile} px (+{halo} px halo) because {why}"
+
+
+def _fit_state(
+    need: _Need, tile: int, optimizer: str, hist: int, budget: int, label: str, why: str
+) -> MemoryPlan:
+    """A forced tile: keep it, shorten the L-BFGS history or switch to Adam if needed."""
+    text = _tiles_text(label, tile, need.halo, why)
+    if need.tiled(tile, optimizer, hist) <= budget:
+        return _plan(need, tile, optimizer, hist, budget, text)
+    if optimizer == "lbfgs":
+        room = budget - need.tiled(tile, "lbfgs", 0)
+        h = min(hist, room // (2 * need.pixels * need.channels * 4))
+        if h >= MIN_HISTORY:
+            return _plan(need, tile, "lbfgs", h, budget, f"{text}; L-BFGS history {hist} -> {h}")
+    if need.tiled(tile, "adam", 0) <= budget:
+        return _plan(need, tile, "adam", 0, budget, f"{text}; Adam (no room for L-BFGS)")
+    raise _too_big(need, label, budget)
+
+
+def _fit_tiles(
+    need: _Need, optimizer: str, hist: int, budget: int, label: str, why: str
+) -> MemoryPlan:
+    """Automatic tiles: largest tiles with the asked history, else a shorter one, else Adam."""
+    t = need.tile_for(budget, optimizer, hist)
+    if t >= min(MIN_TILE, need.cap):
+        return _plan(need, t, optimizer, hist, budget, _tiles_text(label, t, need.halo, why))
+    if optimizer == "lbfgs":
+        small = min(MIN_TILE, need.cap)
+        room = budget - need.tiled(small, "lbfgs", 0)
+        h = min(hist, room // (2 * need.pixels * need.channels * 4))
+        if h >= MIN_HISTORY:
+            t = need.tile_for(budget, "lbfgs", h)
+            text = _tiles_text(label, t, need.halo, why)
+            return _plan(need, t, "lbfgs", h, budget, f"{text}; L-BFGS history {hist} -> {h}")
+    t = need.tile_for(budget, "adam", 0)
+    if t >= need.align:
+        text = _tiles_text(label, t, need.halo, why)
+        return _plan(need, t, "adam", 0, budget, f"{text}; Adam (no room for L-BFGS)")
+    raise _too_big(need, label, budget)
+
+
+def _too_big(need: _Need, label: str, budget: int) -> SettingsError:
+    least = need.tiled(need.align, "adam", 0)
+    return SettingsError(
+        f"a {label} image needs at least ~{format_bytes(least)} here, more than the "
+        f"{format_bytes(budget)} budget; lower --size or raise --max-memory"
+    )
+
+
+_UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def parse_bytes(text: str) -> int:
+    """``"20G"``, ``"20 GB"``, ``"512M"``, ``"1.5g"``, ``"1000000"`` -> bytes (powers of 1000;
+    ``GiB``/``MiB`` are powers of 1024)."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgtKMGT]?)(i?)[bB]?\s*", text)
+    if m is None or float(m[1]) <= 0:
+        raise SettingsError(f"memory size must look like 20G, 512M or 1.5GB, got {text!r}")
+    unit = m[2].lower()
+    scale = 1024 ** "kmgt".index(unit) * 1024 if m[3] and unit else _UNITS[unit]
+    return int(float(m[1]) * scale)
+
+
+def _cgroup_limit() -> int | None:
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                value = f.read().strip()
+        except OSError:
+            continue
+        if value.isdigit() and int(value) < 1 << 60:
+            return int(value)
+    return None
+
+
+def available_memory(device: torch.device) -> tuple[int, str]:
+    """The default budget on ``device`` and where it comes from: :data:`CPU_FRACTION` of the RAM
+    (or of the container's limit) on the CPU and MPS, 90 % of the free memory on a CUDA GPU."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(0.9 * free), f"90 % of the {format_bytes(free)} free on the GPU"
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = _cgroup_limit()
+    where = "RAM"
+    if limit is not None and limit < total:
+        total, where = limit, "container's memory limit"
+    share = f"{CPU_FRACTION:.0%} of the {format_bytes(total)} {where}"
+    return int(CPU_FRACTION * total), share

@@ -1,0 +1,125 @@
+"""The memory model and the plan it makes: whole image or tiles, L-BFGS history or Adam."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from impasto.errors import SettingsError
+from impasto.memory import (
+    MAX_TILE,
+    MIN_HISTORY,
+    available_memory,
+    backward_bytes_per_pixel,
+    optimiser_bytes,
+    parse_bytes,
+    plan_memory,
+    saved_values_per_pixel,
+)
+
+LAYERS = ("relu4_2", "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+GB = 10**9
+
+
+def _plan(side, budget, **kw):
+    args = dict(
+        layers=LAYERS,
+        content_layers=("relu4_2",),
+        pooling="avg",
+        dtype=torch.float32,
+        optimizer="lbfgs",
+        history=20,
+        budget=int(budget),
+        halo=80,
+        align=16,
+    )
+    return plan_memory((side, side), **{**args, **kw})
+
+
+def test_backward_keeps_about_320_values_per_pixel_to_relu5_1():
+    assert saved_values_per_pixel("relu5_1") == 323
+    fp32 = backward_bytes_per_pixel(LAYERS, "avg", torch.float32)
+    assert backward_bytes_per_pixel(LAYERS, "avg", torch.bfloat16) == fp32 / 2
+    assert backward_bytes_per_pixel(LAYERS, "max", torch.float32) > fp32  # int64 indices
+    assert backward_bytes_per_pixel(("relu1_1",), "avg", torch.float32) < fp32 / 2
+    assert backward_bytes_per_pixel((), "avg", torch.float32) == 0
+
+
+def test_an_lbfgs_history_of_20_at_8192_costs_about_32_gb():
+    px = 8192 * 8192
+    extra = optimiser_bytes("lbfgs", 20, px, 3) - optimiser_bytes("lbfgs", 0, px, 3)
+    assert extra == 40 * px * 3 * 4
+    assert 32 * GB < extra < 33 * GB
+    assert optimiser_bytes("adam", 20, px, 3) == 3 * px * 3 * 4
+
+
+def test_whole_image_when_it_fits():
+    plan = _plan(512, 100 * GB)
+    assert plan.tile is None and plan.halo == 0
+    assert (plan.optimizer, plan.history) == ("lbfgs", 20)
+    assert plan.estimate <= plan.budget
+    assert plan.reason.startswith("512x512: whole image")
+
+
+def test_tiles_when_the_whole_image_does_not_fit():
+    plan = _plan(4096, 20 * GB)
+    assert plan.tile is not None and plan.tile % 16 == 0 and 512 <= plan.tile <= MAX_TILE
+    assert plan.halo == 80
+    assert (plan.optimizer, plan.history) == ("lbfgs", 20)
+    assert plan.estimate <= plan.budget
+    assert "tiles of" in plan.reason and "over 20.0 GB" in plan.reason
+
+
+def test_shorter_history_then_adam_as_the_budget_shrinks():
+    shorter = _plan(8192, 20 * GB)
+    assert shorter.optimizer == "lbfgs" and MIN_HISTORY <= shorter.history < 20
+    assert f"history 20 -> {shorter.history}" in shorter.reason
+    adam = _plan(8192, 12 * GB)
+    assert (adam.optimizer, adam.history) == ("adam", 0)
+    assert "Adam" in adam.reason
+    for plan in (shorter, adam):
+        assert plan.estimate <= plan.budget
+
+
+@given(st.integers(1024, 8192), st.floats(8, 200))
+@settings(max_examples=40, deadline=None)
+def test_plans_fit_and_more_memory_never_gives_smaller_tiles(side, gb):
+    try:
+        small = _plan(side, gb * GB)
+    except SettingsError:
+        return
+    big = _plan(side, 2 * gb * GB)
+    assert small.estimate <= small.budget and big.estimate <= big.budget
+    if small.tile is None:
+        assert big.tile is None
+    elif big.tile is not None and big.optimizer == small.optimizer:
+        assert big.tile >= small.tile and big.history >= small.history
+
+
+def test_a_forced_tile_is_aligned_and_kept():
+    plan = _plan(512, 100 * GB, tile=300)
+    assert plan.tile == 288 and "--tile 300" in plan.reason
+    squeezed = _plan(8192, 14 * GB, tile=512)
+    assert squeezed.tile == 512 and squeezed.optimizer == "adam"
+
+
+def test_nothing_fits_is_a_clear_error():
+    with pytest.raises(SettingsError, match="16384x16384 image needs at least"):
+        _plan(16384, 4 * GB)
+
+
+def test_parse_bytes():
+    assert parse_bytes("20G") == 20 * GB
+    assert parse_bytes("20 GB") == 20 * GB
+    assert parse_bytes("1.5g") == 1.5 * GB
+    assert parse_bytes("512M") == 512 * 10**6
+    assert parse_bytes("2GiB") == 2 * 1024**3
+    assert parse_bytes("1000") == 1000
+    for bad in ("", "lots", "-1G", "0", "5X"):
+        with pytest.raises(SettingsError, match="memory size"):
+            parse_bytes(bad)
+
+
+def test_available_memory_on_the_cpu():
+    budget, where = available_memory(torch.device("cpu"))
+    assert budget > 0 and "of the" in where

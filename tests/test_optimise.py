@@ -1,0 +1,173 @@
+"""The optimiser loop: descent, cancel, recovery from non-finite losses, the on_step contract,
+determinism, objectives that compute their own gradient, and exact save/restore."""
+
+import io
+import threading
+
+import pytest
+import torch
+
+from impasto.errors import Cancelled, SettingsError
+from impasto.optimise import MAX_FAILURES, Descent, optimise
+
+TARGET = torch.linspace(0.1, 0.9, 2 * 3 * 4 * 5).reshape(2 * 3, 4, 5)[None, :3]
+START = torch.full((1, 3, 4, 5), 0.5)
+
+
+def quadratic(x):
+    loss = ((x - TARGET) ** 2).sum() * 1e6  # large, like Gatys' raw losses
+    return loss, {"q": loss}
+
+
+@pytest.mark.parametrize("name, lr, iterations", [("lbfgs", 1.0, 20), ("adam", 0.02, 60)])
+def test_both_optimisers_decrease_a_quadratic(name, lr, iterations):
+    totals = []
+    out = optimise(
+        START,
+        quadratic,
+        iterations=iterations,
+        optimizer=name,
+        lr=lr,
+        history_size=5,
+        on_step=lambda i, img, parts, total: totals.append(float(total)),
+    )
+    assert totals[-1] < 1e-2 * totals[0]
+    assert float((out - TARGET).abs().max()) < 0.05
+    assert out.min() >= 0 and out.max() <= 1
+    assert torch.equal(START, torch.full((1, 3, 4, 5), 0.5))  # the start is not modified
+
+
+def test_on_step_contract():
+    calls = []
+
+    def on_step(i, image, parts, total):
+        calls.append((i, image.clone(), image.requires_grad, set(parts), total.requires_grad))
+
+    out = optimise(
+        START, quadratic, iterations=3, optimizer="lbfgs", lr=1.0, history_size=5, on_step=on_step
+    )
+    assert [c[0] for c in calls] == [1, 2, 3]
+    assert all(c[1].shape == START.shape and not c[2] and c[3] == {"q"} for c in calls)
+    assert not any(c[4] for c in calls)
+    assert torch.equal(calls[-1][1].clamp(0, 1), out)
+
+
+def test_cancel_stops_before_the_next_iteration():
+    cancel = threading.Event()
+    seen = []
+
+    def on_step(i, *_):
+        seen.append(i)
+        if i == 2:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        optimise(
+            START,
+            quadratic,
+            iterations=10,
+            optimizer="adam",
+            lr=0.01,
+            history_size=1,
+            on_step=on_step,
+            cancel=cancel,
+        )
+    assert seen == [1, 2]
+
+
+def test_a_non_finite_loss_goes_back_with_half_the_step():
+    calls = []
+
+    def flaky(x):
+        calls.append(x.detach().clone())
+        loss, parts = quadratic(x)
+        return (loss * float("nan"), parts) if len(calls) == 2 else (loss, parts)
+
+    d = Descent(START, flaky, optimizer="adam", lr=0.1, history_size=1)
+    d.step()
+    assert d.lr == 0.1 and torch.isfinite(d.total)
+    d.step()  # evaluates at the new point: NaN -> back to the last finite one, step halved
+    assert d.lr == 0.05 and d.failures == 1
+    assert not torch.equal(calls[1], calls[0])
+    assert torch.equal(d.x.detach(), calls[0])
+    d.step()
+    assert d.failures == 0 and torch.isfinite(d.total)
+
+
+def test_a_loss_that_stays_non_finite_is_a_clear_error():
+    def broken(x):
+        loss, parts = quadratic(x)
+        return loss * float("inf"), parts
+
+    with pytest.raises(SettingsError, match="non-finite"):
+        optimise(
+            START, broken, iterations=MAX_FAILURES + 2, optimizer="adam", lr=0.1, history_size=1
+        )
+
+
+@pytest.mark.parametrize("name", ["lbfgs", "adam"])
+def test_runs_are_deterministic(name):
+    kw = dict(iterations=5, optimizer=name, lr=0.5, history_size=3)
+    assert torch.equal(optimise(START, quadratic, **kw), optimise(START, quadratic, **kw))
+
+
+def test_unknown_optimizer_is_a_settings_error():
+    with pytest.raises(SettingsError, match="lbfgs, adam"):
+        optimise(START, quadratic, iterations=1, optimizer="sgd", lr=1.0, history_size=1)
+
+
+class OwnGradient:
+    """An objective that fills ``image.grad`` itself (as tiles do)."""
+
+    computes_gradient = True
+
+    def __call__(self, x):
+        loss, parts = quadratic(x.detach())
+        x.grad = 2e6 * (x.detach() - TARGET)
+        return loss, parts
+
+
+@pytest.mark.parametrize("name", ["lbfgs", "adam"])
+def test_an_objective_may_compute_its_own_gradient(name):
+    kw = dict(iterations=6, optimizer=name, lr=0.5, history_size=3)
+    torch.testing.assert_close(
+        optimise(START, OwnGradient(), **kw), optimise(START, quadratic, **kw)
+    )
+
+
+@pytest.mark.parametrize("name", ["lbfgs", "adam"])
+def test_saved_and_restored_descent_continues_bit_for_bit(name):
+    kw = dict(optimizer=name, lr=0.5, history_size=3)
+    straight = Descent(START, quadratic, **kw)
+    for _ in range(7):
+        straight.step()
+
+    first = Descent(START, quadratic, **kw)
+    for _ in range(3):
+        first.step()
+    buf = io.BytesIO()
+    torch.save(first.state_dict(), buf)
+    del first
+
+    def saved():
+        buf.seek(0)
+        return torch.load(buf, weights_only=True)
+
+    second = Descent(torch.zeros_like(START), quadratic, **kw)
+    second.load_state_dict(saved())
+    assert second.done == 3
+    for _ in range(4):
+        second.step()
+    assert torch.equal(second.x, straight.x)
+    assert torch.equal(second.total, straight.total)
+
+    resumed = optimise(START, quadratic, iterations=7, resume=saved(), **kw)
+    assert torch.equal(resumed, straight.result())
+
+
+def test_restoring_another_run_is_refused():
+    d = Descent(START, quadratic, optimizer="lbfgs", lr=1.0, history_size=3)
+    state = d.state_dict()
+    other = Descent(START, quadratic, optimizer="adam", lr=1.0, history_size=3)
+    with pytest.raises(SettingsError, match="does not match"):
+        other.load_state_dict(state)
