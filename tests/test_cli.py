@@ -230,7 +230,8 @@ def test_decompression_bomb_rejected(tmp_path, style_path, capsys):
     bomb = tmp_path / "bomb.png"
     Image.new("L", (6000, 5000)).save(bomb, optimize=False)  # 30 MP
     args = ("-o", tmp_path / "o.png", *FAST)
-    one_line_error(capsys, 2, run(bomb, style_path, "--max-input-pixels", 20_000_000, *args), "bomb")
+    rc = run(bomb, style_path, "--max-input-pixels", 20_000_000, *args)
+    one_line_error(capsys, 2, rc, "bomb")
 
 
 def test_reconstruct_commands(tmp_path, content_path, style_path):

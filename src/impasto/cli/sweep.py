@@ -188,7 +188,7 @@ def describe_settings(settings: Settings, over: str) -> str:
     s = settings
     parts = [f"{s.size} px", f"{s.iterations} it {s.optimizer}", f"init {s.init}"]
     if "ratio" not in skip and "style_weight" not in skip and "content_weight" not in skip:
-        ratio = s.content_weight / s.style_weight if s.style_weight else float("inf")
+        ratio = s.content_weight / s.beta if s.beta else float("inf")
         parts.append(f"alpha/beta {ratio:.0e}")
     if "style_layers" not in skip:
         parts.append(f"style {_layer_label(s.style_layers)}")

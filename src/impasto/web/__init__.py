@@ -1,9 +1,14 @@
 """The local web studio: ``impasto serve`` (FastAPI app, job queue, SQLite + file store).
 
-* :mod:`impasto.web.store` keeps jobs (SQLite) and images (files named by generated ids);
-* :mod:`impasto.web.jobs` runs jobs one at a time per device in a worker thread and publishes
-  progress events;
-* :mod:`impasto.web.app` is the HTTP API (OpenAPI at ``/openapi.json``) and the single page.
+* :mod:`.app` builds the app (:func:`create_app`): middleware and the routers of :mod:`.routes`,
+  which reach the studio through the dependencies of :mod:`.deps`;
+* :mod:`.studio` wires the parts and holds the use cases (submit, re-run, resume, cancel, delete);
+* :mod:`.queue` runs jobs one at a time per device on worker threads; :mod:`.runner` runs one job
+  with the engine; :mod:`.events` is the pub/sub behind the SSE streams;
+* :mod:`.views` (pure JSON views), :mod:`.models` (request/response types, the OpenAPI document),
+  :mod:`.encode` (PNG previews, thumbnails), :mod:`.uploads`, :mod:`.limits` (server rules and
+  the work of a job), :mod:`.speed` (time estimates), :mod:`.store` (SQLite + files),
+  :mod:`.lock` (one server per data directory), :mod:`.guard` (origin, body size, headers).
 
 Needs the ``web`` extra (``pip install 'impasto[web]'``); nothing here is imported by the engine.
 """

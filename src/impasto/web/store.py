@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -151,9 +151,6 @@ class FileRecord:
     thumb: str | None
     created: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class JobRecord:
@@ -196,9 +193,6 @@ class JobRecord:
     result_file: str | None = None
     partial_file: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 class Store:
     """SQLite metadata + image files under one data directory. Thread-safe.
@@ -228,11 +222,6 @@ class Store:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
-
-    def close(self) -> None:
-        """Close the database connection."""
-        with self._lock:
-            self._db.close()
 
     # ----------------------------------------------------------------------------------------
     # files

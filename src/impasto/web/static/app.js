@@ -14,6 +14,7 @@ const state = {
   watchSource: null,    // EventSource of that job
   previewVersion: -1,
   jobs: [],
+  offline: false,       // the server did not answer: shown in a banner until it does
 };
 
 // ---------------------------------------------------------------------------------------- api
@@ -105,6 +106,7 @@ function setContent(item) {
   $("content-hint").hidden = !!item;
   $("content-name").textContent = item ? item.name : "";
   markChips();
+  formChanged();
 }
 
 function addStyle(item) {
@@ -140,6 +142,7 @@ function renderStyles() {
         "aria-label": `remove ${st.name}` }, "remove")));
   }
   markChips();
+  formChanged();
 }
 
 function markChips() {
@@ -233,6 +236,47 @@ function strengthChanged() {
   $("ratio").textContent = r.toFixed(1);
 }
 
+// ---------------------------------------------------------------- estimate and form errors
+
+function jobBody() {
+  return {
+    content: state.content ? state.content.ref : null,
+    styles: state.styles.map((s) => ({ image: s.ref, weight: s.weight })),
+    settings: readSettings(),
+  };
+}
+
+let estimateTimer = null;
+function formChanged() {
+  $("form-error").textContent = "";  // a stale error would describe other settings
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(updateEstimate, 300);
+}
+
+async function updateEstimate() {
+  const out = $("estimate");
+  if (!state.content && state.styles.length === 0) { out.textContent = ""; return; }
+  try {
+    const est = await api("POST", "/api/estimate", jobBody());
+    const how = est.measured ? "measured on this server" : "first guess, until a job is measured";
+    out.textContent = `About ${fmtTime(est.seconds)} on ${est.device} (${how}).`;
+  } catch (err) {
+    out.textContent = `Not startable: ${err.message}`;
+  }
+}
+
+function setOffline(offline) {
+  if (state.offline === offline) return;
+  state.offline = offline;
+  $("offline").hidden = !offline;
+  if (!offline) {  // back: everything may have changed meanwhile
+    loadJobs();
+    if (state.watching) watch(state.watching);
+  } else {
+    $("stat-eta").textContent = "–";
+  }
+}
+
 async function start(e) {
   e.preventDefault();
   $("form-error").textContent = "";
@@ -240,11 +284,7 @@ async function start(e) {
     $("form-error").textContent = "Pick a content photo and at least one style image.";
     return;
   }
-  const body = {
-    content: state.content ? state.content.ref : null,
-    styles: state.styles.map((s) => ({ image: s.ref, weight: s.weight })),
-    settings: readSettings(),
-  };
+  const body = jobBody();
   const btn = $("start");
   btn.disabled = true;
   try {
@@ -267,6 +307,7 @@ function watch(id, initial) {
   if (initial) render(initial);
   const src = new EventSource(`/api/jobs/${id}/events`);
   state.watchSource = src;
+  src.onerror = () => { if (src.readyState !== EventSource.CLOSED) setOffline(true); };
   src.onmessage = (ev) => {
     const view = JSON.parse(ev.data);
     if (view.status === "deleted") { src.close(); return; }
@@ -298,7 +339,7 @@ function render(job) {
   $("stat-parts").textContent = l.content !== undefined || l.style !== undefined
     ? `${fmtNum(l.content)} · ${fmtNum(l.style)}` : "–";
   $("stat-elapsed").textContent = fmtTime(job.elapsed);
-  $("stat-eta").textContent = job.status === "running" ? fmtTime(job.eta)
+  $("stat-eta").textContent = state.offline ? "–" : job.status === "running" ? fmtTime(job.eta)
     : job.status === "queued" ? "waiting" : job.status === "done" ? "done" : "–";
   $("job-error").textContent = job.error || "";
 
@@ -318,10 +359,13 @@ function render(job) {
   $("cancel").hidden = !ACTIVE.has(job.status);
   $("resume").hidden = !job.can_resume;
   const dl = $("download");
-  dl.hidden = !job.result_url;
-  if (job.result_url) {
-    dl.href = `${job.result_url}?download=true`;
-    dl.setAttribute("download", `impasto-${job.id.slice(0, 8)}.png`);
+  const image = job.result_url || job.partial_url;
+  dl.hidden = !image;
+  if (image) {
+    dl.href = `${image}?download=true`;
+    dl.textContent = job.result_url ? "Download PNG" : "Download last image";
+    const tail = job.result_url ? "" : "-partial";
+    dl.setAttribute("download", `impasto-${job.id.slice(0, 8)}${tail}.png`);
   }
   const ds = $("download-settings");
   ds.hidden = false;
@@ -372,9 +416,11 @@ function renderQueue() {
   for (const job of active) {
     const d = describe(job);
     const pos = job.status === "running" ? "running" : `#${job.position || "?"}`;
+    const time = job.status === "running" ? `${fmtTime(job.eta)} left`
+      : job.estimate ? `≈ ${fmtTime(job.estimate)}` : "";
     list.append(el("li", { onclick: () => watch(job.id, job), title: d.meta },
       el("span", { class: "pos" }, pos),
-      el("span", {}, `${d.title} `, el("small", {}, d.meta)),
+      el("span", {}, `${d.title} `, el("small", {}, `${d.meta}${time ? " · " + time : ""}`)),
       el("button", { type: "button", class: "link", onclick: (e) => {
         e.stopPropagation(); jobAction(`/api/jobs/${job.id}/cancel`, "cancel");
       } }, "cancel")));
@@ -409,6 +455,9 @@ function renderGallery() {
         onclick: () => jobAction(`/api/jobs/${job.id}/resume`, "resume") }, "resume") : null,
       job.result_url ? el("a", { class: "link", href: `${job.result_url}?download=true`,
         download: `impasto-${job.id.slice(0, 8)}.png` }, "png") : null,
+      job.partial_url ? el("a", { class: "link", href: `${job.partial_url}?download=true`,
+        title: "the last image before it stopped",
+        download: `impasto-${job.id.slice(0, 8)}-partial.png` }, "last image") : null,
       el("button", { type: "button", class: "link", onclick: async () => {
         try { await api("DELETE", `/api/jobs/${job.id}`); refreshJobs(); }
         catch (err) { toast(`delete: ${err.message}`); }
@@ -462,7 +511,11 @@ async function init() {
     if (state.watching) jobAction(`/api/jobs/${state.watching}/resume`, "resume");
   });
 
-  const all = new EventSource("/api/events");
+  $("job-form").addEventListener("input", formChanged);
+  $("job-form").addEventListener("change", formChanged);
+  const all = new EventSource("/api/events");  // reconnects by itself (retry: 2 s)
+  all.onopen = () => setOffline(false);
+  all.onerror = () => setOffline(true);
   all.onmessage = () => refreshJobs();
   await loadJobs();
 }

@@ -1,0 +1,125 @@
+"""What the web accepts on top of the engine's own rules: image references, no server paths,
+and the server's limits on size and total work.
+
+The engine's :class:`~impasto.settings.Settings` validates every value (types, ranges, choices,
+combinations) when a request body is parsed; this module adds only what depends on the server: a
+client never names a file on it, and a job's total work across its pyramid is bounded.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from .. import examples
+from ..choices import INITS
+from ..errors import SettingsError
+from ..inputs import EXAMPLE_PREFIX
+from ..schedule import plan_scales
+from ..settings import Settings
+from .config import WebConfig
+from .store import Store
+
+__all__ = [
+    "check_server_rules",
+    "job_work",
+    "resolve_image",
+    "image_size",
+    "example_names",
+    "header_size",
+]
+
+
+def example_names() -> dict[str, tuple[str, str]]:
+    """Bundled examples: stem -> (file name, kind)."""
+    out = {Path(n).stem: (n, "content") for n in examples.CONTENT}
+    out.update({Path(n).stem: (n, "style") for n in examples.STYLES})
+    return out
+
+
+def _example_path(ref: Any) -> Path | None:
+    if isinstance(ref, str) and ref.startswith(EXAMPLE_PREFIX):
+        name = ref[len(EXAMPLE_PREFIX) :]
+        if name in example_names():
+            return examples.path(name)
+    return None
+
+
+def _unknown(ref: Any) -> SettingsError:
+    shown = ref if isinstance(ref, str) and len(ref) <= 60 else type(ref).__name__
+    return SettingsError(f"unknown image {shown!r}: upload it first or pick a bundled example")
+
+
+def resolve_image(store: Store, ref: Any, kinds: tuple[str, ...] = ("upload",)) -> Path:
+    """The path of an image reference: the id of a stored file of one of ``kinds`` (uploads by
+    default), or ``example:NAME`` for a bundled example.
+
+    Raises:
+        SettingsError: the reference names no stored file and no bundled example.
+    """
+    path = _example_path(ref)
+    if path is not None:
+        return path
+    rec = store.get_file(ref)
+    if rec is not None and rec.kind in kinds and store.path_of(rec).is_file():
+        return store.path_of(rec)
+    raise _unknown(ref)
+
+
+def image_size(store: Store, ref: Any) -> tuple[int, int]:
+    """``(width, height)`` of an image reference, from the store or the example's header."""
+    path = _example_path(ref)
+    if path is not None:
+        return header_size(path)
+    rec = store.get_file(ref)
+    if rec is None or not rec.width or not rec.height:
+        raise _unknown(ref)
+    return rec.width, rec.height
+
+
+@functools.lru_cache(maxsize=32)
+def header_size(path: Path) -> tuple[int, int]:
+    """``(width, height)`` of an image file, from its header (cached: for bundled files)."""
+    with Image.open(path) as im:
+        return im.size
+
+
+def job_work(settings: Settings, aspect: tuple[int, int]) -> tuple[float, int]:
+    """(megapixel-iterations, iterations) of a job over all its pyramid scales."""
+    s = settings
+    scales = plan_scales(
+        aspect, s.size, s.iterations, s.pyramid_start, s.pyramid_iterations, s.pyramid_factor
+    )
+    work = sum(sc.size[0] * sc.size[1] * sc.iterations for sc in scales) / 1e6
+    return work, sum(sc.iterations for sc in scales)
+
+
+def check_server_rules(settings: Settings, aspect: tuple[int, int], config: WebConfig) -> float:
+    """Refuse what this server does not run; returns the job's work (megapixel-iterations).
+
+    Raises:
+        SettingsError: a path in ``init`` or ``weights``, or a limit exceeded (the message names
+            the limit).
+    """
+    s = settings
+    if s.init not in INITS:
+        raise SettingsError(f"init: must be one of {', '.join(INITS)} on the web (got {s.init!r})")
+    if s.weights is not None or s.weights_format != "auto":
+        raise SettingsError("weights: cannot be chosen through the web app")
+    if s.size > config.max_size:
+        raise SettingsError(f"size: at most {config.max_size} px on this server (got {s.size})")
+    work, steps = job_work(s, aspect)
+    if steps > config.max_iterations:
+        raise SettingsError(
+            f"iterations: {steps:,} over all scales; this server's limit (max_iterations) is "
+            f"{config.max_iterations:,}"
+        )
+    if work > config.max_work:
+        raise SettingsError(
+            f"work: {work:,.0f} megapixel-iterations over all scales; this server's limit "
+            f"(max_work) is {config.max_work:,.0f}"
+        )
+    return work

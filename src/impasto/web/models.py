@@ -1,0 +1,148 @@
+"""The HTTP API's request and response models (they are the OpenAPI document too).
+
+A job's ``settings`` is the engine's own :class:`~impasto.settings.Settings` type: pydantic
+validates it while parsing the request (types, ranges, choices, combinations such as
+alpha = beta = 0), a bad value is a 422 with pydantic's detail, and ``/openapi.json`` documents
+every setting with its default, range and description.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field
+
+from ..settings import Settings
+from .store import STATUSES
+
+__all__ = [
+    "MAX_STYLES",
+    "ErrorBody",
+    "FileInfo",
+    "ExampleInfo",
+    "StyleRef",
+    "JobRequest",
+    "RerunRequest",
+    "InputInfo",
+    "JobView",
+    "ConfigInfo",
+    "EstimateInfo",
+]
+
+MAX_STYLES = 8
+ImageRef = Annotated[str, Field(max_length=80, description="a file id or example:NAME")]
+
+
+class ErrorBody(BaseModel):
+    detail: Any = Field(description="a one-line message, or pydantic's list of problems")
+
+
+class FileInfo(BaseModel):
+    id: str = Field(description="file id: use it as an image reference in a job")
+    name: str = Field(description="display name (the sanitised original file name)")
+    width: int
+    height: int
+    bytes: int
+    media_type: str
+    url: str
+    thumb_url: str
+
+
+class ExampleInfo(BaseModel):
+    ref: str = Field(description="image reference for a job, e.g. example:chelsea")
+    name: str
+    kind: str = Field(description="content or style")
+    width: int
+    height: int
+    url: str
+    thumb_url: str
+
+
+class StyleRef(BaseModel):
+    image: ImageRef
+    weight: float = Field(
+        1.0, gt=0, allow_inf_nan=False, description="blend weight (normalised over the styles)"
+    )
+
+
+class JobRequest(BaseModel):
+    content: ImageRef | None = Field(None, description="the photo (null: a texture)")
+    styles: list[StyleRef] = Field(default_factory=list, max_length=MAX_STYLES)
+    settings: Settings = Field(
+        default_factory=Settings,
+        description="engine settings; missing ones take the defaults. On the web, init is one "
+        "of noise, content, style and weights stays unset; size and total work are limited "
+        "(GET /api/config)",
+    )
+
+
+class RerunRequest(BaseModel):
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description='settings to change (validated as Settings); {"seed": null} draws a new seed',
+    )
+
+
+class InputInfo(BaseModel):
+    ref: str
+    name: str | None = None
+    thumb_url: str | None = None
+    weight: float | None = None
+
+
+class JobView(BaseModel):
+    id: str
+    status: str = Field(description=" | ".join(STATUSES))
+    position: int | None = Field(description="place in the queue (1 = next) while queued")
+    device: str
+    origin: str = Field(description="new, rerun or resume")
+    parent: str | None
+    created: float
+    started: float | None
+    finished: float | None
+    error: str | None
+    step: int
+    total_steps: int | None
+    scale: int | None
+    n_scales: int | None
+    loss: float | None
+    losses: dict[str, float | None]
+    elapsed: float | None = Field(description="seconds")
+    eta: float | None = Field(description="seconds left (estimate, while running)")
+    estimate: float | None = Field(
+        None,
+        description="seconds the whole job should take (while queued), from this "
+        "server's measured speed",
+    )
+    preview_version: int = Field(description="increases with every new preview image")
+    preview_url: str | None
+    result_url: str | None
+    partial_url: str | None = Field(
+        None, description="the last image of an unfinished (cancelled, interrupted, failed) job"
+    )
+    settings_url: str
+    can_resume: bool
+    settings: dict[str, Any] = Field(
+        description="the settings as run (a resumed job's init names its start image)"
+    )
+    content: InputInfo | None
+    styles: list[InputInfo]
+    width: int | None = None
+    height: int | None = None
+
+
+class ConfigInfo(BaseModel):
+    version: str
+    limits: dict[str, float]
+    preview_every: int
+    defaults: dict[str, Any]
+    choices: dict[str, list[str]]
+    examples: list[ExampleInfo]
+
+
+class EstimateInfo(BaseModel):
+    seconds: float = Field(description="estimated run time of the job")
+    work: float = Field(description="megapixel-iterations over all pyramid scales")
+    iterations: int = Field(description="iterations over all pyramid scales")
+    device: str
+    measured: bool = Field(description="whether the speed was measured on this server")

@@ -1,0 +1,202 @@
+"""The studio's parts wired together, and its use cases: submit, re-run, resume, cancel, delete.
+
+One :class:`Studio` per app: the store, the event bus, the speed meter, the job runner and the
+queue. The HTTP routes reach it through FastAPI dependencies (:mod:`impasto.web.deps`).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from pathlib import Path
+from typing import Any
+
+from ..errors import SettingsError
+from ..settings import Settings
+from .config import WebConfig
+from .events import EventBus
+from .limits import check_server_rules, image_size, job_work, resolve_image
+from .lock import DataDirLock
+from .queue import JobQueue
+from .runner import JobRunner
+from .speed import SpeedMeter
+from .store import JobRecord, Store
+from .views import job_view
+
+__all__ = ["Studio", "resume_settings"]
+
+
+def resume_settings(settings: dict[str, Any], progress: dict[str, Any]) -> dict[str, Any]:
+    """Settings of a job that continues an unfinished one from its partial image.
+
+    The partial image becomes the start image (passed separately, as ``init_file``); the
+    pyramid is switched off (the partial already holds the coarse structure) and only the
+    full-size iterations not yet done are planned (at least one).
+    """
+    out = dict(settings)
+    iterations = int(settings.get("iterations", 0))
+    total = int(progress.get("total_steps") or iterations)
+    step = int(progress.get("step") or 0)
+    coarse = max(0, total - iterations)
+    done_at_full = max(0, step - coarse)
+    out.update(iterations=max(1, iterations - done_at_full), pyramid_start=0, init="noise")
+    return out
+
+
+@functools.lru_cache(maxsize=4)
+def _device_type(name: str) -> str:
+    from ..devices import resolve_device
+
+    return resolve_device(name).type
+
+
+class Studio:
+    """The web studio's state and use cases.
+
+    Args:
+        config: limits and the data directory.
+        lock: the data directory's lock, already held (the store is opened after it).
+    """
+
+    def __init__(self, config: WebConfig, lock: DataDirLock) -> None:
+        self.config = config
+        self.lock = lock
+        self.store = Store(config.data_dir)
+        self.bus = EventBus()
+        self.speed = SpeedMeter(self.store.data_dir / "speed.json")
+        self.runner = JobRunner(
+            self.store,
+            self.speed,
+            self.publish,
+            preview_every=config.preview_every,
+            weights=config.weights,
+        )
+        self.queue = JobQueue(self.store, self.runner)
+
+    # ---------------------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Take the lock (again, after a stop), then recover and run the queued jobs."""
+        self.lock.acquire()
+        self.bus.reopen()
+        if self.config.run_jobs:
+            self.queue.start()
+
+    def stop(self) -> None:
+        """End the event streams, interrupt running jobs, release the lock."""
+        self.bus.close()
+        self.queue.stop()
+        self.lock.release()
+
+    # ---------------------------------------------------------------------------- views
+
+    def view(self, job: JobRecord) -> dict[str, Any]:
+        """The API's JSON view of a job."""
+        estimate = None
+        if job.status == "queued":
+            try:
+                estimate = self.speed.estimate(job.device, self._work(job))
+            except SettingsError:
+                estimate = None
+        return job_view(
+            job,
+            live=self.queue.live(job.id),
+            position=self.queue.position(job),
+            files=self.store.get_file,
+            estimate=estimate,
+        )
+
+    def _work(self, job: JobRecord) -> float:
+        ref = job.content or (job.styles[0]["image"] if job.styles else None)
+        return job_work(Settings.from_dict(job.settings), image_size(self.store, ref))[0]
+
+    def publish(self, job_id: str, status_change: bool) -> None:
+        """Send a job's view to its followers (and to everyone on a status change)."""
+        job = self.store.get_job(job_id)
+        if job is not None:
+            self.bus.publish(self.view(job), [job_id, None] if status_change else [job_id])
+
+    # ---------------------------------------------------------------------------- use cases
+
+    def check(
+        self, content: str | None, styles: list[dict[str, Any]], settings: Settings
+    ) -> tuple[str, float]:
+        """Check a job against this server: its images exist, its device is here, it is
+        within the limits. Returns (device type, work in megapixel-iterations).
+
+        Raises:
+            SettingsError: with a one-line message naming the problem.
+        """
+        if content is None and not styles:
+            raise SettingsError("nothing to do: give a content image, a style image, or both")
+        for ref in [content, *(s["image"] for s in styles)]:
+            if ref is not None:
+                resolve_image(self.store, ref)
+        aspect = image_size(self.store, content if content is not None else styles[0]["image"])
+        work = check_server_rules(settings, aspect, self.config)
+        return _device_type(settings.device), work
+
+    def submit(
+        self,
+        content: str | None,
+        styles: list[dict[str, Any]],
+        settings: Settings,
+        **origin: Any,
+    ) -> JobRecord:
+        """Check and queue a job; a missing seed is drawn now, so a re-run reproduces it.
+
+        Args:
+            origin: ``init_file`` (resume), ``parent`` and ``origin`` of the store's job.
+        """
+        device, _ = self.check(content, styles, settings)
+        if origin.get("init_file") is not None:
+            resolve_image(self.store, origin["init_file"], kinds=("partial",))
+        if settings.seed is None:
+            settings = settings.replace(seed=random.SystemRandom().randrange(2**31))
+        job = self.store.create_job(
+            device=device,
+            settings=settings.to_dict(),
+            content=content,
+            styles=[{"image": s["image"], "weight": float(s["weight"])} for s in styles],
+            **origin,
+        )
+        self.queue.add(job)
+        self.publish(job.id, True)
+        return job
+
+    def rerun(self, job: JobRecord, settings: Settings) -> JobRecord:
+        """A new job with the inputs of ``job`` and ``settings``."""
+        return self.submit(
+            job.content,
+            job.styles,
+            settings,
+            init_file=job.init_file,
+            parent=job.id,
+            origin="rerun",
+        )
+
+    def resume(self, job: JobRecord, settings: Settings) -> JobRecord:
+        """A new job that continues ``job`` from its partial image with ``settings``."""
+        return self.submit(
+            job.content,
+            job.styles,
+            settings,
+            init_file=job.partial_file,
+            parent=job.id,
+            origin="resume",
+        )
+
+    def cancel(self, job: JobRecord) -> JobRecord:
+        """Cancel a queued or running job."""
+        return self.queue.cancel(job)
+
+    def delete(self, job: JobRecord) -> None:
+        """Delete a finished job with its result and partial image."""
+        self.store.delete_job(job.id)
+        self.bus.publish({"id": job.id, "status": "deleted"}, [job.id, None])
+
+    def partial_path(self, job: JobRecord) -> Path | None:
+        """The file of an unfinished job's last image, if any."""
+        rec = self.store.get_file(job.partial_file) if job.partial_file else None
+        path = self.store.path_of(rec) if rec is not None else None
+        return path if path is not None and path.is_file() else None

@@ -1,0 +1,148 @@
+"""Pure JSON views: what the API returns and the events carry, built from plain records.
+
+Nothing here reads the store or the queue: callers pass what a view needs (the job record, its
+live progress, its queue position, a lookup of file records), so the shape of every answer can be
+tested without a server.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..inputs import EXAMPLE_PREFIX
+from .store import FileRecord, JobRecord
+
+__all__ = ["Live", "finite", "input_view", "job_view", "file_view", "job_settings_view"]
+
+FileLookup = Callable[[str], "FileRecord | None"]
+UNFINISHED = ("interrupted", "cancelled", "failed")
+
+
+@dataclass(frozen=True)
+class Live:
+    """A snapshot of a running job's in-memory state.
+
+    Attributes:
+        progress: the latest progress (step, total_steps, scale, loss, losses, elapsed, eta).
+        version: increases with every new preview image.
+        has_preview: whether a preview PNG is held in memory.
+    """
+
+    progress: dict[str, Any]
+    version: int
+    has_preview: bool
+
+
+def finite(x: Any) -> float | None:
+    """``x`` as a float, or None when it is not a finite number."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def input_view(ref: str | None, files: FileLookup) -> dict[str, Any] | None:
+    """``{ref, name, thumb_url}`` of an image reference (an example or an uploaded file)."""
+    if ref is None:
+        return None
+    if ref.startswith(EXAMPLE_PREFIX):
+        name = ref[len(EXAMPLE_PREFIX) :]
+        thumb = f"/api/examples/{name}/thumb.png"
+        return {"ref": ref, "name": name.replace("_", " "), "thumb_url": thumb}
+    rec = files(ref)
+    name = rec.display_name if rec is not None else None
+    thumb = f"/api/files/{ref}/thumb.png" if rec is not None else None
+    return {"ref": ref, "name": name, "thumb_url": thumb}
+
+
+def file_view(rec: FileRecord) -> dict[str, Any]:
+    """The API's description of an uploaded file."""
+    return {
+        "id": rec.id,
+        "name": rec.display_name or rec.name,
+        "width": rec.width or 0,
+        "height": rec.height or 0,
+        "bytes": rec.bytes,
+        "media_type": rec.media_type,
+        "url": f"/api/files/{rec.id}",
+        "thumb_url": f"/api/files/{rec.id}/thumb.png",
+    }
+
+
+def job_settings_view(job: JobRecord, files: FileLookup) -> dict[str, Any]:
+    """The job's settings as they ran: a resumed job's ``init`` names its start image."""
+    settings = dict(job.settings)
+    if job.init_file:
+        rec = files(job.init_file)
+        settings["init"] = (rec.display_name if rec is not None else None) or "partial.png"
+    return settings
+
+
+def _progress_fields(progress: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "step": int(progress.get("step", 0)),
+        "total_steps": progress.get("total_steps"),
+        "scale": progress.get("scale"),
+        "n_scales": progress.get("n_scales"),
+        "loss": finite(progress.get("loss")),
+        "losses": {k: finite(v) for k, v in (progress.get("losses") or {}).items()},
+        "elapsed": finite(progress.get("elapsed")),
+        "eta": finite(progress.get("eta")),
+    }
+
+
+def _urls(job: JobRecord, version: int, has_preview: bool) -> dict[str, Any]:
+    base = f"/api/jobs/{job.id}"
+    partial = job.partial_file is not None and job.status in UNFINISHED
+    return {
+        "preview_version": version,
+        "preview_url": f"{base}/preview.png?v={version}" if has_preview else None,
+        "result_url": f"{base}/result.png" if job.result_file else None,
+        "partial_url": f"{base}/partial.png" if partial else None,
+        "settings_url": f"{base}/settings.json",
+    }
+
+
+def job_view(
+    job: JobRecord,
+    *,
+    live: Live | None,
+    position: int | None,
+    files: FileLookup,
+    estimate: float | None = None,
+) -> dict[str, Any]:
+    """The JSON view of a job (see :class:`impasto.web.models.JobView`)."""
+    progress = live.progress if live is not None else job.progress
+    version = live.version if live is not None else int(job.progress.get("version", 0))
+    has_preview = (live is not None and live.has_preview) or bool(
+        job.result_file or job.partial_file
+    )
+    view: dict[str, Any] = {
+        "id": job.id,
+        "status": job.status,
+        "position": position,
+        "device": job.device,
+        "origin": job.origin,
+        "parent": job.parent,
+        "created": job.created,
+        "started": job.started,
+        "finished": job.finished,
+        "error": job.error,
+        **_progress_fields(progress),
+        "estimate": estimate,
+        **_urls(job, version, has_preview),
+        "can_resume": job.status in UNFINISHED and job.partial_file is not None,
+        "settings": job_settings_view(job, files),
+        "content": input_view(job.content, files),
+        "styles": [
+            {**(input_view(s["image"], files) or {}), "weight": s["weight"]} for s in job.styles
+        ],
+    }
+    result = files(job.result_file) if job.result_file else None
+    if result is not None:
+        view["width"], view["height"] = result.width, result.height
+    return view
