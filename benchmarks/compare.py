@@ -1,320 +1,350 @@
-"""impasto and its peers side by side, in one run: time, memory and quality, as ratios.
+"""impasto's default against its peers' defaults on many photo x painting pairs: quality and time.
 
-For each content/style pair, every tool runs as its own subprocess at the same output size, with
-its own defaults (peers) or impasto's defaults, saving intermediate images. Each final image and
-intermediate is scored by the fixed evaluator (``evaluator.py``: relative content error at
-relu4_2, mean relative Gram error over relu1_1..relu5_1; original VGG19 weights, max pooling,
-at the output's resolution). The table reports, per peer:
+Twelve pairs from the project's shared test set (copied into ``benchmarks/pairs/`` with their
+credits) use every one of its 7 photos and 10 paintings at least once. On each pair, at one output
+size (default 256 px long side), three tools run at their own defaults:
 
-* wall time, peak RSS and the two quality numbers of each tool's final image;
-* **time to quality**: the first moment impasto's run had reached the peer's final quality
-  (neither number more than 5 % worse), from its timed intermediates, and its ratio to the peer's
-  wall time (target: <= 1/8);
-* memory ratio (target: impasto <= peer).
+* impasto (the product's current defaults, through its CLI in a subprocess, like the peers);
+* pastiche (1000 L-BFGS iterations) and neural-style-pt (1000 L-BFGS iterations), each in its own
+  subprocess (``benchmarks/peers.py``). Their results are deterministic per seed, so they are
+  cached on disk by (tool, pair, size, seed, iterations, device) and rerun only when asked.
 
-An impasto run with ``--precision fp32`` checks mixed-precision parity (target: within 2 %).
-Loss-versus-time curves (the evaluator's two numbers against seconds) are drawn per pair.
+Every final image is scored by the fixed evaluator (``evaluator.py``: relative content error at
+relu4_2, mean relative Gram error over relu1_1..relu5_1; original VGG19, max pooling). The table
+gives, per pair and peer, impasto's content and style errors and wall time as ratios to the peer's
+(target: content <= 1.05x and style <= 1.05x of pastiche's on >= 10 of 12 pairs, in <= 1/8 of its
+time). Wall times are whole processes (interpreter start, weights, targets, optimisation); each
+peer's *loop* time (its iterations only, from its timed snapshots) is reported beside it.
 
-    python benchmarks/compare.py              # full: 512 px, peers at their defaults
-    python benchmarks/compare.py --quick      # 256 px, 100 peer iterations (< 5 minutes)
+    python benchmarks/compare.py                          # 12 pairs, 256 px, CPU
+    python benchmarks/compare.py --pairs chelsea_starry_night,astronaut_the_scream
+    python benchmarks/compare.py --device cuda --size 512 --pairs ...   # on a GPU machine
 
-Results: ``benchmarks/results/compare.json`` and ``compare_<pair>.png`` (``compare_quick*`` in
-quick mode)
-(``--out DIR`` to change). Requires the peers (``bash benchmarks/setup_peers.sh``) and matplotlib
-for the curves.
+Writes ``<out>/compare_<size>.json`` and side-by-side sheets ``compare_<pair>_<size>.png``
+(photo, painting, impasto, pastiche, neural-style, each captioned with its numbers and time) for
+the first ``--sheets`` pairs. Requires the peers (``bash benchmarks/setup_peers.sh``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.evaluator import PairScorer  # noqa: E402
-from benchmarks.peers import available_peers, collect_snapshots, run_measured, run_peer  # noqa: E402
+from benchmarks.peers import (  # noqa: E402
+    DEFAULT_ITERATIONS,
+    available_peers,
+    run_measured,
+    run_peer,
+)
 
 RESULTS = HERE / "results"
+PAIR_DIR = HERE / "pairs"
 WORK = HERE / "_work" / "compare"
-TOLERANCE = 1.05  # "at least the quality": neither number worse by more than 5 %
+PEER_CACHE = HERE / "_work" / "peer_cache"
+TOLERANCE = 1.05
 
-MATCHED = {
-    "pastiche": ["--style-weight", "2e4", "--init", "content"],
-    "neural-style": ["--style-weight", "3e2", "--pooling", "max", "--init", "content"],
+#: name -> (photo, painting) in benchmarks/pairs/: every photo and painting at least once.
+PAIRS: dict[str, tuple[str, str]] = {
+    "chelsea_starry_night": ("chelsea.png", "starry_night.jpg"),
+    "astronaut_the_scream": ("astronaut.png", "the_scream.jpg"),
+    "coffee_great_wave": ("coffee.png", "great_wave.jpg"),
+    "rocket_shipwreck_minotaur": ("rocket.jpg", "shipwreck_minotaur.jpg"),
+    "camera_composition_viii": ("camera.png", "composition_viii.jpg"),
+    "grace_hopper_the_kiss": ("grace_hopper.jpg", "the_kiss.jpg"),
+    "china_water_lilies": ("china.jpg", "water_lilies.jpg"),
+    "chelsea_grande_jatte_study": ("chelsea.png", "grande_jatte_study.jpg"),
+    "coffee_te_fare": ("coffee.png", "te_fare.jpg"),
+    "astronaut_dance_foyer": ("astronaut.png", "dance_foyer.jpg"),
+    "china_starry_night": ("china.jpg", "starry_night.jpg"),
+    "grace_hopper_composition_viii": ("grace_hopper.jpg", "composition_viii.jpg"),
 }
-PAIRS = {
-    "chelsea_starry_night": ("chelsea", "starry_night"),
-    "rocket_great_wave": ("rocket", "great_wave"),
-}
+#: the pairs confirmed at 512 px
+CONFIRM_PAIRS = ("chelsea_starry_night", "astronaut_the_scream", "china_water_lilies")
 
 
-def run_impasto(
-    content: Path, style: Path, out_dir: Path, *, size: int, snapshot_every: int, extra: list[str]
+def pair_paths(pair: str) -> tuple[Path, Path]:
+    """The (photo, painting) files of a named pair."""
+    photo, painting = PAIRS[pair]
+    return PAIR_DIR / photo, PAIR_DIR / painting
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    import torch
+
+    info = {
+        "platform": platform.platform(),
+        "processor": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def loop_seconds(snapshots: list, steps: list[int], iterations: int) -> float | None:
+    """A run's optimisation time alone: the rate between its first and last timed snapshot,
+    times its iterations (so interpreter start, model loading and targets are left out)."""
+    if len(snapshots) < 2 or steps[-1] == steps[0]:
+        return None
+    rate = (snapshots[-1][0] - snapshots[0][0]) / (steps[-1] - steps[0])
+    return rate * iterations
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, default=str)
+    os.replace(tmp, path)
+
+
+def peer_result(
+    tool: str,
+    pair: str,
+    size: int,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    iterations: int | None = None,
+    cache: Path = PEER_CACHE,
+    refresh: bool = False,
 ) -> dict:
-    """Run the impasto CLI with its defaults (plus ``extra``), timed like the peers."""
+    """One peer's run on one pair: from the cache when there, else run (and cached).
+
+    Returns ``{"tool", "output", "wall_s", "loop_s", "peak_rss_mb", "iterations", "cached"}``.
+    """
+    its = iterations if iterations is not None else DEFAULT_ITERATIONS[tool]
+    kind = "cuda" if device.startswith("cuda") else device
+    folder = cache / f"{tool}_{pair}_{size}px_seed{seed}_{its}it_{kind}"
+    record = folder / "run.json"
+    if record.is_file() and not refresh:
+        return {**json.loads(record.read_text()), "cached": True}
+    content, style = pair_paths(pair)
+    run = run_peer(
+        tool,
+        content,
+        style,
+        folder,
+        size=size,
+        iterations=iterations,
+        snapshot_every=max(1, its // 10),
+        seed=seed,
+        device=device,
+    )
+    data = {
+        "tool": tool,
+        "pair": pair,
+        "size": size,
+        "device": device,
+        "output": str(run.output),
+        "wall_s": run.wall_s,
+        "loop_s": loop_seconds(run.snapshots, run.snapshot_iterations, its),
+        "peak_rss_mb": run.peak_rss_mb,
+        "iterations": its,
+    }
+    _write_json(record, data)
+    return {**data, "cached": False}
+
+
+def impasto_cli(
+    pair: str,
+    size: int,
+    out_dir: Path,
+    *,
+    device: str = "cpu",
+    seed: int = 0,
+    extra: tuple[str, ...] = (),
+) -> dict:
+    """impasto's defaults through its CLI in a subprocess (timed like the peers)."""
+    content, style = pair_paths(pair)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("output*"):
-        old.unlink()
     output = out_dir / "output.png"
-    cmd = [
-        sys.executable,
-        "-m",
-        "impasto",
-        str(content),
-        str(style),
-        "-o",
-        str(output),
-        "-q",
-        "--seed",
-        "0",
-        "--size",
-        str(size),
-        "--save-every",
-        str(snapshot_every),
-        "--keep-intermediates",
-        *extra,
-    ]
+    cmd = [sys.executable, "-m", "impasto", str(content), str(style), "-o", str(output), "-q"]
+    cmd += ["--seed", str(seed), "--size", str(size), "--device", device, *extra]
     stats = run_measured(cmd, out_dir / "impasto.log")
     if stats.returncode != 0:
-        raise RuntimeError(f"impasto failed: {(out_dir / 'impasto.log').read_text()[-2000:]}")
-    from impasto.image import read_metadata
-
-    meta = json.loads(read_metadata(output)["impasto"])
-    s = meta["settings"]
-    from impasto.schedule import plan_scales
-
-    total = sum(
-        sc.iterations
-        for sc in plan_scales(
-            (1, 1),
-            s["size"],
-            s["iterations"],
-            s["pyramid_start"],
-            s["pyramid_iterations"],
-            s["pyramid_factor"],
-        )
-    )
-    snaps, steps = collect_snapshots(
-        out_dir, r"output\.i(\d+)\.png", output, total, stats.started_at
-    )
+        tail = (out_dir / "impasto.log").read_text()[-1500:]
+        raise RuntimeError(f"impasto failed on {pair}: {tail}")
     return {
-        "tool": "impasto" + (" " + " ".join(extra) if extra else ""),
+        "tool": "impasto",
+        "pair": pair,
+        "size": size,
+        "output": str(output),
         "wall_s": stats.wall_s,
         "peak_rss_mb": stats.peak_rss_mb,
-        "iterations": total,
-        "output": output,
-        "snapshots": snaps,
-        "snapshot_iterations": steps,
-        "settings": s,
+        "args": list(extra),
     }
 
 
-def score_run(run: dict, scorer: PairScorer) -> None:
-    curve = []
-    for (t, path), step in zip(run["snapshots"], run["snapshot_iterations"]):
-        sc = scorer.score(path)
-        curve.append({"t": t, "step": step, **sc})
-    run["curve"] = curve
-    run["content"], run["style"] = curve[-1]["content"], curve[-1]["style"]
-
-
-def time_to_quality(curve: list[dict], content: float, style: float) -> float | None:
-    for point in curve:
-        if point["content"] <= content * TOLERANCE and point["style"] <= style * TOLERANCE:
-            return point["t"]
-    return None
-
-
-def versus(mine: dict, peer: dict) -> dict:
-    """One impasto run against one peer: time to the peer's final quality, and ratios."""
-    ttq = time_to_quality(mine["curve"], peer["content"], peer["style"])
-    return {
-        "peer": peer["tool"],
-        "impasto": "defaults" if mine["tool"] == "impasto" else mine["tool"],
-        "time_to_quality_s": ttq,
-        "time_ratio": (ttq / peer["wall_s"]) if ttq is not None else None,
-        "final_time_ratio": mine["wall_s"] / peer["wall_s"],
-        "memory_ratio": mine["peak_rss_mb"] / peer["peak_rss_mb"],
+def ratios(mine: dict, peer: dict) -> dict:
+    """impasto's numbers as ratios of a peer's (lower is better; time on process wall)."""
+    out = {
         "content_ratio": mine["content"] / peer["content"],
         "style_ratio": mine["style"] / peer["style"],
+        "time_ratio": mine["wall_s"] / peer["wall_s"],
     }
+    out["at_least_as_good"] = out["content_ratio"] <= TOLERANCE and out["style_ratio"] <= TOLERANCE
+    return out
 
 
-def plot(pair: str, runs: list[dict], path: Path) -> None:
+def side_by_side(pair: str, entries: list[tuple[str, dict]], path: Path, cell: int = 256) -> None:
+    """photo | painting | each tool's result, captioned with its errors and time."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    content, style = pair_paths(pair)
+    tiles = [("photo", Image.open(content), ""), ("painting", Image.open(style), "")]
+    for name, r in entries:
+        cap = f"content {r['content']:.3f}  style {r['style']:.3f}  {r['wall_s']:.1f} s"
+        tiles.append((name, Image.open(r["output"]), cap))
     try:
-        import matplotlib
+        font = ImageFont.load_default(size=13)
+    except TypeError:
+        font = ImageFont.load_default()
+    pad, text_h = 6, 36
+    sheet = Image.new("RGB", (len(tiles) * (cell + pad) + pad, cell + text_h + 2 * pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, (name, im, cap) in enumerate(tiles):
+        im = im.convert("RGB")
+        im.thumbnail((cell, cell), Image.LANCZOS)
+        x = pad + k * (cell + pad)
+        sheet.paste(im, (x + (cell - im.width) // 2, pad + (cell - im.height) // 2))
+        draw.text((x, cell + pad + 2), name, fill="black", font=font)
+        draw.text((x, cell + pad + 18), cap, fill="black", font=font)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    sheet.save(tmp)
+    os.replace(tmp, path)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib not installed: no curves drawn", file=sys.stderr)
-        return
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for run in runs:
-        ts = [p["t"] for p in run["curve"]]
-        for ax, key in zip(axes, ("content", "style")):
-            ax.plot(ts, [p[key] for p in run["curve"]], marker="o", ms=3, label=run["tool"])
-    for ax, key in zip(axes, ("content", "style")):
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("wall time (s, log)")
-        ax.set_ylabel(f"relative {key} error (log)")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"{pair}: evaluator error versus time (lower is better)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+
+def print_table(report: dict) -> None:
+    """Per pair: each tool's numbers, then impasto's ratios to each peer."""
+    print(f"\n{'pair':<30} {'tool':<13} {'content':>8} {'style':>8} {'wall s':>8} {'loop s':>7}")
+    for pair, entry in report["pairs"].items():
+        for r in entry["runs"]:
+            loop = f"{r['loop_s']:7.1f}" if r.get("loop_s") else "       "
+            print(
+                f"{pair:<30} {r['tool']:<13} {r['content']:8.3f} {r['style']:8.3f} "
+                f"{r['wall_s']:8.1f} {loop}"
+            )
+    print(f"\n{'pair':<30} {'vs':<13} {'content x':>9} {'style x':>8} {'time x':>8}  ok")
+    for pair, entry in report["pairs"].items():
+        for peer, v in entry["vs"].items():
+            print(
+                f"{pair:<30} {peer:<13} {v['content_ratio']:9.3f} {v['style_ratio']:8.3f} "
+                f"{v['time_ratio']:8.3f}  {'yes' if v['at_least_as_good'] else 'no'}"
+            )
+    for peer, s in report.get("summary", {}).items():
+        print(
+            f"vs {peer}: at least as good on {s['wins']}/{s['pairs']} pairs; "
+            f"median time ratio {s['median_time_ratio']:.3f}"
+        )
+
+
+def summarise(report: dict) -> dict:
+    """Per peer: on how many pairs impasto is at least as good, and the median time ratio."""
+    out: dict = {}
+    for entry in report["pairs"].values():
+        for peer, v in entry["vs"].items():
+            s = out.setdefault(peer, {"pairs": 0, "wins": 0, "time_ratios": []})
+            s["pairs"] += 1
+            s["wins"] += int(v["at_least_as_good"])
+            s["time_ratios"].append(v["time_ratio"])
+    for s in out.values():
+        t = sorted(s.pop("time_ratios"))
+        s["median_time_ratio"] = t[len(t) // 2]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--quick", action="store_true", help="256 px, 100 peer iterations, one pair")
-    p.add_argument("--size", type=int, default=None)
-    p.add_argument("--pairs", default=None, help=f"comma-separated from {', '.join(PAIRS)}")
+    p.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated pair names")
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (every tool runs there)")
     p.add_argument("--peers", default=None, help="comma-separated subset of the installed peers")
     p.add_argument("--peer-iterations", type=int, default=None, help="default: each peer's own")
+    p.add_argument("--refresh", action="store_true", help="rerun peers even when cached")
+    p.add_argument("--impasto-args", default="", help="extra impasto CLI arguments")
+    p.add_argument("--sheets", type=int, default=4, help="side-by-side sheets for N pairs")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-
-    import torch
-
-    from impasto import examples
-
-    size = args.size or (256 if args.quick else 512)
-    peer_its = args.peer_iterations or (100 if args.quick else None)
-    pairs = args.pairs.split(",") if args.pairs else ["chelsea_starry_night"]
+    pairs = [x for x in args.pairs.split(",") if x]
+    unknown = [x for x in pairs if x not in PAIRS]
+    if unknown:
+        p.error(f"unknown pair(s) {', '.join(unknown)}; known: {', '.join(PAIRS)}")
     peers = args.peers.split(",") if args.peers else available_peers()
-    snap = 25 if args.quick else 50
-    args.out.mkdir(parents=True, exist_ok=True)
-    report = {
-        "size": size,
+    report: dict = {
+        "size": args.size,
+        "device": args.device,
+        "machine": machine(),
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {
-            "platform": platform.platform(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
         "pairs": {},
     }
-    for pair in pairs:
-        c_name, s_name = PAIRS[pair]
-        content, style = examples.path(c_name), examples.path(s_name)
-        scorer = PairScorer(content, style)
-        runs = []
-        print(f"[{pair}] impasto (defaults)", flush=True)
-        runs.append(
-            run_impasto(
-                content, style, WORK / pair / "impasto", size=size, snapshot_every=snap, extra=[]
+    out_json = args.out / f"compare_{args.size}.json"
+    for k, pair in enumerate(pairs):
+        scorer = PairScorer(*pair_paths(pair), device=args.device)
+        print(f"[{pair}] impasto", flush=True)
+        runs = [
+            impasto_cli(
+                pair,
+                args.size,
+                WORK / pair / f"impasto_{args.size}",
+                device=args.device,
+                seed=args.seed,
+                extra=tuple(args.impasto_args.split()),
             )
-        )
-        print(f"[{pair}] impasto --precision fp32", flush=True)
-        runs.append(
-            run_impasto(
-                content,
-                style,
-                WORK / pair / "impasto_fp32",
-                size=size,
-                snapshot_every=snap,
-                extra=["--precision", "fp32"],
-            )
-        )
-        # One dial changed per peer: its balance point on the content/style trade-off (the
-        # peers sit at opposite ends of it; see the README's performance section).
-        for peer, extra in MATCHED.items():
-            if peer in peers:
-                print(f"[{pair}] impasto matched to {peer}: {' '.join(extra)}", flush=True)
-                runs.append(
-                    run_impasto(
-                        content,
-                        style,
-                        WORK / pair / f"impasto_{peer}",
-                        size=size,
-                        snapshot_every=snap,
-                        extra=extra,
-                    )
-                )
-                runs[-1]["matched_to"] = peer
+        ]
         for tool in peers:
             print(f"[{pair}] {tool}", flush=True)
-            r = run_peer(
-                tool,
-                content,
-                style,
-                WORK / pair / tool,
-                size=size,
-                iterations=peer_its,
-                snapshot_every=100 if not args.quick else 25,
-                seed=0,
-            )
             runs.append(
-                {
-                    "tool": tool,
-                    "wall_s": r.wall_s,
-                    "peak_rss_mb": r.peak_rss_mb,
-                    "iterations": r.iterations,
-                    "output": r.output,
-                    "snapshots": r.snapshots,
-                    "snapshot_iterations": r.snapshot_iterations,
-                }
+                peer_result(
+                    tool,
+                    pair,
+                    args.size,
+                    device=args.device,
+                    seed=args.seed,
+                    iterations=args.peer_iterations,
+                    refresh=args.refresh,
+                )
             )
-        for run in runs:
-            score_run(run, scorer)
-        ours, fp32 = runs[0], runs[1]
-        rows = []
-        for peer in [r for r in runs if not r["tool"].startswith("impasto")]:
-            for mine in [ours] + [r for r in runs if r.get("matched_to") == peer["tool"]]:
-                rows.append(versus(mine, peer))
-        parity = {
-            "content": fp32["content"] / ours["content"] - 1,
-            "style": fp32["style"] / ours["style"] - 1,
-        }
-        prefix = "compare_quick" if args.quick else "compare"
-        plot(pair, runs, args.out / f"{prefix}_{pair}.png")
-
-        print(f"\n{pair} at {size} px")
-        print(f"{'tool':<52} {'iters':>6} {'wall s':>8} {'RSS MB':>7} {'content':>8} {'style':>8}")
-        for run in runs:
-            print(
-                f"{run['tool']:<52} {run['iterations']:>6} {run['wall_s']:8.1f} "
-                f"{run['peak_rss_mb']:7.0f} {run['content']:8.4f} {run['style']:8.4f}"
+        for r in runs:
+            r.update(scorer.score(r["output"]))
+        vs = {r["tool"]: ratios(runs[0], r) for r in runs[1:]}
+        report["pairs"][pair] = {"runs": runs, "vs": vs}
+        if k < args.sheets:
+            side_by_side(
+                pair, [(r["tool"], r) for r in runs], args.out / f"compare_{pair}_{args.size}.png"
             )
-        print(
-            f"\n{'vs peer':<14} {'impasto run':<40} {'time-to-quality':>16} {'ratio':>7} "
-            f"{'final-time ratio':>17} "
-            f"{'memory ratio':>13} {'content ratio':>14} {'style ratio':>12}"
-        )
-        for row in rows:
-            ttq = (
-                f"{row['time_to_quality_s']:.1f} s"
-                if row["time_to_quality_s"] is not None
-                else "not reached"
-            )
-            ratio = f"1/{1 / row['time_ratio']:.1f}" if row["time_ratio"] else "-"
-            print(
-                f"{row['peer']:<14} {row['impasto'][:40]:<40} {ttq:>16} {ratio:>7} "
-                f"{row['final_time_ratio']:17.3f} "
-                f"{row['memory_ratio']:13.2f} {row['content_ratio']:14.3f} "
-                f"{row['style_ratio']:12.3f}"
-            )
-        print(
-            f"bf16 vs fp32 (evaluator): content {100 * parity['content']:+.1f} %, "
-            f"style {100 * parity['style']:+.1f} %\n"
-        )
-        for run in runs:
-            run["output"] = str(run["output"])
-            run["snapshots"] = [(t, str(pth)) for t, pth in run["snapshots"]]
-        report["pairs"][pair] = {"runs": runs, "vs_peers": rows, "bf16_vs_fp32": parity}
-    out = args.out / ("compare_quick.json" if args.quick else "compare.json")
-    out.write_text(json.dumps(report, indent=2, default=str))
-    print(f"wrote {out}")
+        report["summary"] = summarise(report)
+        _write_json(out_json, report)
+    print_table(report)
+    print(f"wrote {out_json}")
     return 0
 
 

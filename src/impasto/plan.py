@@ -165,7 +165,7 @@ def _check_aspect(guide: torch.Tensor, photo: LoadedImage, name: str | None) -> 
 
 def _layers(s: Settings, has_content: bool, has_style: bool) -> tuple[tuple, tuple]:
     content_layers = s.content_layers if has_content and s.content_weight > 0 else ()
-    style_layers = s.style_layers if has_style and s.style_weight > 0 else ()
+    style_layers = s.style_layers if has_style and s.beta > 0 else ()
     if not content_layers and not style_layers:
         raise SettingsError("both loss terms are off: set a content or style weight above 0")
     return content_layers, style_layers

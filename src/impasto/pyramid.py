@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from . import balance
 from .cache import RunCache
 from .callbacks import Callback, Iterate
 from .guides import background_guide, feather_guide, resize_guide
@@ -152,22 +153,19 @@ def scale_objective(plan: Plan, targets: Targets, size: Size, encoder) -> Object
     """The objective of one scale, ``image -> (total, components)`` (a 1-channel luminance
     image is expanded to the network's three channels by the objective itself).
 
-    Departure (coarse-to-fine only): eq. (1) sums over positions, so it grows with the pixel
-    count while eq. (4) does not. Scaling alpha by (final area / this area) keeps the
+    The loss scale (:mod:`impasto.balance`) sets the effective weights: ``paper`` keeps the raw
+    eqs. (1)-(7); ``normalized`` divides each term by its target's magnitude. Departure
+    (coarse-to-fine, paper scale only): eq. (1) sums over positions, so it grows with the pixel
+    count while eq. (4) does not; alpha is scaled by (final area / this area) to keep the
     alpha/beta balance of the final size at every coarser scale.
     """
     s = plan.settings
-    fw, fh = plan.size
-    alpha = s.content_weight * (fw * fh) / (size[0] * size[1])
-    return Objective(
-        encoder,
-        targets,
-        alpha,
-        s.style_weight,
-        plan.content_weights,
-        plan.style_weights,
-        s.tv_weight,
+    alpha = s.content_weight * balance.content_area_factor(s.loss_scale, plan.size, size)
+    content_w, style_w = balance.layer_weights(
+        targets, s.loss_scale, plan.content_weights, plan.style_weights
     )
+    tv = s.tv_weight * balance.tv_factor(s.loss_scale, size, plan.colors.channels)
+    return Objective(encoder, targets, alpha, s.beta, content_w, style_w, tv)
 
 
 def start_image(plan: Plan, size: Size) -> torch.Tensor:

@@ -40,6 +40,7 @@ __all__ = [
     "DEFAULT_CONTENT_LAYERS",
     "describe",
     "DEFAULT_FEATHER",
+    "DEFAULT_STYLE_WEIGHT",
     "DEFAULT_LABEL_TOLERANCE",
     "field_help",
     "pyramid_sides",
@@ -49,6 +50,10 @@ __all__ = [
 # per-channel difference between a label-image pixel and its colour.
 DEFAULT_FEATHER = 0.01
 DEFAULT_LABEL_TOLERANCE = 0.1
+
+# beta by loss scale: the raw eqs. (1)-(7) need a beta of the order of 1e3 (Gatys et al. Fig. 3);
+# normalized terms are relative errors, and beta is a style strength of the order of 10.
+DEFAULT_STYLE_WEIGHT = {"normalized": 30.0, "paper": 1e3}
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -152,10 +157,18 @@ class Settings:
     pyramid_factor: Annotated[float, Field(ge=1.1, le=4)] = _f(
         2.0, "size ratio between successive pyramid scales"
     )
-    loss_scale: LossScale = _f("paper", "how the loss terms are scaled: paper (eqs. (1)-(7))")
+    loss_scale: LossScale = _f(
+        "paper",
+        "normalized (each term relative to its target's size, so --style-weight is a style "
+        "strength that means the same on every pair and size) or paper (Gatys et al.'s raw "
+        "eqs. (1)-(7))",
+    )
     content_weight: Weight = _f(1.0, "alpha: weight of the content loss, eq. (1)")
-    style_weight: Weight = _f(
-        1e3, "beta: weight of the style loss, eq. (5); alpha/beta is the dial"
+    style_weight: Weight | None = _f(
+        None,
+        "beta: weight of the style loss, eq. (5); alpha/beta is the dial (default: "
+        + ", ".join(f"{v:g} with loss scale {k}" for k, v in DEFAULT_STYLE_WEIGHT.items())
+        + ")",
     )
     tv_weight: Weight = _f(0.0, "total-variation (smoothness) weight; 0 = off")
     content_layers: Layers = _f(DEFAULT_CONTENT_LAYERS, "layer(s) matched for content")
@@ -233,7 +246,7 @@ class Settings:
                 raise SettingsError(
                     f"{len(weights)} {what} layer weights given for {len(layers)} {what} layers"
                 )
-        if self.content_weight == 0 and self.style_weight == 0:
+        if self.content_weight == 0 and self.beta == 0:
             raise SettingsError("content weight and style weight are both 0: nothing to optimise")
         if self.total_iterations == 0 and self.init == "noise":
             raise SettingsError(
@@ -241,6 +254,13 @@ class Settings:
                 "image; set iterations (or pyramid iterations) above 0"
             )
         return self
+
+    @property
+    def beta(self) -> float:
+        """The style weight in use (the loss scale's default when not set)."""
+        if self.style_weight is not None:
+            return self.style_weight
+        return DEFAULT_STYLE_WEIGHT[self.loss_scale]
 
     @property
     def sides(self) -> list[int]:

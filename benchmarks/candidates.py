@@ -1,0 +1,220 @@
+"""impasto candidates: in-process runs built from the engine's pieces, with the levers of issue 10.
+
+A :class:`Candidate` names one setting of every lever the issue asks to measure: loss scale
+(``paper`` raw alpha/beta, or ``normalized`` relative errors, :mod:`impasto.balance`) and style
+strength, start image, pooling, the pyramid (fractions of the output's long side and iterations at
+each), the optimiser per scale (L-BFGS or Adam), Adam state carried across scales, an exponential
+moving average (EMA) of the iterate (style-transfer-pytorch's iterate averaging), total variation,
+and the painting's scale relative to the output.
+
+The loop is the product's (torch's L-BFGS with one evaluation per iteration, history 20, the
+objective divided by its first value; or Adam with clamping), written here so the levers the
+product does not have yet can be tried without touching it. Timing is wall time with the device
+synchronised at both ends; nothing in the loop syncs with the host except L-BFGS's own checks.
+
+    cand = Candidate("normalized s=10", style_weight=10.0)
+    image, seconds = run_candidate(cand, "photo.jpg", "painting.jpg", size=256, device="cuda")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:
+    sys.path.insert(0, str(HERE.parent))
+
+from impasto import balance  # noqa: E402
+from impasto.devices import resolve_device, resolve_dtype  # noqa: E402
+from impasto.encoder import load_encoder  # noqa: E402
+from impasto.image import fit_long_side, load_image, resize  # noqa: E402
+from impasto.layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: E402
+from impasto.objective import Objective, compute_targets  # noqa: E402
+
+__all__ = ["Candidate", "run_candidate", "sync", "NOISE_MEAN", "NOISE_STD"]
+
+NOISE_MEAN, NOISE_STD = 0.5, 0.2  # as impasto.api's noise start
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One impasto configuration (see the module docstring for each lever)."""
+
+    name: str
+    loss_scale: str = "normalized"
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    init: str = "content"  # "content" or "noise"
+    pooling: str = "avg"
+    #: (fraction of the output's long side, iterations) per scale, coarse to fine
+    pyramid: tuple[tuple[float, int], ...] = ((1.0, 200),)
+    optimizers: tuple[str, ...] = ("lbfgs",)  # per scale; the last entry repeats
+    lr: float | None = None  # default: 1 for L-BFGS, 0.02 for Adam
+    history: int = 20
+    ema: float = 0.0  # decay of the iterate average (0: off)
+    carry_adam: bool = False  # Adam moments resized to the next scale
+    tv_weight: float = 0.0  # normalized: per pixel value; paper: raw eq.
+    style_scale: float = 1.0
+    precision: str = "auto"
+    #: issue 9's border: optimise on a canvas this many pixels larger on every side (the photo
+    #: reflect-padded for the content target and the start), cropped at the end
+    margin: int = 0
+
+    def replace(self, **changes) -> Candidate:
+        return dataclasses.replace(self, **changes)
+
+    def optimizer_at(self, k: int) -> str:
+        return self.optimizers[min(k, len(self.optimizers) - 1)]
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device (CUDA) so wall times include its queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+_ENCODERS: dict = {}
+
+
+def _encoder(pooling: str, device: torch.device, dtype: torch.dtype):
+    key = (pooling, str(device), dtype)
+    if key not in _ENCODERS:
+        _ENCODERS[key] = load_encoder(pooling, device=device, dtype=dtype, last="relu5_1")
+    return _ENCODERS[key]
+
+
+class _Average:
+    """Bias-corrected exponential moving average of the (clamped) iterate."""
+
+    def __init__(self, decay: float, like: torch.Tensor) -> None:
+        self.decay, self.n = decay, 0
+        self.acc = torch.zeros_like(like)
+
+    def update(self, x: torch.Tensor) -> None:
+        self.n += 1
+        self.acc.mul_(self.decay).add_(x.clamp(0, 1), alpha=1 - self.decay)
+
+    def get(self) -> torch.Tensor:
+        return self.acc / (1 - self.decay**self.n)
+
+
+def _minimise(x0, objective, iterations, optimizer, lr, history, ema, adam_state, graph=False):
+    """The product's loop (normalised by the first loss) plus the EMA and Adam state levers.
+
+    ``graph``: plain L-BFGS on CUDA runs :func:`benchmarks.fastloop.minimise_graphed` instead
+    (the same iterates, captured in a CUDA graph).
+
+    Returns ``(image, adam_state)``: the EMA when ``ema`` > 0, else the last iterate, clamped.
+    """
+    if graph and optimizer == "lbfgs" and ema == 0 and x0.device.type == "cuda":
+        from benchmarks.fastloop import minimise_graphed
+
+        return minimise_graphed(x0, objective, iterations, history, lr), None
+    x = x0.detach().clone().float().requires_grad_(True)
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS(
+            [x], lr=lr, max_iter=1, history_size=history, tolerance_grad=0.0, tolerance_change=0.0
+        )
+    else:
+        opt = torch.optim.Adam([x], lr=lr)
+        if adam_state is not None:
+            st = opt.state[x]
+            st["step"] = adam_state["step"].clone()
+            st["exp_avg"] = resize(adam_state["exp_avg"], (x.shape[-1], x.shape[-2]))
+            st["exp_avg_sq"] = resize(adam_state["exp_avg_sq"], (x.shape[-1], x.shape[-2]))
+            st["exp_avg_sq"].clamp_(min=0)
+    norm: list[torch.Tensor] = []
+
+    def closure():
+        opt.zero_grad(set_to_none=True)
+        total, _ = objective(x)
+        if not norm:
+            norm.append(1.0 / total.detach().abs().clamp_min(1e-30))
+        scaled = total * norm[0]
+        scaled.backward()
+        return scaled
+
+    avg = _Average(ema, x) if ema > 0 else None
+    for _ in range(iterations):
+        opt.step(closure)
+        if optimizer == "adam":
+            with torch.no_grad():
+                x.clamp_(0, 1)
+        if avg is not None:
+            avg.update(x.detach())
+    out = avg.get() if avg is not None else x.detach()
+    state = opt.state.get(x) if optimizer == "adam" else None
+    return out.clamp(0, 1).detach(), state
+
+
+def _style_at(rgb: torch.Tensor, scale: float, size: tuple[int, int]) -> torch.Tensor:
+    """The painting with its long side ``scale`` x the output's (as impasto.api does)."""
+    sw, sh = rgb.shape[-1], rgb.shape[-2]
+    side = max(16, round(max(size) * scale))
+    return resize(rgb, fit_long_side((sw, sh), side))
+
+
+def run_candidate(
+    cand: Candidate,
+    content: str | Path,
+    style: str | Path,
+    *,
+    size: int,
+    device: str = "auto",
+    seed: int = 0,
+    graph: bool = False,
+) -> tuple[torch.Tensor, float]:
+    """Run ``cand`` on one pair. Returns ``((1, 3, H, W) CPU image in [0, 1], wall seconds)``.
+
+    The time covers everything after decoding the two files: resizing, targets at every scale,
+    the optimisation, with the device synchronised at the start and the end. ``graph``: plain
+    L-BFGS scales run in a CUDA graph (:mod:`benchmarks.fastloop`) on CUDA.
+    """
+    dev = resolve_device(device)
+    dtype = resolve_dtype(cand.precision, dev)
+    enc = _encoder(cand.pooling, dev, dtype)
+    photo, painting = load_image(content).rgb, load_image(style).rgb
+    c_layers = {k: 1.0 / len(DEFAULT_CONTENT_LAYERS) for k in DEFAULT_CONTENT_LAYERS}
+    s_layers = {k: 1.0 / len(DEFAULT_STYLE_LAYERS) for k in DEFAULT_STYLE_LAYERS}
+    final = fit_long_side((photo.shape[-1], photo.shape[-2]), size)
+    sync(dev)
+    t0 = time.perf_counter()
+    x, adam_state = None, None
+    for k, (frac, iterations) in enumerate(cand.pyramid):
+        wh = final if k == len(cand.pyramid) - 1 else fit_long_side(final, round(size * frac))
+        c_s = resize(photo, wh).to(dev)
+        pad = round(cand.margin * max(wh) / size)
+        if pad:
+            c_s = torch.nn.functional.pad(c_s, (pad, pad, pad, pad), mode="reflect")
+        st = _style_at(painting, cand.style_scale, wh).to(dev)
+        targets = compute_targets(enc, c_s, tuple(c_layers), [st], tuple(s_layers))
+        cw, sw = balance.layer_weights(targets, cand.loss_scale, c_layers, s_layers)
+        alpha = cand.content_weight * balance.content_area_factor(cand.loss_scale, final, wh)
+        tv = cand.tv_weight * balance.tv_factor(cand.loss_scale, wh)
+        objective = Objective(enc, targets, alpha, cand.style_weight, cw, sw, tv)
+        if x is None:
+            if cand.init == "noise":
+                g = torch.Generator().manual_seed(seed)
+                shape = (1, 3, c_s.shape[-2], c_s.shape[-1])
+                x = (torch.randn(shape, generator=g) * NOISE_STD + NOISE_MEAN).clamp(0, 1)
+            else:
+                x = c_s.detach().cpu()
+            x = x.to(dev)
+        else:
+            x = resize(x, (c_s.shape[-1], c_s.shape[-2]))
+        opt = cand.optimizer_at(k)
+        lr = cand.lr if cand.lr is not None else (1.0 if opt == "lbfgs" else 0.02)
+        carry = adam_state if (cand.carry_adam and opt == "adam") else None
+        x, adam_state = _minimise(
+            x, objective, iterations, opt, lr, cand.history, cand.ema, carry, graph
+        )
+    sync(dev)
+    if pad:
+        x = x[..., pad:-pad, pad:-pad]
+    return x.float().cpu(), time.perf_counter() - t0
