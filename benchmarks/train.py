@@ -169,15 +169,15 @@ def _idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def fashion_mnist_lmdb(out: Path, split: str) -> Path:
+def fashion_mnist_lmdb(out: Path, split: str, source: Path = FMNIST) -> Path:
     """Fashion-MNIST (Debian package) -> an LMDB of PNGs (grey, so 3 equal channels on decode)."""
     from PIL import Image
 
     from impasto.train.pack import write_lmdb
 
     prefix = "train" if split == "train" else "t10k"
-    images = _idx(FMNIST / f"{prefix}-images-idx3-ubyte.gz")
-    labels = _idx(FMNIST / f"{prefix}-labels-idx1-ubyte.gz")
+    images = _idx(source / f"{prefix}-images-idx3-ubyte.gz")
+    labels = _idx(source / f"{prefix}-labels-idx1-ubyte.gz")
     classes = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker",
                "bag", "boot"]  # fmt: skip
 
@@ -191,19 +191,21 @@ def fashion_mnist_lmdb(out: Path, split: str) -> Path:
     return out
 
 
-def fashion_mnist(epochs: int, width: float, size: int, workdir: Path) -> dict:
+def fashion_mnist(
+    epochs: int, width: float, size: int, workdir: Path, source: Path = FMNIST, workers: int = 1
+) -> dict:
     from impasto.train import TrainConfig, train
 
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     tr, te = workdir / "fmnist_train.lmdb", workdir / "fmnist_test.lmdb"
     if not (tr / "data.mdb").exists():
-        fashion_mnist_lmdb(tr, "train")
-        fashion_mnist_lmdb(te, "test")
+        fashion_mnist_lmdb(tr, "train", source)
+        fashion_mnist_lmdb(te, "test", source)
     pack_s = time.perf_counter() - t0
     cfg = TrainConfig(
         data=str(tr), val_data=str(te), out_dir=str(workdir / "run"), arch="vgg11", width=width,
-        size=size, epochs=epochs, batch_size=64, schedule="cosine", flip=True, workers=1,
+        size=size, epochs=epochs, batch_size=64, schedule="cosine", flip=True, workers=workers,
         resume=(workdir / "run" / "checkpoint.pt").exists(),
     )  # fmt: skip
     t1 = time.perf_counter()
@@ -211,6 +213,7 @@ def fashion_mnist(epochs: int, width: float, size: int, workdir: Path) -> dict:
                 if p.step % 100 == 0 or p.phase == "epoch" else None)  # fmt: skip
     return {
         "what": f"Fashion-MNIST VGG11 width {width} {size}px {epochs} epochs",
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name(),
         "test_accuracy": res.metrics[-1]["val_accuracy"],
         "epochs": res.metrics,
         "train_seconds": round(time.perf_counter() - t1),
@@ -226,6 +229,8 @@ def main() -> None:
     ap.add_argument("--fm-width", type=float, default=0.5)
     ap.add_argument("--fm-size", type=int, default=32)
     ap.add_argument("--workdir", default="/tmp/impasto_fmnist")
+    ap.add_argument("--fm-dir", default=str(FMNIST), help="the Fashion-MNIST .gz files")
+    ap.add_argument("--fm-workers", type=int, default=1, help="data loader processes")
     ap.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
     for a in ("--data", "--run-dir"):
         ap.add_argument(a, help=argparse.SUPPRESS)
@@ -237,7 +242,14 @@ def main() -> None:
     machine = cpu_name() if args.device == "cpu" else torch.cuda.get_device_name()
     result = {"machine": machine, "cpus": os.cpu_count(), "torch": torch.__version__, "rows": []}
     if args.fashion_mnist:
-        row = fashion_mnist(args.fashion_mnist, args.fm_width, args.fm_size, Path(args.workdir))
+        row = fashion_mnist(
+            args.fashion_mnist,
+            args.fm_width,
+            args.fm_size,
+            Path(args.workdir),
+            Path(args.fm_dir),
+            args.fm_workers,
+        )
         result["rows"].append(row)
     else:
         result["rows"] += throughput_rows(args.device)

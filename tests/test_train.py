@@ -161,3 +161,14 @@ def test_module_protocol_with_own_subparsers(packed, tmp_path):
     args = parser.parse_args(["export", str(tmp_path / "none"), str(tmp_path / "w.onnx")])
     with pytest.raises(SettingsError, match="format by extension"):
         args.run(args)
+
+
+def test_lmdb_training_with_loader_processes(packed, tmp_path):
+    """Data loader processes read the LMDB the main process has open (regression: a forked
+    worker inherited the open environment and LMDB refused to open it again)."""
+    cfg = TrainConfig(
+        data=str(packed), out_dir=str(tmp_path), arch="vgg11", width=1 / 16, size=16,
+        epochs=1, batch_size=8, val_fraction=0.2, workers=1,
+    )  # fmt: skip
+    res = train(cfg, None)
+    assert res.finished and 0.0 <= res.metrics[-1]["val_accuracy"] <= 1.0

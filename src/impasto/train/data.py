@@ -100,6 +100,25 @@ def _decode_record(value: bytes) -> tuple[int, str, bytes]:
     return label, value[6 : 6 + n].decode(), value[6 + n :]
 
 
+_ENVIRONMENTS: dict[tuple[str, int], object] = {}
+
+
+def _environment(path: Path):
+    """The process's one read-only LMDB environment for ``path`` (LMDB refuses a second open of
+    the same file in one process, which copies of a source, e.g. a DataLoader's, would make)."""
+    import lmdb
+
+    key = (str(path.resolve()), os.getpid())
+    if key not in _ENVIRONMENTS:
+        try:
+            _ENVIRONMENTS[key] = lmdb.open(
+                str(path), readonly=True, lock=False, readahead=False, subdir=True
+            )
+        except lmdb.Error as e:
+            raise DataError(f"{path}: cannot open LMDB ({e})") from e
+    return _ENVIRONMENTS[key]
+
+
 class LmdbSource(Source):
     """An LMDB written by :func:`impasto.train.pack.write_lmdb` (keys ``%08d``)."""
 
@@ -116,15 +135,8 @@ class LmdbSource(Source):
         self.labels = list(info["labels"])
 
     def _txn(self):
-        import lmdb
-
         if self._env is None or self._pid != os.getpid():  # one environment per process
-            try:
-                self._env = lmdb.open(
-                    str(self.path), readonly=True, lock=False, readahead=False, subdir=True
-                )
-            except lmdb.Error as e:
-                raise DataError(f"{self.path}: cannot open LMDB ({e})") from e
+            self._env = _environment(self.path)
             self._pid = os.getpid()
         return self._env.begin(buffers=False)
 

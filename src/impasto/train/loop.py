@@ -160,7 +160,16 @@ def _batches(ds, world: ddp.World, cfg: TrainConfig, epoch: int) -> list[list[in
 
 
 def _loader(ds, batches, cfg: TrainConfig) -> DataLoader:
-    return DataLoader(ds, batch_sampler=batches, collate_fn=collate, num_workers=cfg.workers)
+    # Worker processes are spawned, not forked: an LMDB environment must not cross a fork (a
+    # forked child inherits the parent's open environment and LMDB refuses to open it again).
+    context = "spawn" if cfg.workers else None
+    return DataLoader(
+        ds,
+        batch_sampler=batches,
+        collate_fn=collate,
+        num_workers=cfg.workers,
+        multiprocessing_context=context,
+    )
 
 
 def _step(model, opt, x, y, amp: bool, device) -> tuple[float, int]:

