@@ -13,8 +13,14 @@ every configuration does the same optimisation work:
 * ``ray``: ``impasto batch --backend ray`` starting its own local Ray (2 actors x 1 thread);
 * ``ray joined``: the same, joining a Ray started beforehand with ``ray start --head``.
 
+Configurations are run in the order of ``--sequence`` (a name may repeat: later runs are
+recorded as ``NAME#2``, ...). The default brackets each Ray run between local runs and puts
+``separate`` right after a local run, so every ratio compares runs made back to back on the
+shared machine (the load average before each run is recorded). Rows of an earlier run that are
+not measured again are kept, marked ``"earlier_run": true``.
+
     python benchmarks/batch.py                    # writes benchmarks/results/batch.json
-    python benchmarks/batch.py --iterations 4 --only local-1x2,separate
+    python benchmarks/batch.py --iterations 4 --sequence local-2x1,local-1x2
 """
 
 from __future__ import annotations
@@ -94,30 +100,41 @@ def _loadavg() -> float:
     return round(os.getloadavg()[0], 1) if hasattr(os, "getloadavg") else float("nan")
 
 
-def run(iterations: int, size: int, only: set[str] | None, on_row=None) -> dict:
-    """Time every configuration (``on_row(rows)`` after each); returns the JSON-able results."""
-    flags = _flags(iterations, size)
-    configs = {
-        "local-2x1": lambda d: _batch(d, flags, ["--workers", "2", "--threads", "1"]),
-        "local-1x2": lambda d: _batch(d, flags, ["--workers", "1", "--threads", "2"]),
-        "separate": None,  # needs the seeds of a batch run
-        "ray": lambda d: _batch(d, flags, ["--backend", "ray", "--workers", "2", "--threads", "1"]),
-        "ray-joined": lambda d: _ray_joined(d, flags),
+CONFIGS = ("local-2x1", "local-1x2", "separate", "ray", "ray-joined")
+DEFAULT_SEQUENCE = "local-2x1,ray,ray-joined,local-2x1,separate"
+
+
+def _config(name: str, flags: list[str], root: Path):
+    """The timing function of configuration ``name`` (output folder -> seconds)."""
+    if name == "separate":  # the seeds of the first batch run: the same optimisation work
+        return lambda d: _separate(d, flags, _seeds(root / "local-2x1"))
+    extra = {
+        "local-2x1": ["--workers", "2", "--threads", "1"],
+        "local-1x2": ["--workers", "1", "--threads", "2"],
+        "ray": ["--backend", "ray", "--workers", "2", "--threads", "1"],
     }
+    if name == "ray-joined":
+        return lambda d: _ray_joined(d, flags)
+    return lambda d: _batch(d, flags, extra[name])
+
+
+def run(iterations: int, size: int, sequence: list[str], on_row=None) -> dict:
+    """Time the configurations in ``sequence`` order (``on_row(rows)`` after each)."""
+    flags = _flags(iterations, size)
+    if "separate" in sequence and "local-2x1" not in sequence[: sequence.index("separate")]:
+        sequence = ["local-2x1", *sequence]  # separate needs the seeds of a batch run
     root = Path(tempfile.mkdtemp(prefix="impasto-batch-bench-"))
     rows: dict[str, dict] = {}
+    seen: dict[str, int] = {}
     try:
-        for name, fn in configs.items():
-            if only and name not in only and not (name == "local-2x1" and "separate" in only):
-                continue
-            out = root / name
+        for name in sequence:
+            seen[name] = seen.get(name, 0) + 1
+            key = name if seen[name] == 1 else f"{name}#{seen[name]}"
+            out = root / key
             load = _loadavg()
-            if name == "separate":
-                seconds = _separate(out, flags, _seeds(root / "local-2x1"))
-            else:
-                seconds = fn(out)
-            rows[name] = {"seconds": round(seconds, 1), "loadavg_before": load}
-            print(f"{name:11s} {seconds:7.1f} s   (load average before: {load})", flush=True)
+            seconds = _config(name, flags, root)(out)
+            rows[key] = {"seconds": round(seconds, 1), "loadavg_before": load, "order": len(rows)}
+            print(f"{key:13s} {seconds:7.1f} s   (load average before: {load})", flush=True)
             if on_row is not None:
                 on_row(rows)
     finally:
@@ -125,35 +142,74 @@ def run(iterations: int, size: int, only: set[str] | None, on_row=None) -> dict:
     return rows
 
 
+def _neighbours(rows: dict, key: str, base: str) -> list[float]:
+    """Seconds of the ``base`` runs measured just before and just after row ``key``."""
+    order = rows[key].get("order")
+    if order is None:
+        return []
+    runs = [
+        (r["order"], r["seconds"])
+        for k, r in rows.items()
+        if k.split("#")[0] == base and r.get("order") is not None
+    ]
+    before = [s for o, s in runs if o == order - 1]
+    after = [s for o, s in runs if o == order + 1]
+    return before + after
+
+
 def _ratios(rows: dict) -> dict:
-    out = {}
-    if "separate" in rows and "local-2x1" in rows:
-        best = min(rows[k]["seconds"] for k in ("local-1x2", "local-2x1") if k in rows)
-        out["speedup_batch_vs_separate"] = round(rows["separate"]["seconds"] / best, 2)
+    """Ratios of runs made back to back (local runs next to the run compared)."""
+    out: dict = {}
+    if "separate" in rows:
+        local = _neighbours(rows, "separate", "local-2x1")
+        if local:
+            out["speedup_batch_vs_separate"] = round(rows["separate"]["seconds"] / local[0], 2)
     if "local-2x1" in rows and "local-1x2" in rows:
         out["two_workers_vs_one"] = round(
             rows["local-1x2"]["seconds"] / rows["local-2x1"]["seconds"], 2
         )
     for ray in ("ray", "ray-joined"):
-        if ray in rows and "local-2x1" in rows:
-            base = rows["local-2x1"]["seconds"]
-            out[f"{ray}_overhead_vs_local_2x1"] = round(rows[ray]["seconds"] / base - 1, 3)
+        if ray in rows:
+            local = _neighbours(rows, ray, "local-2x1")
+            if local:
+                base = sum(local) / len(local)
+                out[f"{ray}_overhead_vs_local_2x1"] = round(rows[ray]["seconds"] / base - 1, 3)
     return out
+
+
+def _earlier_rows(path: Path, iterations: int, size: int) -> dict:
+    """Rows of an earlier run with the same settings, marked as such (no run order)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if old.get("iterations") != iterations or old.get("size") != size:
+        return {}
+    rows = {}
+    for k, r in old.get("configs", {}).items():
+        rows[k] = {key: v for key, v in r.items() if key != "order"} | {"earlier_run": True}
+    return rows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iterations", type=int, default=2)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--only", default="", help="comma-separated configurations")
+    ap.add_argument("--sequence", default=DEFAULT_SEQUENCE, help="comma-separated, in order")
     ap.add_argument("--json", default=str(RESULTS / "batch.json"))
     args = ap.parse_args()
-    only = {x for x in args.only.split(",") if x} or None
+    sequence = [x for x in args.sequence.split(",") if x]
+    unknown = sorted(set(sequence) - set(CONFIGS))
+    if unknown:
+        ap.error(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
     cpu = cpu_name()
+    earlier = _earlier_rows(Path(args.json), args.iterations, args.size)
+    earlier_ratios = _ratios({k: v for k, v in earlier.items()}) if earlier else {}
     print(f"CPU: {cpu} (shared with other work; load averages shown)\n8 jobs: 2 photos x 4 "
           f"paintings, {args.size} px, {args.iterations} iterations, pyramid off")  # fmt: skip
 
     def save(rows: dict) -> None:
+        kept = {k: v for k, v in earlier.items() if k not in rows}
         result = {
             "cpu": f"{cpu} (AVX2, no AVX-512; shared with other sessions)",
             "python": platform.python_version(),
@@ -161,13 +217,18 @@ def main() -> None:
             "size": args.size,
             "iterations": args.iterations,
             "pyramid_start": 0,
-            "configs": rows,
+            "sequence": sequence,
+            "configs": {**rows, **kept},
             **_ratios(rows),
         }
+        if "two_workers_vs_one" not in result and "two_workers_vs_one" in earlier_ratios:
+            result["two_workers_vs_one_earlier_run"] = earlier_ratios["two_workers_vs_one"]
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        tmp = Path(args.json).with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        os.replace(tmp, args.json)
 
-    rows = run(args.iterations, args.size, only, on_row=save)
+    rows = run(args.iterations, args.size, sequence, on_row=save)
     for k, v in _ratios(rows).items():
         print(f"{k}: {v}")
     print(f"wrote {args.json}")

@@ -5,6 +5,8 @@
 * :mod:`.studio` wires the parts and holds the use cases (submit, re-run, resume, cancel, delete);
 * :mod:`.queue` runs jobs one at a time per device on worker threads; :mod:`.runner` runs one job
   with the engine; :mod:`.events` is the pub/sub behind the SSE streams;
+* :mod:`.batches` (a batch's folder: request, status, outputs and manifest) and
+  :mod:`.batch_runner` (a batch as one queue entry, run by :func:`impasto.batch.run_batch`);
 * :mod:`.views` (pure JSON views), :mod:`.models` (request/response types, the OpenAPI document),
   :mod:`.encode` (PNG previews, thumbnails), :mod:`.uploads`, :mod:`.limits` (server rules and
   the work of a job), :mod:`.speed` (time estimates), :mod:`.store` (SQLite + files),

@@ -22,6 +22,14 @@ The page (``/``) uses only the documented API; the OpenAPI description is served
 ``POST /api/jobs/{id}/rerun``               queue a copy (same inputs, settings and seed)
 ``POST /api/jobs/{id}/resume``              continue an unfinished job from its partial image
 ``DELETE /api/jobs/{id}``                   delete a finished job and its result
+``POST /api/batches``                       queue a batch (photos x paintings) as one entry
+``GET /api/batches``, ``.../{id}``          batches (newest first), one batch with its jobs
+``GET /api/batches/{id}/events``            Server-Sent Events: the batch view as jobs end
+``POST /api/batches/{id}/cancel``           cancel a queued batch, stop a running one
+``POST /api/batches/{id}/resume``           run an unfinished batch again (done jobs skipped)
+``GET /api/batches/{id}/results.zip``       the done jobs' images and their manifest
+``GET .../{id}/jobs/{job}/result.png``     one job's result of a batch
+``DELETE /api/batches/{id}``                delete a finished batch and its results
 ==========================================  ====================================================
 
 Errors are JSON ``{"detail": ...}`` with a 4xx status: 404 unknown id, 413 upload too large

@@ -1,4 +1,5 @@
-"""FastAPI dependencies: how a route reaches the studio, its configuration and a job by id."""
+"""FastAPI dependencies: how a route reaches the studio, its configuration, a job or a batch by
+id."""
 
 from __future__ import annotations
 
@@ -6,11 +7,21 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
 
+from .batches import BatchRecord
 from .config import WebConfig
 from .store import JobRecord
 from .studio import Studio
 
-__all__ = ["get_studio", "get_config", "job_or_404", "StudioDep", "ConfigDep", "JobDep"]
+__all__ = [
+    "get_studio",
+    "get_config",
+    "job_or_404",
+    "batch_or_404",
+    "StudioDep",
+    "ConfigDep",
+    "JobDep",
+    "BatchDep",
+]
 
 
 def get_studio(request: Request) -> Studio:
@@ -40,3 +51,16 @@ def job_or_404(
 
 
 JobDep = Annotated[JobRecord, Depends(job_or_404)]
+
+
+def batch_or_404(
+    batch_id: Annotated[str, Path(description="batch id (32 hex digits)")], studio: StudioDep
+) -> BatchRecord:
+    """The batch named in the path, or a 404."""
+    batch = studio.batches.get(batch_id)
+    if batch is None:
+        raise HTTPException(404, "no such batch")
+    return batch
+
+
+BatchDep = Annotated[BatchRecord, Depends(batch_or_404)]

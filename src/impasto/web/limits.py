@@ -25,6 +25,7 @@ from .store import Store
 
 __all__ = [
     "check_server_rules",
+    "check_batch_rules",
     "job_work",
     "resolve_image",
     "image_size",
@@ -123,3 +124,26 @@ def check_server_rules(settings: Settings, aspect: tuple[int, int], config: WebC
             f"(max_work) is {config.max_work:,.0f}"
         )
     return work
+
+
+def check_batch_rules(
+    settings: Settings, aspects: list[tuple[int, int]], config: WebConfig
+) -> float:
+    """:func:`check_server_rules` for a batch: every job's own rules, then the work of all its
+    jobs together (one job per aspect, the photos' sizes) against ``max_work``.
+
+    Returns:
+        The batch's total work (megapixel-iterations).
+
+    Raises:
+        SettingsError: a job breaks a rule, or the batch's total work exceeds ``max_work``.
+    """
+    total = 0.0
+    for aspect in aspects:
+        total += check_server_rules(settings, aspect, config)
+    if total > config.max_work:
+        raise SettingsError(
+            f"work: {total:,.0f} megapixel-iterations over the batch's {len(aspects)} jobs; "
+            f"this server's limit (max_work) is {config.max_work:,.0f}"
+        )
+    return total

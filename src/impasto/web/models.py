@@ -27,9 +27,16 @@ __all__ = [
     "JobView",
     "ConfigInfo",
     "EstimateInfo",
+    "MAX_BATCH_CONTENTS",
+    "MAX_BATCH_STYLES",
+    "BatchRequest",
+    "BatchJobView",
+    "BatchView",
 ]
 
 MAX_STYLES = 8
+MAX_BATCH_CONTENTS = 64
+MAX_BATCH_STYLES = 16
 ImageRef = Annotated[str, Field(max_length=80, description="a file id or example:NAME")]
 
 
@@ -146,3 +153,58 @@ class EstimateInfo(BaseModel):
     iterations: int = Field(description="iterations over all pyramid scales")
     device: str
     measured: bool = Field(description="whether the speed was measured on this server")
+
+
+class BatchRequest(BaseModel):
+    contents: list[ImageRef] = Field(
+        min_length=1, max_length=MAX_BATCH_CONTENTS, description="the photos (repeats ignored)"
+    )
+    styles: list[ImageRef] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_STYLES,
+        description="the paintings (repeats ignored): every photo is painted in each of them",
+    )
+    settings: Settings = Field(
+        default_factory=Settings,
+        description="engine settings for every job, as for POST /api/jobs; a missing seed "
+        "gives each job a seed derived from its inputs and settings. The work of all the jobs "
+        "together is limited by max_work (GET /api/config)",
+    )
+
+
+class BatchJobView(BaseModel):
+    id: str = Field(description="the job's stable id (hash of its inputs, settings, version)")
+    name: str | None = Field(description="its output file name")
+    status: str = Field(description="pending | running | done | failed")
+    error: str | None
+    content: InputInfo | None
+    style: InputInfo | None
+    seed: int | None
+    elapsed: float | None = Field(description="seconds the job took")
+    result_url: str | None
+
+
+class BatchView(BaseModel):
+    id: str
+    kind: str = Field(description="always batch (job views have no kind)")
+    status: str = Field(description=" | ".join(STATUSES))
+    position: int | None = Field(description="place in the queue (1 = next) while queued")
+    device: str
+    created: float
+    started: float | None
+    finished: float | None
+    error: str | None
+    total: int = Field(description="jobs in the batch")
+    done: int
+    failed: int
+    running: int
+    pending: int
+    elapsed: float | None = Field(description="seconds spent running, over all runs")
+    eta: float | None = Field(description="seconds left (estimate, while running)")
+    runs: int = Field(description="times the batch was started (more after a resume)")
+    settings: dict[str, Any]
+    contents: list[InputInfo | None]
+    styles: list[InputInfo | None]
+    jobs: list[BatchJobView]
+    zip_url: str | None = Field(description="the results so far as a zip (with the manifest)")
+    events_url: str

@@ -1,4 +1,5 @@
-"""The studio's parts wired together, and its use cases: submit, re-run, resume, cancel, delete.
+"""The studio's parts wired together, and its use cases: submit, re-run, resume, cancel, delete
+(of jobs, and of batches: several photos x paintings queued as one entry).
 
 One :class:`Studio` per app: the store, the event bus, the speed meter, the job runner and the
 queue. The HTTP routes reach it through FastAPI dependencies (:mod:`impasto.web.deps`).
@@ -8,20 +9,23 @@ from __future__ import annotations
 
 import functools
 import random
+import time
 from pathlib import Path
 from typing import Any
 
 from ..errors import SettingsError
 from ..settings import Settings
+from .batch_runner import BatchRunner
+from .batches import BatchRecord, BatchStore
 from .config import WebConfig
 from .events import EventBus
-from .limits import check_server_rules, image_size, job_work, resolve_image
+from .limits import check_batch_rules, check_server_rules, image_size, job_work, resolve_image
 from .lock import DataDirLock
 from .queue import JobQueue
 from .runner import JobRunner
 from .speed import SpeedMeter
 from .store import JobRecord, Store
-from .views import job_view
+from .views import batch_view, job_view
 
 __all__ = ["Studio", "resume_settings"]
 
@@ -71,16 +75,23 @@ class Studio:
             preview_every=config.preview_every,
             weights=config.weights,
         )
-        self.queue = JobQueue(self.store, self.runner)
+        self.batches = BatchStore(self.store.data_dir)
+        self.batch_runner = BatchRunner(
+            self.store, self.batches, self.publish, self.runner.lock, config.weights
+        )
+        self.queue = JobQueue(self.store, self.runner, self.batch_runner)
 
     # ---------------------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        """Take the lock (again, after a stop), then recover and run the queued jobs."""
+        """Take the lock (again, after a stop), then recover and run the queued jobs, then
+        the batches left queued, running or interrupted (their done jobs are skipped)."""
         self.lock.acquire()
         self.bus.reopen()
         if self.config.run_jobs:
             self.queue.start()
+            for rec in self.batches.recover():
+                self.queue.add_batch(rec.id, rec.device)
 
     def stop(self) -> None:
         """End the event streams, interrupt running jobs, release the lock."""
@@ -110,11 +121,27 @@ class Studio:
         ref = job.content or (job.styles[0]["image"] if job.styles else None)
         return job_work(Settings.from_dict(job.settings), image_size(self.store, ref))[0]
 
+    def batch_view(self, rec: BatchRecord) -> dict[str, Any]:
+        """The API's JSON view of a batch, with the state of each of its jobs."""
+        return batch_view(
+            rec,
+            live=self.queue.live(rec.id),
+            position=self.queue.position_of(rec.device, rec.id),
+            records=self.batches.records(rec.id),
+            files=self.store.get_file,
+        )
+
     def publish(self, job_id: str, status_change: bool) -> None:
-        """Send a job's view to its followers (and to everyone on a status change)."""
+        """Send a job's or batch's view to its followers (and to everyone on a status
+        change)."""
+        topics = [job_id, None] if status_change else [job_id]
         job = self.store.get_job(job_id)
         if job is not None:
-            self.bus.publish(self.view(job), [job_id, None] if status_change else [job_id])
+            self.bus.publish(self.view(job), topics)
+            return
+        batch = self.batches.get(job_id)
+        if batch is not None:
+            self.bus.publish(self.batch_view(batch), topics)
 
     # ---------------------------------------------------------------------------- use cases
 
@@ -200,3 +227,63 @@ class Studio:
         rec = self.store.get_file(job.partial_file) if job.partial_file else None
         path = self.store.path_of(rec) if rec is not None else None
         return path if path is not None and path.is_file() else None
+
+    # ---------------------------------------------------------------------------- batches
+
+    def check_batch(
+        self, contents: list[str], styles: list[str], settings: Settings
+    ) -> tuple[str, float]:
+        """Check a batch against this server: its images exist, every job is within the
+        limits and all its jobs together within ``max_work``. Returns (device type, work).
+
+        Raises:
+            SettingsError: with a one-line message naming the problem.
+        """
+        for ref in [*contents, *styles]:
+            resolve_image(self.store, ref)
+        sizes = [image_size(self.store, ref) for ref in contents]
+        aspects = [size for size in sizes for _ in styles]  # one per job
+        work = check_batch_rules(settings, aspects, self.config)
+        return _device_type(settings.device), work
+
+    def submit_batch(
+        self, contents: list[str], styles: list[str], settings: Settings
+    ) -> BatchRecord:
+        """Check and queue a batch (every photo with every painting) as one entry."""
+        contents, styles = list(dict.fromkeys(contents)), list(dict.fromkeys(styles))
+        device, _ = self.check_batch(contents, styles, settings)
+        _, plan = self.batch_runner.plan(contents, styles, settings)
+        rec = self.batches.create(
+            device=device,
+            settings=settings.to_dict(),
+            contents=contents,
+            styles=styles,
+            plan=plan,
+        )
+        self.queue.add_batch(rec.id, device)
+        self.publish(rec.id, True)
+        return rec
+
+    def cancel_batch(self, rec: BatchRecord) -> BatchRecord:
+        """Cancel a queued batch now, or stop a running one after its current job."""
+        state = self.queue.cancel_entry(rec.device, rec.id)
+        if state == "signalled" or (state == "idle" and rec.status != "queued"):
+            return rec
+        rec = self.batches.update(
+            rec.id, status="cancelled", finished=time.time(), error="cancelled before it ran"
+        )
+        self.publish(rec.id, True)
+        self.queue.notify_waiting(rec.device)
+        return rec
+
+    def resume_batch(self, rec: BatchRecord) -> BatchRecord:
+        """Queue an unfinished batch again: its done jobs are skipped, the others run."""
+        rec = self.batches.update(rec.id, status="queued", finished=None, error=None)
+        self.queue.add_batch(rec.id, rec.device)
+        self.publish(rec.id, True)
+        return rec
+
+    def delete_batch(self, rec: BatchRecord) -> None:
+        """Delete a finished batch with its results."""
+        self.batches.delete(rec.id)
+        self.bus.publish({"id": rec.id, "status": "deleted"}, [rec.id, None])

@@ -15,7 +15,15 @@ from typing import Any
 from ..inputs import EXAMPLE_PREFIX
 from .store import FileRecord, JobRecord
 
-__all__ = ["Live", "finite", "input_view", "job_view", "file_view", "job_settings_view"]
+__all__ = [
+    "Live",
+    "finite",
+    "input_view",
+    "job_view",
+    "file_view",
+    "job_settings_view",
+    "batch_view",
+]
 
 FileLookup = Callable[[str], "FileRecord | None"]
 UNFINISHED = ("interrupted", "cancelled", "failed")
@@ -146,3 +154,80 @@ def job_view(
     if result is not None:
         view["width"], view["height"] = result.width, result.height
     return view
+
+
+def _batch_job_view(
+    batch_id: str,
+    item: dict[str, Any],
+    record: dict[str, Any] | None,
+    running: bool,
+    files: FileLookup,
+) -> dict[str, Any]:
+    if running:
+        status = "running"
+    elif record is not None and record.get("status") in ("done", "failed"):
+        status = record["status"]
+    else:
+        status = "failed" if item.get("error") else "pending"
+    done = status == "done"
+    return {
+        "id": item["id"],
+        "name": item.get("name") or None,
+        "status": status,
+        "error": ((record or {}).get("error") or item.get("error")) if status == "failed" else None,
+        "content": input_view(item["content"], files),
+        "style": input_view(item["style"], files),
+        "seed": (record or {}).get("seed"),
+        "elapsed": finite((record or {}).get("elapsed_s")) if status != "running" else None,
+        "result_url": f"/api/batches/{batch_id}/jobs/{item['id']}/result.png" if done else None,
+    }
+
+
+def batch_view(
+    batch: Any,
+    *,
+    live: Live | None,
+    position: int | None,
+    records: dict[str, dict[str, Any]],
+    files: FileLookup,
+) -> dict[str, Any]:
+    """The JSON view of a batch (see :class:`impasto.web.models.BatchView`).
+
+    Args:
+        batch: a :class:`impasto.web.batches.BatchRecord`.
+        live: the running batch's live state (its ``progress`` names the running jobs).
+        position: its place in the queue while queued.
+        records: the last manifest record of each of its jobs.
+        files: a lookup of file records.
+    """
+    progress = live.progress if live is not None else {}
+    running = set(progress.get("running", ()))
+    jobs = [
+        _batch_job_view(batch.id, item, records.get(item["id"]), item["id"] in running, files)
+        for item in batch.plan
+    ]
+    counts = {k: sum(j["status"] == k for j in jobs) for k in ("done", "failed", "running")}
+    base = f"/api/batches/{batch.id}"
+    return {
+        "id": batch.id,
+        "kind": "batch",
+        "status": batch.status,
+        "position": position,
+        "device": batch.device,
+        "created": batch.created,
+        "started": batch.started,
+        "finished": batch.finished,
+        "error": batch.error,
+        "total": len(jobs),
+        **counts,
+        "pending": len(jobs) - sum(counts.values()),
+        "elapsed": finite(batch.elapsed + float(progress.get("elapsed") or 0.0)),
+        "eta": finite(progress.get("eta")),
+        "runs": batch.runs,
+        "settings": dict(batch.settings),
+        "contents": [input_view(ref, files) for ref in batch.contents],
+        "styles": [input_view(ref, files) for ref in batch.styles],
+        "jobs": jobs,
+        "zip_url": f"{base}/results.zip" if counts["done"] else None,
+        "events_url": f"{base}/events",
+    }

@@ -271,6 +271,7 @@ function setOffline(offline) {
   $("offline").hidden = !offline;
   if (!offline) {  // back: everything may have changed meanwhile
     loadJobs();
+    if (typeof loadBatches === "function") loadBatches();
     if (state.watching) watch(state.watching);
   } else {
     $("stat-eta").textContent = "–";
@@ -496,6 +497,7 @@ async function init() {
   $("iterations").max = String(cfg.limits.max_iterations);
   fillSettings({ ...cfg.defaults, size: 384, iterations: 150, seed: null });
   renderExamples(cfg.examples);
+  if (typeof initBatches === "function") initBatches(cfg.examples);  // batch.js
 
   wireDrop($("content-drop"), $("content-file"),
     (files) => handleUploads(files.slice(0, 1), setContent));
@@ -516,7 +518,11 @@ async function init() {
   const all = new EventSource("/api/events");  // reconnects by itself (retry: 2 s)
   all.onopen = () => setOffline(false);
   all.onerror = () => setOffline(true);
-  all.onmessage = () => refreshJobs();
+  all.onmessage = (ev) => {
+    let kind = null;
+    try { kind = JSON.parse(ev.data).kind; } catch (e) { kind = null; }
+    if (kind === "batch") refreshBatches(); else refreshJobs();
+  };
   await loadJobs();
 }
 

@@ -1,0 +1,128 @@
+// impasto studio: the batch panel (several photos x several paintings, one queue entry).
+// Uses the helpers of app.js ($, api, el, toast, upload, readSettings, fmtTime) and only the
+// documented HTTP API (/api/batches...).
+"use strict";
+
+const batchState = { contents: [], styles: [], batches: [] };
+
+function batchToggle(kind, item) {
+  const list = batchState[kind];
+  const at = list.findIndex((x) => x.ref === item.ref);
+  if (at >= 0) list.splice(at, 1); else list.push(item);
+  renderBatchPicks();
+}
+
+function renderBatchPicks() {
+  for (const kind of ["contents", "styles"]) {
+    const ul = $(`batch-${kind}`);
+    ul.replaceChildren();
+    for (const item of batchState[kind]) {
+      ul.append(el("li", {}, el("img", { src: item.thumb_url, alt: "" }), ` ${item.name} `,
+        el("button", { type: "button", class: "link", "aria-label": `remove ${item.name}`,
+          onclick: () => batchToggle(kind, item) }, "remove")));
+    }
+  }
+  for (const chip of document.querySelectorAll(".bchip")) {
+    const on = batchState[chip.dataset.kind].some((x) => x.ref === chip.dataset.ref);
+    chip.classList.toggle("selected", on);
+  }
+  const n = batchState.contents.length * batchState.styles.length;
+  $("batch-count").textContent = n ? `${n} job${n === 1 ? "" : "s"}.` : "";
+}
+
+function renderBatchExamples(examples) {
+  for (const ex of examples) {
+    const kind = ex.kind === "content" ? "contents" : "styles";
+    const item = { ref: ex.ref, name: ex.name, thumb_url: ex.thumb_url };
+    $(`batch-${kind}-examples`).append(el("button", {
+      type: "button", class: "bchip", title: ex.name, "data-ref": ex.ref, "data-kind": kind,
+      onclick: () => batchToggle(kind, item),
+    }, el("img", { src: ex.thumb_url, alt: ex.name })));
+  }
+}
+
+async function startBatch() {
+  $("batch-error").textContent = "";
+  if (!batchState.contents.length || !batchState.styles.length) {
+    $("batch-error").textContent = "Pick at least one photo and one painting.";
+    return;
+  }
+  const body = {
+    contents: batchState.contents.map((x) => x.ref),
+    styles: batchState.styles.map((x) => x.ref),
+    settings: readSettings(),
+  };
+  $("batch-start").disabled = true;
+  try {
+    await api("POST", "/api/batches", body);
+    refreshBatches();
+  } catch (err) {
+    $("batch-error").textContent = err.message;
+  } finally {
+    $("batch-start").disabled = false;
+  }
+}
+
+async function batchAction(method, url, what) {
+  try { await api(method, url); } catch (err) { toast(`${what}: ${err.message}`); }
+  refreshBatches();
+}
+
+function batchCard(b) {
+  const active = b.status === "queued" || b.status === "running";
+  const head = `${b.done}/${b.total} done` + (b.failed ? ` · ${b.failed} failed` : "")
+    + (b.status === "running" && b.eta !== null ? ` · ${fmtTime(b.eta)} left` : "")
+    + (b.status === "queued" && b.position ? ` · queue #${b.position}` : "");
+  const rows = b.jobs.map((j) => el("tr", {},
+    el("td", {}, j.name || "–"),
+    el("td", {}, el("span", { class: `badge ${j.status}` }, j.status)),
+    el("td", {}, j.elapsed !== null ? fmtTime(j.elapsed) : ""),
+    el("td", {}, j.result_url ? el("a", { href: j.result_url, target: "_blank" }, "png")
+      : j.error ? el("span", { class: "error" }, j.error) : "")));
+  const bar = el("div", { class: "bar" });
+  bar.style.width = `${b.total ? (100 * (b.done + b.failed)) / b.total : 0}%`;
+  return el("article", { class: "batch", "data-id": b.id },
+    el("div", { class: "row" },
+      el("strong", {}, `${b.contents.length} photo(s) × ${b.styles.length} painting(s)`),
+      el("span", { class: `badge ${b.status}` }, b.status), el("small", {}, head)),
+    el("div", { class: "progress" }, bar),
+    b.error ? el("p", { class: "error" }, b.error) : null,
+    el("table", { class: "batch-jobs" }, ...rows),
+    el("div", { class: "buttons" },
+      active ? el("button", { type: "button", class: "link",
+        onclick: () => batchAction("POST", `/api/batches/${b.id}/cancel`, "cancel") }, "cancel")
+        : null,
+      ["cancelled", "failed", "interrupted"].includes(b.status) ? el("button", {
+        type: "button", class: "link",
+        onclick: () => batchAction("POST", `/api/batches/${b.id}/resume`, "resume") }, "resume")
+        : null,
+      b.zip_url ? el("a", { class: "link", href: b.zip_url }, "download zip") : null,
+      active ? null : el("button", { type: "button", class: "link",
+        onclick: () => batchAction("DELETE", `/api/batches/${b.id}`, "delete") }, "delete")));
+}
+
+let batchTimer = null;
+function refreshBatches() {
+  clearTimeout(batchTimer);
+  batchTimer = setTimeout(loadBatches, 80);
+}
+
+async function loadBatches() {
+  try { batchState.batches = await api("GET", "/api/batches"); } catch (err) { return; }
+  const box = $("batches");
+  box.replaceChildren(...batchState.batches.map(batchCard));
+  $("batches-empty").hidden = batchState.batches.length > 0;
+}
+
+function initBatches(examples) {
+  renderBatchExamples(examples);
+  const add = (kind) => (item) => {
+    if (!batchState[kind].some((x) => x.ref === item.ref)) batchToggle(kind, item);
+  };
+  wireDrop($("batch-contents-drop"), $("batch-contents-file"),
+    (files) => handleUploads(files, add("contents")));
+  wireDrop($("batch-styles-drop"), $("batch-styles-file"),
+    (files) => handleUploads(files, add("styles")));
+  $("batch-start").addEventListener("click", startBatch);
+  loadBatches();
+}
