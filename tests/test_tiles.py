@@ -163,3 +163,23 @@ def test_optimise_takes_the_tiled_gradient():
     assert seen[: 2 * n] == [(1, i, n) for i in range(1, n + 1)] + [
         (2, i, n) for i in range(1, n + 1)
     ]
+
+
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_tiled_targets_equal_the_whole_image_ones(pooling):
+    from impasto.objective import style_grams
+    from impasto.tiles import TiledEncoder
+    from tests._tiny_vgg import tiny_encoder
+
+    enc = tiny_encoder(pooling, torch.float64)
+    image = _image(3, torch.float64)[..., :280, :]  # 280 px: not on the 16 px grid
+    tiled = TiledEncoder(enc, TILE)
+    content = ("relu2_1", "relu4_2")
+    whole, parts = enc(image, content), tiled(image, content)
+    for layer in content:
+        assert parts[layer].shape == whole[layer].shape
+        assert _rel(parts[layer], whole[layer]) < 1e-12
+    layers = ("relu1_1", "relu3_1", "relu5_1")
+    want, got = style_grams(enc, image, layers), style_grams(tiled, image, layers)
+    for layer in layers:
+        assert _rel(got[layer], want[layer]) < 1e-10

@@ -12,6 +12,7 @@ A run is three stages, each in its own module:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -21,11 +22,12 @@ from PIL import Image
 
 from .cache import RunCache
 from .callbacks import Callback
+from .checkpoint import Autosave, Checkpoint, check_inputs, input_identities, load_checkpoint
 from .errors import SettingsError
 from .finish import Result, finish
 from .layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
-from .plan import make_plan
-from .pyramid import Progress, run_pyramid
+from .plan import as_regions, as_styles, make_plan
+from .pyramid import Checkpoints, Progress, run_pyramid
 from .settings import Settings
 
 __all__ = [
@@ -58,6 +60,8 @@ class Stylizer:
         callback: Callback | None = None,
         cancel: threading.Event | None = None,
         cache: RunCache | None = None,
+        checkpoint: str | os.PathLike | Autosave | None = None,
+        resume: str | os.PathLike | Checkpoint | None = None,
     ) -> Result:
         """Optimise an image.
 
@@ -73,17 +77,34 @@ class Stylizer:
             cancel: an event that stops the run (raising :class:`impasto.errors.Cancelled`).
             cache: a :class:`RunCache` to share decoded images, the encoder and targets with
                 other runs.
+            checkpoint: a path (saved every :data:`impasto.checkpoint.DEFAULT_EVERY` seconds)
+                or an :class:`~impasto.checkpoint.Autosave`: the run's state is written there
+                atomically, periodically, on Ctrl-C and on cancel.
+            resume: a checkpoint (path or loaded) of this run to continue exactly; the
+                settings (the memory budget aside), seed and inputs must be the checkpoint's.
         """
         started = time.perf_counter()
         cache = cache if cache is not None else RunCache()
         plan = make_plan(self.settings, content, styles, regions, cache)
+        if isinstance(resume, (str, os.PathLike)):
+            resume = load_checkpoint(resume, map_location=plan.device)
+        checkpoints = None
+        if checkpoint is not None or resume is not None:
+            ids = input_identities(content, as_styles(styles), as_regions(regions))
+            if resume is not None:
+                check_inputs(resume.inputs, ids)
+            if checkpoint is not None:
+                autosave = checkpoint if isinstance(checkpoint, Autosave) else Autosave(checkpoint)
+                checkpoints = Checkpoints(autosave, ids)
         progress = Progress(plan, callback, started)
-        image = run_pyramid(plan, cache, progress, cancel)
-        return finish(plan, image, time.perf_counter() - started, progress.history)
+        image = run_pyramid(plan, cache, progress, cancel, checkpoints=checkpoints, resume=resume)
+        elapsed = time.perf_counter() - progress.started
+        return finish(plan, image, elapsed, progress.history, progress.memory, progress.notes)
 
 
 def _split_run_options(overrides: dict[str, Any]) -> dict[str, Any]:
-    return {k: overrides.pop(k) for k in ("callback", "cancel", "cache") if k in overrides}
+    keys = ("callback", "cancel", "cache", "checkpoint", "resume")
+    return {k: overrides.pop(k) for k in keys if k in overrides}
 
 
 def _reconstruction_settings(

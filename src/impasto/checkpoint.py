@@ -16,35 +16,35 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .errors import ImpastoError
+from .errors import CheckpointError
 
 __all__ = [
+    "DEFAULT_EVERY",
     "FORMAT",
     "Autosave",
     "Checkpoint",
     "CheckpointError",
     "check_inputs",
     "identity",
+    "input_identities",
     "load_checkpoint",
     "restore_rng",
     "rng_state",
     "save_checkpoint",
 ]
 
+#: Seconds between periodic checkpoints by default.
+DEFAULT_EVERY = 300.0
 #: Bumped when the layout changes; older files are refused with a clear message.
 FORMAT = 1
 _MAGIC = "impasto-checkpoint"
-
-
-class CheckpointError(ImpastoError):
-    """A checkpoint is missing, unreadable, of another format, or does not match the inputs."""
 
 
 @dataclass
@@ -118,6 +118,21 @@ def identity(source: Any) -> dict[str, Any]:
     raise CheckpointError(f"cannot identify an input of type {type(source).__name__}")
 
 
+def input_identities(content: Any, styles: Sequence[Any], regions: Sequence[Any]) -> dict:
+    """``{name: identity}`` of a run's inputs: ``content``, ``style0`` ... (each style's
+    ``image``), and per region ``region0.mask`` and ``region0.style``."""
+    out: dict[str, dict[str, Any]] = {}
+    if content is not None:
+        out["content"] = identity(content)
+    for i, st in enumerate(styles):
+        out[f"style{i}"] = identity(st.image)
+    for i, r in enumerate(regions):
+        out[f"region{i}.mask"] = identity(r.mask)
+        if r.style is not None:
+            out[f"region{i}.style"] = identity(r.style.image)
+    return out
+
+
 def check_inputs(saved: Mapping[str, Mapping], current: Mapping[str, Mapping]) -> None:
     """Refuse to resume with other inputs than the checkpoint's.
 
@@ -187,16 +202,22 @@ class Autosave:
         path: where checkpoints go (each one replaces the last).
         every: seconds between checkpoints (``0`` or less: never by time).
         clock: monotonic seconds (injectable for tests).
+        meta: plain data stored in every checkpoint (``extra["caller"]``), e.g. the command
+            line that resumes the run.
     """
 
     def __init__(
         self,
         path: str | os.PathLike,
-        every: float,
+        every: float = DEFAULT_EVERY,
         clock: Callable[[], float] = time.monotonic,
+        meta: Any = None,
     ) -> None:
         self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise CheckpointError(f"checkpoint directory {self.path.parent} does not exist")
         self.every = every
+        self.meta = meta
         self.clock = clock
         self.last = clock()
         self.saved = 0

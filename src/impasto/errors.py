@@ -11,6 +11,7 @@ __all__ = [
     "ImageError",
     "WeightsError",
     "SettingsError",
+    "CheckpointError",
     "Cancelled",
 ]
 
@@ -32,6 +33,10 @@ class WeightsError(ImpastoError):
 
 class SettingsError(ImpastoError, ValueError):
     """A setting is out of range or inconsistent with another (bad layer names included)."""
+
+
+class CheckpointError(ImpastoError):
+    """A checkpoint is missing, unreadable, of another format, or does not match the run."""
 
 
 class Cancelled(ImpastoError):

@@ -32,6 +32,10 @@ class Result:
             settings give the same file bytes).
         inputs: names of the content and style images (and regions).
         history: per-iteration records (step, scale, elapsed, loss and components).
+        memory: per scale, how it ran: ``size``, ``tile`` (None: whole image), ``halo``,
+            ``optimizer`` and L-BFGS ``history`` (chosen from the memory budget; recorded in the
+            metadata).
+        notes: the run's log messages (:class:`impasto.pyramid.Note`).
     """
 
     image: torch.Tensor
@@ -41,6 +45,8 @@ class Result:
     elapsed: float
     inputs: dict[str, Any] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    memory: list[dict] = field(default_factory=list)
+    notes: list[Any] = field(default_factory=list)
 
     @property
     def metadata(self) -> dict[str, str]:
@@ -51,6 +57,9 @@ class Result:
             "inputs": self.inputs,
             "settings": {**self.settings.to_dict(), "seed": self.seed},
         }
+        if self.memory:
+            keys = ("size", "tile", "optimizer", "history")
+            info["memory"] = [{k: m[k] for k in keys} for m in self.memory]
         return {
             METADATA_KEY: json.dumps(info, sort_keys=True),
             "Software": f"impasto {__version__}",
@@ -94,13 +103,29 @@ def describe_inputs(plan: Plan) -> dict[str, Any]:
     return inputs
 
 
-def finish(plan: Plan, image: torch.Tensor, elapsed: float, history: list[dict]) -> Result:
-    """The :class:`Result` of a run whose optimised image (optimised channels) is ``image``."""
+def finish(
+    plan: Plan,
+    image: torch.Tensor,
+    elapsed: float,
+    history: list[dict],
+    memory: list[dict] | None = None,
+    notes: list[Any] | None = None,
+) -> Result:
+    """The :class:`Result` of a run whose optimised image (optimised channels) is ``image``;
+    ``memory`` and ``notes`` as kept by :class:`impasto.pyramid.Progress`."""
     photo = resize(plan.photo.rgb, plan.size) if plan.photo is not None else None
     out = plan.colors.finish(image.float().cpu(), photo)
     alpha = None
     if plan.photo is not None and plan.photo.alpha is not None:
         alpha = resize(plan.photo.alpha, plan.size)
     return Result(
-        out.clamp(0, 1), alpha, plan.settings, plan.seed, elapsed, describe_inputs(plan), history
+        out.clamp(0, 1),
+        alpha,
+        plan.settings,
+        plan.seed,
+        elapsed,
+        describe_inputs(plan),
+        history,
+        list(memory or []),
+        list(notes or []),
     )

@@ -227,32 +227,39 @@ def plan_memory(
         SettingsError: nothing fits (one line naming the sizes and the budget).
     """
     h, w = size
-    pixels = h * w
+    need = _need(
+        size, layers, content_layers, regions, pooling, dtype, halo, align, image_channels, names,
+        channels,
+    )  # fmt: skip
+    hist = history if optimizer == "lbfgs" else 0
+    whole = need.fixed + need.opt(optimizer, hist) + int(need.per_px * h * w)
+    label = f"{w}x{h}"
+    if tile is not None:
+        forced = max(align, tile // align * align)
+        return _fit_state(need, forced, optimizer, hist, budget, label, f"--tile {tile}")
+    if whole <= budget:
+        reason = f"{label}: whole image, ~{format_bytes(whole)} of {format_bytes(budget)}"
+        return MemoryPlan(None, 0, optimizer, hist, whole, budget, reason)
+    why = f"the whole image needs ~{format_bytes(whole)}, over {format_bytes(budget)}"
+    return _fit_tiles(need, optimizer, hist, budget, label, why)
+
+
+def _need(
+    size, layers, content_layers, regions, pooling, dtype, halo, align, image_channels, names,
+    channels,
+) -> _Need:  # fmt: skip
+    """What :func:`plan_memory` weighs: per-pixel network bytes, fixed bytes, tile limits."""
+    h, w = size
     style = [n for n in layers if n not in content_layers]
-    need = _Need(
-        pixels=pixels,
+    return _Need(
+        pixels=h * w,
         cap=min(align * math.ceil(max(h, w) / align), max(align, MAX_TILE // align * align)),
         halo=halo,
         align=align,
         per_px=SAFETY * backward_bytes_per_pixel(layers, pooling, dtype, names, channels),
-        fixed=_fixed_bytes(pixels, image_channels, content_layers, regions, style, dtype),
+        fixed=_fixed_bytes(h * w, image_channels, content_layers, regions, style, dtype),
         channels=image_channels,
     )
-    hist = history if optimizer == "lbfgs" else 0
-    whole = need.fixed + need.opt(optimizer, hist) + int(need.per_px * pixels)
-    label = f"{w}x{h}"
-    if tile is None and whole <= budget:
-        reason = f"{label}: whole image, ~{format_bytes(whole)} of {format_bytes(budget)}"
-        return MemoryPlan(None, 0, optimizer, hist, whole, budget, reason)
-    why = (
-        f"--tile {tile}"
-        if tile is not None
-        else f"the whole image needs ~{format_bytes(whole)}, over {format_bytes(budget)}"
-    )
-    if tile is not None:
-        forced = max(align, tile // align * align)
-        return _fit_state(need, forced, optimizer, hist, budget, label, why)
-    return _fit_tiles(need, optimizer, hist, budget, label, why)
 
 
 def _plan(need: _Need, tile: int, opt: str, hist: int, budget: int, text: str) -> MemoryPlan:

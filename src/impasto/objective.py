@@ -120,7 +120,12 @@ class Targets:
 def style_grams(
     encoder: VGG19Encoder, image: torch.Tensor, layers: Sequence[str]
 ) -> dict[str, torch.Tensor]:
-    """Position-normalised Gram matrices ``G / M`` of ``image`` at ``layers`` (float32)."""
+    """Position-normalised Gram matrices ``G / M`` of ``image`` at ``layers`` (float32).
+
+    An encoder with a ``grams`` method (:class:`impasto.tiles.TiledEncoder`, for images too large
+    for one forward pass) computes them itself."""
+    if hasattr(encoder, "grams"):
+        return encoder.grams(image, layers)
     feats = encoder(image, layers)
     return {name: losses.gram_matrix(f, normalize=True) for name, f in feats.items()}
 

@@ -13,6 +13,7 @@ fills ``image.grad`` itself, with the gradient of the unscaled total.
 
 from __future__ import annotations
 
+import signal
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -64,6 +65,9 @@ class Descent:
         x: the live image (requires grad); read it detached.
         done: iterations completed.
         total: the loss of the last evaluation; ``parts``: its components (detached).
+        steady: False only while the torch optimiser updates its state within :meth:`step`;
+            an interruption (Ctrl-C) at any other moment, the objective's evaluation included,
+            leaves the state of the last completed iteration, which :meth:`state_dict` can save.
     """
 
     def __init__(
@@ -89,11 +93,14 @@ class Descent:
         self.norm: torch.Tensor | None = None
         self.total = torch.zeros(())
         self.parts: dict[str, torch.Tensor] = {}
+        self.steady = True
 
     def _closure(self) -> torch.Tensor:
         self.opt.zero_grad(set_to_none=True)
         x = self.x
+        self.steady = True  # the evaluation changes nothing the state holds
         total, parts = self.objective(x)
+        self.steady = False
         if self.norm is None:
             # Gatys' raw losses are ~1e10; torch's L-BFGS has absolute thresholds (curvature
             # pairs with y.s <= 1e-10 are dropped, after which it takes a raw gradient step of
@@ -112,6 +119,7 @@ class Descent:
     def step(self) -> None:
         """One iteration (one objective evaluation); recovers from a non-finite loss by going
         back to the last finite point with half the step size."""
+        self.steady = False
         self.opt.step(self._closure)
         if self.name == "adam":
             with torch.no_grad():
@@ -129,6 +137,7 @@ class Descent:
         else:
             self.failures = 0
         self.done += 1
+        self.steady = True
 
     def result(self) -> torch.Tensor:
         """The image clamped to [0, 1] (detached copy). L-BFGS iterates are left unclamped
@@ -170,6 +179,39 @@ class Descent:
         self.opt.load_state_dict(state["torch_optimizer"])
 
 
+class _DeferredInterrupt:
+    """Ctrl-C while the torch optimiser updates its state (see :attr:`Descent.steady`) is held
+    until the update ends, so that an interrupted run always has a whole state to save; at any
+    other moment it interrupts at once. Only in the main thread with Python's default Ctrl-C
+    handling (signal handlers cannot be set elsewhere); a no-op otherwise."""
+
+    def __init__(self, descent: Descent) -> None:
+        self.descent = descent
+        self.pending = False
+        self.previous: Any = None
+
+    def __enter__(self) -> _DeferredInterrupt:
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.descent.steady:
+            raise KeyboardInterrupt
+        self.pending = True
+
+    def check(self) -> None:
+        """Raise the Ctrl-C held during the last update, if any."""
+        if self.pending:
+            self.pending = False
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
 def optimise(
     start: torch.Tensor,
     objective: ObjectiveFn,
@@ -182,6 +224,7 @@ def optimise(
     cancel: threading.Event | None = None,
     resume: Mapping[str, Any] | None = None,
     snapshot: Snapshot | None = None,
+    on_interrupt: Snapshot | None = None,
 ) -> torch.Tensor:
     """Minimise ``objective`` over the pixels of ``start``.
 
@@ -201,6 +244,10 @@ def optimise(
         snapshot: called after ``on_step`` with ``(i, state)``; ``state()`` returns the
             descent's :meth:`Descent.state_dict`, valid until the next iteration (call it, e.g.
             to write a checkpoint, only when needed: it costs nothing otherwise).
+        on_interrupt: called like ``snapshot`` when Ctrl-C (:class:`KeyboardInterrupt`) or
+            :class:`Cancelled` stops the loop at a moment the state is whole (see
+            :attr:`Descent.steady`; the state is then that of the last completed iteration),
+            before the exception goes on.
 
     Returns:
         The optimised image, clamped to [0, 1] (detached).
@@ -208,12 +255,19 @@ def optimise(
     d = Descent(start, objective, optimizer=optimizer, lr=lr, history_size=history_size)
     if resume is not None:
         d.load_state_dict(resume)
-    while d.done < iterations:
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("cancelled")
-        d.step()
-        if on_step is not None:
-            on_step(d.done, d.x.detach(), d.parts, d.total)
-        if snapshot is not None:
-            snapshot(d.done, d.state_dict)
+    try:
+        with _DeferredInterrupt(d) as interrupts:
+            while d.done < iterations:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled")
+                d.step()
+                interrupts.check()
+                if on_step is not None:
+                    on_step(d.done, d.x.detach(), d.parts, d.total)
+                if snapshot is not None:
+                    snapshot(d.done, d.state_dict)
+    except (KeyboardInterrupt, Cancelled):
+        if on_interrupt is not None and d.steady:
+            on_interrupt(d.done, d.state_dict)
+        raise
     return d.result()

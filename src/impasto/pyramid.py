@@ -1,49 +1,131 @@
 """Stage 2 of a run: the coarse-to-fine pyramid, one scale at a time.
 
-For each scale of the :class:`~impasto.plan.Plan`: resize the inputs, get the targets (from the
-cache or computed once), build the objective, make the start image (the first scale) or upsample
-the previous scale's result, and optimise. :func:`scale_objective` is the one place that decides
-how a scale's objective is evaluated (whole image today; the place where exact tiles plug in).
+For each scale of the :class:`~impasto.plan.Plan`: choose how it fits the memory budget
+(:func:`scale_memory`: the whole image, or exact tiles, and the optimiser's state), resize the
+inputs, get the targets (from the cache or computed once, tile by tile when the scale is tiled),
+build the objective, make the start image (the first scale) or upsample the previous scale's
+result, and optimise. :func:`scale_objective` is the one place that decides the loss of a scale;
+:func:`evaluator` decides how it is evaluated (whole, or :class:`~impasto.tiles.TiledObjective`).
+
+Long runs save checkpoints (:class:`Checkpoints`: every few minutes, on Ctrl-C and on cancel)
+and continue from one exactly (``run_pyramid(..., resume=checkpoint)``).
+
+Messages for the log (the memory plan of each scale and why, a painting enlarged past its own
+resolution) are :class:`Note` objects handed to the callback's ``on_note`` method when it has
+one, else logged to the ``impasto`` logger; tile progress within an iteration goes to its
+``on_tile`` method (a :class:`TileTick`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from . import balance
 from .cache import RunCache
 from .callbacks import Callback, Iterate
+from .checkpoint import Autosave, Checkpoint, CheckpointError, restore_rng, rng_state
 from .guides import background_guide, feather_guide, resize_guide
 from .image import fit_long_side, resize
+from .layers import layer_channels
+from .memory import MemoryPlan, available_memory, format_bytes, plan_memory
 from .objective import Objective, RegionInput, Targets, compute_targets
 from .optimise import optimise
 from .plan import Plan, StyleSource
 from .schedule import Scale
+from .tiles import TiledEncoder, TiledObjective, alignment, required_halo
 
-__all__ = ["Progress", "run_pyramid", "scale_targets", "scale_objective", "start_image"]
+__all__ = [
+    "Checkpoints",
+    "Note",
+    "Progress",
+    "TileTick",
+    "check_resume",
+    "evaluator",
+    "memory_budget",
+    "run_pyramid",
+    "run_scale",
+    "scale_memory",
+    "scale_objective",
+    "scale_targets",
+    "start_image",
+]
+
+log = logging.getLogger("impasto")
 
 # Gaussian white noise around mid-grey for the "noise" start (std in [0, 1] pixel units).
 NOISE_MEAN, NOISE_STD = 0.5, 0.2
+# Share of an iteration's work in each pass of a tiled evaluation (pass 1: forward only;
+# pass 2: forward and backward, about three forwards).
+PASS_SHARE = {1: 0.25, 2: 0.75}
 
 Size = tuple[int, int]
 
 
+@dataclass(frozen=True)
+class Note:
+    """A message of a run for its log.
+
+    Attributes:
+        kind: ``"memory"`` (the budget, and per scale what was chosen and why) or ``"upscale"``
+            (a painting enlarged past its own resolution).
+        text: one line.
+        warning: True when it changes what the user asked for (e.g. a shorter L-BFGS history) or
+            hurts the result; the CLI prints warnings always, the rest with ``-v``.
+    """
+
+    kind: str
+    text: str
+    warning: bool = False
+
+
+@dataclass(frozen=True)
+class TileTick:
+    """Progress within one iteration of a tiled scale (after each tile of each pass).
+
+    Attributes:
+        scale, n_scales, size: as in :class:`Iterate`.
+        step, total_steps: the iteration being computed (1-based, over the run) and the total.
+        phase: 1 (the pass without gradients) or 2 (the pass with gradients).
+        tile, tiles: the tile just done (1-based) and the number of tiles.
+        progress: fraction of the run's pixel-weighted work done.
+        elapsed: seconds since the run started.
+    """
+
+    scale: int
+    n_scales: int
+    size: Size
+    step: int
+    total_steps: int
+    phase: int
+    tile: int
+    tiles: int
+    progress: float
+    elapsed: float
+
+
 @dataclass
 class Progress:
-    """Turns each optimiser step into an :class:`Iterate` for the callback, and keeps the run's
-    history (per step: scale, elapsed seconds, total and weighted loss components)."""
+    """Turns each optimiser step into an :class:`Iterate` for the callback, reports tiles and
+    notes, and keeps the run's history (per step: scale, elapsed seconds, total and weighted loss
+    components), its notes and the memory plan of each scale."""
 
     plan: Plan
     callback: Callback | None = None
     started: float = field(default_factory=time.perf_counter)
     history: list[dict] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    memory: list[dict] = field(default_factory=list)
     _done: int = 0
     _work_done: int = 0
+    _i: int = 0
 
     @property
     def total_work(self) -> int:
@@ -53,6 +135,7 @@ class Progress:
     def step(self, k: int, i: int, image: torch.Tensor, parts: dict, total: torch.Tensor) -> None:
         """Report iteration ``i`` (1-based) of scale ``k``; ``image`` is the live iterate."""
         sc = self.plan.scales[k]
+        self._i = i
         losses = {name: float(v) for name, v in parts.items()}
         it = Iterate(
             step=self._done + i,
@@ -74,9 +157,62 @@ class Progress:
         if self.callback is not None:
             self.callback(it)
 
+    def tile(self, k: int, phase: int, tile: int, tiles: int) -> None:
+        """Report tile ``tile`` of ``tiles`` of ``phase`` in the current iteration of scale
+        ``k`` to the callback's ``on_tile`` (if it has one)."""
+        hook = getattr(self.callback, "on_tile", None)
+        if hook is None:
+            return
+        sc = self.plan.scales[k]
+        done = tile / tiles
+        part = PASS_SHARE[1] * done if phase == 1 else PASS_SHARE[1] + PASS_SHARE[2] * done
+        area = sc.size[0] * sc.size[1]
+        hook(
+            TileTick(
+                scale=k,
+                n_scales=len(self.plan.scales),
+                size=sc.size,
+                step=self._done + self._i + 1,
+                total_steps=self.plan.total_steps,
+                phase=phase,
+                tile=tile,
+                tiles=tiles,
+                progress=(self._work_done + (self._i + part) * area) / self.total_work,
+                elapsed=time.perf_counter() - self.started,
+            )
+        )
+
+    def note(self, kind: str, text: str, warning: bool = False) -> None:
+        """Record a :class:`Note` and hand it to the callback's ``on_note`` (else the log)."""
+        n = Note(kind, text, warning)
+        self.notes.append(n)
+        hook = getattr(self.callback, "on_note", None)
+        if hook is not None:
+            hook(n)
+        else:
+            log.log(logging.WARNING if warning else logging.INFO, text)
+
     def scale_done(self, sc: Scale) -> None:
         self._done += sc.iterations
         self._work_done += sc.iterations * sc.size[0] * sc.size[1]
+        self._i = 0
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the progress (plain data)."""
+        return {
+            "history": self.history,
+            "done": self._done,
+            "work_done": self._work_done,
+            "elapsed": time.perf_counter() - self.started,
+            "memory": self.memory,
+        }
+
+    def restore(self, state: dict[str, Any], level: int, iteration: int) -> None:
+        """Continue from :meth:`state` at iteration ``iteration`` of scale ``level``."""
+        self.history = list(state["history"])
+        self._done, self._work_done, self._i = state["done"], state["work_done"], iteration
+        self.started = time.perf_counter() - state["elapsed"]
+        self.memory = [m for m in state["memory"] if m["scale"] < level]
 
 
 def _style_at(src: StyleSource, plan: Plan, size: Size) -> torch.Tensor:
@@ -119,19 +255,23 @@ def _region_inputs(plan: Plan, size: Size) -> list[RegionInput]:
     return out
 
 
-def scale_targets(plan: Plan, size: Size, encoder, cache: RunCache) -> Targets:
+def scale_targets(
+    plan: Plan, size: Size, encoder, cache: RunCache, tile: int | None = None
+) -> Targets:
     """The targets at one scale: the photo's features and the paintings' Grams, each from the
-    cache when known."""
+    cache when known; computed tile by tile (exactly, :class:`~impasto.tiles.TiledEncoder`) when
+    ``tile`` is given."""
+    network = encoder if tile is None else TiledEncoder(encoder, tile)
 
     def content(layers: tuple[str, ...]) -> Targets:
         photo = resize(plan.content, size).to(plan.device)
-        return compute_targets(encoder, photo, layers, [], [])
+        return compute_targets(network, photo, layers, [], [])
 
     def style(layers: tuple[str, ...]) -> Targets:
         regions = _region_inputs(plan, size)
         paintings = [] if plan.regions else [_style_at(st, plan, size) for st in plan.styles]
         return compute_targets(
-            encoder,
+            network,
             None,
             [],
             paintings,
@@ -143,7 +283,7 @@ def scale_targets(plan: Plan, size: Size, encoder, cache: RunCache) -> Targets:
         )
 
     s = plan.settings
-    at = (s.pooling, s.weights, s.weights_format, str(plan.device), plan.dtype, size)
+    at = (s.pooling, s.weights, s.weights_format, str(plan.device), plan.dtype, size, tile)
     c = cache.content_targets((plan.content_key, at), plan.content_layers, content)
     st = cache.style_targets((plan.style_key, at), plan.style_layers, style)
     return Targets(c.content, st.grams, st.regions)
@@ -186,39 +326,246 @@ def start_image(plan: Plan, size: Size) -> torch.Tensor:
     return plan.colors.start(img)
 
 
-def run_scale(
-    plan: Plan,
-    k: int,
-    x: torch.Tensor | None,
-    cache: RunCache,
-    progress: Progress,
-    cancel: threading.Event | None,
-) -> torch.Tensor:
+def memory_budget(plan: Plan) -> tuple[int, str]:
+    """The run's memory budget in bytes and where it comes from (``max_memory``, else
+    :func:`impasto.memory.available_memory`)."""
+    if plan.settings.max_memory:
+        return plan.settings.max_memory, "--max-memory"
+    return available_memory(plan.device)
+
+
+def _styled_regions(plan: Plan) -> int:
+    """Regions whose guides the objective keeps (the global styles count as one more)."""
+    styled = sum(r.style is not None for r in plan.regions)
+    return styled + (1 if plan.regions and plan.styles else 0)
+
+
+def scale_memory(plan: Plan, k: int, encoder, budget: int) -> MemoryPlan:
+    """How scale ``k`` fits ``budget`` (:func:`impasto.memory.plan_memory`): the whole image or
+    tiles (``settings.tile`` forces tiles on the levels larger than one tile), and the
+    optimiser's state."""
+    s, (w, h) = plan.settings, plan.scales[k].size
+    layers = tuple(dict.fromkeys([*plan.content_layers, *plan.style_layers]))
+    names = encoder.names
+    forced = s.tile if s.tile and max(w, h) > s.tile else None
+    return plan_memory(
+        (h, w),
+        layers=layers,
+        content_layers=plan.content_layers,
+        regions=_styled_regions(plan),
+        pooling=s.pooling,
+        dtype=plan.dtype,
+        optimizer=s.optimizer,
+        history=s.lbfgs_history,
+        budget=budget,
+        halo=required_halo(layers, names),
+        align=alignment(layers),
+        image_channels=plan.colors.channels,
+        tile=forced,
+        names=names,
+        channels=getattr(encoder, "channels", layer_channels),
+    )
+
+
+def _record(progress: Progress, plan: Plan, k: int, mem: MemoryPlan) -> None:
+    """Log the scale's memory plan (a warning when it changes the optimiser asked for) and keep
+    it for the result's metadata."""
+    s = plan.settings
+    changed = mem.optimizer != s.optimizer or (
+        mem.optimizer == "lbfgs" and mem.history != s.lbfgs_history
+    )
+    progress.note("memory", mem.reason, warning=changed)
+    w, h = plan.scales[k].size
+    progress.memory.append(
+        {
+            "scale": k,
+            "size": [w, h],
+            "tile": mem.tile,
+            "halo": mem.halo,
+            "optimizer": mem.optimizer,
+            "history": mem.history,
+        }
+    )
+
+
+def evaluator(objective: Objective, mem: MemoryPlan, progress: Progress, k: int):
+    """How scale ``k``'s objective is evaluated: whole, or exact tiles reporting each tile."""
+    if mem.tile is None:
+        return objective
+
+    def on_tile(phase: int, i: int, n: int) -> None:
+        progress.tile(k, phase, i, n)
+
+    return TiledObjective(objective, mem.tile, mem.halo, on_tile=on_tile)
+
+
+def note_upscaled_paintings(plan: Plan, progress: Progress) -> None:
+    """Warn once per painting that the final scale enlarges past its own resolution (its
+    texture is then magnified and soft): the style scale asks for more pixels than it has."""
+    sources = [*plan.styles, *(r.style for r in plan.regions if r.style is not None)]
+    for src in sources:
+        sw, sh = src.image.size
+        side = round(max(plan.size) * src.scale(plan.settings))
+        if side > max(sw, sh) * 1.01:
+            fits = max(sw, sh) / max(plan.size)
+            progress.note(
+                "upscale",
+                f"painting {src.image.name} ({sw}x{sh} px) is enlarged {side / max(sw, sh):.1f}x "
+                f"to {side} px for style scale {src.scale(plan.settings):g} at this size; its "
+                f"strokes will be magnified and soft (a style scale of {fits:.2g} or a larger "
+                "scan avoids it)",
+                warning=True,
+            )
+
+
+@dataclass
+class Checkpoints:
+    """Where and when a run saves its state.
+
+    Args:
+        autosave: the checkpoint file and the period (:class:`impasto.checkpoint.Autosave`);
+            its ``meta`` is stored in each checkpoint (e.g. the command line that resumes it).
+        inputs: identities of the inputs (:func:`impasto.checkpoint.input_identities`).
+    """
+
+    autosave: Autosave
+    inputs: dict[str, dict] = field(default_factory=dict)
+
+    def write(self, plan: Plan, progress: Progress, k: int, i: int, state, mem: MemoryPlan):
+        """Save iteration ``i`` of scale ``k`` (``state()``: the descent's state) now."""
+        self.autosave.save(
+            lambda: Checkpoint(
+                settings=plan.settings.to_dict(),
+                seed=plan.seed,
+                level=k,
+                iteration=i,
+                descent=state(),
+                rng=rng_state(),
+                inputs=self.inputs,
+                extra={
+                    "progress": progress.state(),
+                    "memory_plan": dataclasses.asdict(mem),
+                    "caller": self.autosave.meta,
+                },
+            )
+        )
+
+
+def check_resume(plan: Plan, ckpt: Checkpoint) -> None:
+    """Refuse a checkpoint of another run: other settings (the memory budget aside), another
+    seed, or a scale this run does not have."""
+    mine = plan.settings.to_dict()
+    for key in sorted(set(mine) | set(ckpt.settings)):
+        if key != "max_memory" and _plain(mine.get(key)) != _plain(ckpt.settings.get(key)):
+            raise CheckpointError(
+                f"the checkpoint was made with {key.replace('_', '-')} "
+                f"{ckpt.settings.get(key)!r}, this run has {mine.get(key)!r}"
+            )
+    if ckpt.seed != plan.seed:
+        raise CheckpointError(f"the checkpoint was made with seed {ckpt.seed}, not {plan.seed}")
+    if not 0 <= ckpt.level < len(plan.scales):
+        raise CheckpointError(f"the checkpoint is at pyramid level {ckpt.level}, not in this run")
+
+
+def _plain(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+@dataclass
+class _Run:
+    plan: Plan
+    cache: RunCache
+    progress: Progress
+    cancel: threading.Event | None
+    budget: int
+    checkpoints: Checkpoints | None = None
+    resume: Checkpoint | None = None
+
+    def savers(self, k: int, mem: MemoryPlan) -> tuple:
+        """``(snapshot, on_interrupt)`` for :func:`impasto.optimise.optimise` at scale ``k``."""
+        ck = self.checkpoints
+        if ck is None:
+            return None, None
+
+        def write(i: int, state) -> None:
+            ck.write(self.plan, self.progress, k, i, state, mem)
+
+        def snapshot(i: int, state) -> None:
+            if ck.autosave.due():
+                write(i, state)
+
+        return snapshot, write
+
+
+def run_scale(run: _Run, k: int, x: torch.Tensor | None) -> torch.Tensor:
     """Optimise scale ``k`` from ``x`` (the previous scale's result, or None for the first)."""
+    plan, progress = run.plan, run.progress
     s, sc = plan.settings, plan.scales[k]
-    encoder = cache.encoder(s, plan.device, plan.dtype, [*plan.content_layers, *plan.style_layers])
-    targets = scale_targets(plan, sc.size, encoder, cache)
+    encoder = run.cache.encoder(
+        s, plan.device, plan.dtype, [*plan.content_layers, *plan.style_layers]
+    )
+    resumed = run.resume if run.resume is not None and run.resume.level == k else None
+    if resumed is not None:  # the checkpoint's plan, so that the run continues exactly
+        mem = MemoryPlan(**resumed.extra["memory_plan"])
+    else:
+        mem = scale_memory(plan, k, encoder, run.budget)
+    _record(progress, plan, k, mem)
+    targets = scale_targets(plan, sc.size, encoder, run.cache, mem.tile)
     objective = scale_objective(plan, targets, sc.size, encoder)
-    x = start_image(plan, sc.size) if x is None else resize(x, sc.size)
+    if resumed is not None:
+        x = resumed.descent["x"]
+    else:
+        x = start_image(plan, sc.size) if x is None else resize(x, sc.size)
+    # Another optimiser than asked (memory): its own default step size.
+    lr = (
+        s.lr
+        if mem.optimizer == s.optimizer
+        else s.replace(optimizer=mem.optimizer, learning_rate=None).lr
+    )
+    snapshot, on_interrupt = run.savers(k, mem)
     x = optimise(
         x.to(plan.device),
-        objective,
+        evaluator(objective, mem, progress, k),
         iterations=sc.iterations,
-        optimizer=s.optimizer,
-        lr=s.lr,
-        history_size=s.lbfgs_history,
+        optimizer=mem.optimizer,
+        lr=lr,
+        history_size=mem.history or s.lbfgs_history,
         on_step=lambda i, img, parts, total: progress.step(k, i, img, parts, total),
-        cancel=cancel,
+        cancel=run.cancel,
+        resume=None if resumed is None else resumed.descent,
+        snapshot=snapshot,
+        on_interrupt=on_interrupt,
     )
     progress.scale_done(sc)
     return x
 
 
 def run_pyramid(
-    plan: Plan, cache: RunCache, progress: Progress, cancel: threading.Event | None = None
+    plan: Plan,
+    cache: RunCache,
+    progress: Progress,
+    cancel: threading.Event | None = None,
+    *,
+    checkpoints: Checkpoints | None = None,
+    resume: Checkpoint | None = None,
 ) -> torch.Tensor:
-    """All scales, coarsest first; returns the final image ``(1, channels, H, W)``."""
+    """All scales, coarsest first; returns the final image ``(1, channels, H, W)``.
+
+    Args:
+        checkpoints: save the state periodically, on Ctrl-C and on cancel.
+        resume: continue from this checkpoint (its settings and seed must be the plan's).
+    """
+    budget, source = memory_budget(plan)
+    progress.note("memory", f"memory budget {format_bytes(budget)} ({source})")
+    note_upscaled_paintings(plan, progress)
+    first = 0
+    if resume is not None:
+        check_resume(plan, resume)
+        restore_rng(resume.rng)
+        progress.restore(resume.extra["progress"], resume.level, resume.iteration)
+        first = resume.level
+    run = _Run(plan, cache, progress, cancel, budget, checkpoints, resume)
     x = None
-    for k in range(len(plan.scales)):
-        x = run_scale(plan, k, x, cache, progress, cancel)
+    for k in range(first, len(plan.scales)):
+        x = run_scale(run, k, x)
     return x

@@ -34,6 +34,7 @@ from .layers import LAYER_NAMES, deepest, layer_stride
 from .objective import GramKey, Objective, Window, layer_positions, rgb
 
 __all__ = [
+    "TiledEncoder",
     "TiledObjective",
     "alignment",
     "receptive_radius",
@@ -268,3 +269,59 @@ class TiledObjective:
             add(layer, (obj.alpha * weight) * losses.content_backward(f, p))
         layers = list(grads)
         return [feats[k] for k in layers], [grads[k].to(feats[k].dtype) for k in layers]
+
+
+class TiledEncoder:
+    """An encoder evaluated tile by tile without gradients, for the targets of a tiled scale: the
+    photo's features and the paintings' Gram matrices at sizes whose untiled forward pass would
+    not fit (at 8192 px one ``relu1`` map alone is 17 GB in float32).
+
+    Calling it returns the whole image's feature maps, assembled from each tile's own positions
+    (meant for the content layers, which are small); :meth:`grams` returns the position-normalised
+    Gram matrices as :func:`impasto.objective.style_grams` does, summed over the tiles without
+    ever holding a whole feature map. Both are exact (same alignment and halo rules as
+    :class:`TiledObjective`).
+
+    Args:
+        encoder: the network.
+        tile: tile side in px (rounded down to the stride of the deepest layer asked for).
+    """
+
+    def __init__(self, encoder, tile: int) -> None:
+        self.encoder = encoder
+        self.tile = tile
+        self.names = getattr(encoder, "names", LAYER_NAMES)
+
+    def _windows(self, image: torch.Tensor, layers: Sequence[str]) -> tuple[list[Window], int]:
+        align = alignment(layers)
+        halo = required_halo(layers, self.names)
+        tile = max(align, self.tile // align * align)
+        return tile_windows(tuple(image.shape[-2:]), tile, halo, align), halo
+
+    @torch.no_grad()
+    def __call__(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        windows, halo = self._windows(image, layers)
+        if len(windows) == 1:
+            return self.encoder(image, layers)
+        h, w = image.shape[-2:]
+        out: dict[str, torch.Tensor] = {}
+        for win in windows:
+            for layer, f in self.encoder(_crop(image, win, halo), layers).items():
+                s = layer_stride(layer)
+                if layer not in out:
+                    out[layer] = f.new_empty((*f.shape[:2], h // s, w // s))
+                rows, cols = win.owned(s)
+                out[layer][..., rows, cols] = f[(..., *win.local(s))]
+        return out
+
+    @torch.no_grad()
+    def grams(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """``{layer: G / M}`` of ``image`` (float32), summed tile by tile."""
+        windows, halo = self._windows(image, layers)
+        sums: dict[str, torch.Tensor] = {}
+        for win in windows:
+            for layer, f in self.encoder(_crop(image, win, halo), layers).items():
+                g = losses.gram_matrix(f[(..., *win.local(layer_stride(layer)))])
+                sums[layer] = sums[layer].add_(g) if layer in sums else g
+        positions = layer_positions(tuple(image.shape[-2:]), list(sums))
+        return {layer: g / positions[layer] for layer, g in sums.items()}

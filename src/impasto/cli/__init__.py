@@ -19,7 +19,9 @@ from ..version import __version__
 
 __all__ = ["main", "parse", "build_parser", "SUBCOMMANDS", "UsageError"]
 
-SUBCOMMANDS: tuple[str, ...] = ("stylize", "reconstruct", "sweep", "serve", "batch", "train")
+SUBCOMMANDS: tuple[str, ...] = (
+    "stylize", "reconstruct", "sweep", "serve", "batch", "train", "resume"
+)  # fmt: skip
 DEFAULT = "stylize"
 _TOP_LEVEL = ("-h", "--help", "--version")
 

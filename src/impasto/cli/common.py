@@ -8,6 +8,8 @@ Nothing here imports torch, so ``impasto --help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -71,6 +73,20 @@ def flag_kind(tp: Any) -> tuple[Callable[[str], Any] | None, tuple[str, ...] | N
     return tp, None
 
 
+def memory_size(text: str) -> int:
+    """argparse type: ``20G``, ``512M``, ``1.5GB`` or a number of bytes."""
+    from ..memory import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except SettingsError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+# Settings whose flag reads another notation than the field's type.
+_FLAG_TYPES: dict[str, Callable[[str], Any]] = {"max_memory": memory_size}
+
+
 def add_settings_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
     """Add one ``--flag`` per :class:`Settings` field (default shown, help from the field)."""
     hints = typing.get_type_hints(Settings, include_extras=True)
@@ -79,6 +95,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] 
         if name in skip:
             continue
         convert, choices = flag_kind(hints[name])
+        convert = _FLAG_TYPES.get(name, convert)
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         if default is not None:
             help_text += f" (default: {shown})"
@@ -147,11 +164,53 @@ def check_output(args: argparse.Namespace) -> None:
         raise SettingsError("--keep-intermediates needs --save-every N")
 
 
-def make_progress(args: argparse.Namespace, save: Callable[[Any], None] | None = None):
-    """The CLI's callback: tqdm bar, periodic saves, verbose logging."""
+@functools.cache
+def _bar_class() -> type:
+    """:class:`~impasto.callbacks.ProgressBar` that also shows the tiles of an iteration and
+    prints the run's notes (warnings always, the rest with ``-v``). Built on first use, so that
+    importing this module does not import torch."""
     from ..callbacks import ProgressBar
 
-    return ProgressBar(
+    class RunProgressBar(ProgressBar):
+        def _open(self):
+            if self.bar is None:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(
+                    total=1000,
+                    file=self.file,
+                    dynamic_ncols=True,
+                    bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+                )
+            return self.bar
+
+        def on_tile(self, tick) -> None:
+            if not self.enabled:
+                return
+            bar = self._open()
+            w, h = tick.size
+            bar.set_description_str(
+                f"{w}x{h} it {tick.step}/{tick.total_steps} pass {tick.phase}/2 "
+                f"tile {tick.tile}/{tick.tiles}",
+                refresh=False,
+            )
+            bar.update(round(1000 * tick.progress) - bar.n)
+
+        def on_note(self, note) -> None:
+            if not (note.warning or self.verbose):
+                return
+            text = f"impasto: {'warning: ' if note.warning else ''}{note.text}"
+            if self.bar is not None:
+                self.bar.write(text, file=self.file or sys.stderr)
+            else:
+                print(text, file=self.file or sys.stderr)
+
+    return RunProgressBar
+
+
+def make_progress(args: argparse.Namespace, save: Callable[[Any], None] | None = None):
+    """The CLI's callback: tqdm bar (tiles too), periodic saves, notes, verbose logging."""
+    return _bar_class()(
         enabled=not args.quiet,
         verbose=args.verbose,
         save_every=getattr(args, "save_every", 0),

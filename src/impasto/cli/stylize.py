@@ -19,6 +19,7 @@ from .common import (
     split,
     strings,
 )
+from .resume import add_checkpoint_arguments, checkpoint_options, say_where_saved
 
 __all__ = ["add_parser", "prepare", "run", "parse_region", "parse_label_style", "EPILOG"]
 
@@ -118,6 +119,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_control_arguments(p)
     add_settings_arguments(p)
     add_output_arguments(p)
+    add_checkpoint_arguments(p)
     p.set_defaults(run=run)
     return p
 
@@ -255,12 +257,21 @@ def prepare(args: argparse.Namespace) -> tuple:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import Stylizer
+    from ..errors import Cancelled
     from .saving import intermediate_saver
 
     settings, content, styles, regions = prepare(args)
+    settings, autosave, ckpt = checkpoint_options(args, settings)
     save = intermediate_saver(args, settings, content, styles) if args.save_every else None
-    with make_progress(args, save) as progress:
-        result = Stylizer(settings).run(content, styles, regions=regions, callback=progress)
+    try:
+        with make_progress(args, save) as progress:
+            result = Stylizer(settings).run(
+                content, styles, regions=regions, callback=progress, checkpoint=autosave,
+                resume=ckpt,
+            )  # fmt: skip
+    except (KeyboardInterrupt, Cancelled):
+        say_where_saved(autosave)
+        raise
     result.save(args.output, bits=args.bits, quality=args.quality)
     if not args.quiet:
         print(f"wrote {args.output} ({result.elapsed:.1f} s, seed {result.seed})", file=sys.stderr)

@@ -1,0 +1,150 @@
+"""``impasto resume CHECKPOINT [-o OUT]``: continue a run saved with ``--checkpoint`` exactly
+where it stopped (the result is the one the uninterrupted run would have written).
+
+Also the checkpoint flags of ``impasto stylize`` (``--checkpoint``, ``--checkpoint-every``,
+``--resume``): a checkpoint written from the command line records the command (its options,
+the seed in use and the working directory), so that ``impasto resume`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import CheckpointError, SettingsError
+
+__all__ = [
+    "DEFAULT_EVERY_MINUTES",
+    "add_checkpoint_arguments",
+    "add_parser",
+    "checkpoint_options",
+    "run",
+    "say_where_saved",
+]
+
+DEFAULT_EVERY_MINUTES = 5.0
+# Not recorded: how this process was started, or what resuming replaces.
+_NOT_RECORDED = ("run", "resume", "command")
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint``, ``--checkpoint-every``, ``--resume``."""
+    g = parser.add_argument_group("long runs")
+    g.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="save the run's state to PATH (atomically: a crash never leaves half a file) every "
+        "--checkpoint-every minutes, on Ctrl-C and on cancel; continue it with "
+        "`impasto resume PATH`",
+    )
+    g.add_argument(
+        "--checkpoint-every",
+        type=float,
+        default=DEFAULT_EVERY_MINUTES,
+        metavar="MINUTES",
+        help=f"minutes between checkpoints (default: {DEFAULT_EVERY_MINUTES:g}; 0: only on "
+        "Ctrl-C and cancel)",
+    )
+    g.add_argument(
+        "--resume",
+        metavar="CHECKPOINT",
+        help="continue the run saved in CHECKPOINT exactly (same inputs and settings; its seed "
+        "is used when --seed is not given)",
+    )
+
+
+def _recorded(args: argparse.Namespace, seed: int) -> str:
+    """The command line as data (JSON), with the seed in use."""
+    kept = {k: v for k, v in vars(args).items() if k not in _NOT_RECORDED}
+    kept["seed"] = seed
+    return json.dumps({"command": "stylize", "cwd": os.getcwd(), "args": kept})
+
+
+def checkpoint_options(args: argparse.Namespace, settings) -> tuple[Any, Any, Any]:
+    """``(settings, autosave or None, checkpoint to resume or None)`` from the flags; with
+    ``--resume`` and no ``--seed``, the checkpoint's seed."""
+    from ..checkpoint import Autosave, load_checkpoint
+
+    ckpt = None
+    if getattr(args, "resume", None):
+        ckpt = load_checkpoint(args.resume)
+        if "seed" not in vars(args):
+            settings = settings.replace(seed=ckpt.seed)
+    autosave = None
+    if getattr(args, "checkpoint", None):
+        if args.checkpoint_every < 0:
+            raise SettingsError("--checkpoint-every must be >= 0 minutes")
+        meta = _recorded(args, settings.seed)
+        autosave = Autosave(args.checkpoint, args.checkpoint_every * 60, meta=meta)
+    return settings, autosave, ckpt
+
+
+def say_where_saved(autosave) -> None:
+    """After Ctrl-C or cancel: where the state is and how to continue."""
+    if autosave is not None and autosave.path.is_file():
+        print(
+            f"impasto: state saved in {autosave.path}; continue with "
+            f"`impasto resume {autosave.path}`",
+            file=sys.stderr,
+        )
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "resume",
+        help="continue a run saved with --checkpoint",
+        description="Continue a run saved with `impasto stylize ... --checkpoint PATH` exactly "
+        "where it stopped: same inputs (checked by their SHA-256), settings and seed; the result "
+        "is the one the uninterrupted run would have written.",
+    )
+    p.add_argument("checkpoint", help="the checkpoint file")
+    p.add_argument("-o", "--output", help="output file (default: the run's own output path)")
+    v = p.add_mutually_exclusive_group()
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    v.add_argument("-v", "--verbose", action="store_true", help="also log each scale and losses")
+    p.set_defaults(run=run)
+    return p
+
+
+def _command(path: str) -> dict[str, Any]:
+    """The command line recorded in a checkpoint (loaded on the CPU, then dropped)."""
+    from ..checkpoint import load_checkpoint
+
+    caller = load_checkpoint(path).extra.get("caller")
+    try:
+        info = json.loads(caller) if isinstance(caller, str) else None
+    except ValueError:
+        info = None
+    if not isinstance(info, dict) or info.get("command") != "stylize":
+        raise CheckpointError(
+            f"{path} was not written by `impasto stylize --checkpoint`; resume it from Python "
+            "with Stylizer.run(..., resume=PATH)"
+        )
+    return info
+
+
+def run(args: argparse.Namespace) -> int:
+    from .stylize import run as stylize
+
+    info = _command(args.checkpoint)
+    ns = argparse.Namespace(**info["args"])
+    ns.resume = str(Path(args.checkpoint).resolve())
+    if args.output:
+        ns.output = str(Path(args.output).resolve())
+    if args.quiet or args.verbose:
+        ns.quiet, ns.verbose = args.quiet, args.verbose
+    if not Path(info["cwd"]).is_dir():
+        raise CheckpointError(
+            f"the run was started in {info['cwd']}, which no longer exists; run the original "
+            "command again with --resume instead"
+        )
+    here = os.getcwd()
+    os.chdir(info["cwd"])  # the recorded paths are relative to it
+    try:
+        return stylize(ns)
+    finally:
+        os.chdir(here)

@@ -1,0 +1,213 @@
+"""Long runs end to end: the memory plan and exact tiles in the pyramid, checkpoints written on
+cancel and periodically, and resumed runs equal to uninterrupted ones bit for bit (CPU, a
+VGG19-shaped network with random weights, a pyramid of two scales, L-BFGS)."""
+
+import itertools
+import json
+
+import pytest
+import torch
+
+from impasto import Settings, Stylizer
+from impasto.cache import RunCache
+from impasto.checkpoint import Autosave, load_checkpoint
+from impasto.cli import main
+from impasto.encoder.weights import save_weights
+from impasto.errors import Cancelled, CheckpointError
+from impasto.image import read_metadata
+from impasto.plan import make_plan
+from impasto.pyramid import scale_memory
+from tests._tiny_vgg import SPEC, tiny_state_dict
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "tiny.pth"
+    save_weights(path, tiny_state_dict(), SPEC)
+    return str(path)
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def settings(weights, **kw):
+    base = dict(
+        size=64, iterations=5, pyramid_start=32, pyramid_iterations=4, seed=3, device="cpu",
+        precision="fp32", weights=weights,
+    )  # fmt: skip
+    return Settings(**{**base, **kw})
+
+
+def stop_at(step, error=Cancelled):
+    def callback(it):
+        if it.step == step:
+            raise error("stop")
+
+    return callback
+
+
+@pytest.mark.parametrize(
+    ("stop", "tile", "error"),
+    [(2, None, Cancelled), (7, None, Cancelled), (6, 32, Cancelled), (5, None, KeyboardInterrupt)],
+)
+def test_cancelled_and_resumed_equals_uninterrupted(
+    stop, tile, error, tiny_weights, content_path, style_path, tmp_path, one_thread
+):
+    s = settings(tiny_weights, tile=tile)
+    straight = Stylizer(s).run(content_path, [style_path])
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(error):
+        Stylizer(s).run(content_path, [style_path], callback=stop_at(stop, error), checkpoint=ckpt)
+    saved = load_checkpoint(ckpt)
+    assert (saved.level, saved.iteration) == ((0, stop) if stop <= 4 else (1, stop - 4))
+    resumed = Stylizer(s).run(content_path, [style_path], resume=ckpt)
+    assert torch.equal(resumed.image, straight.image)
+    assert [h["step"] for h in resumed.history] == list(range(1, 10))
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    assert resumed.memory == straight.memory
+
+
+def test_a_periodic_checkpoint_resumes_exactly(tiny_weights, content_path, style_path, tmp_path):
+    s = settings(tiny_weights)
+    ticks = itertools.count()  # one tick per look at the clock: due at the 6th iteration
+    ckpt = tmp_path / "run.ckpt"
+    straight = Stylizer(s).run(
+        content_path, [style_path], checkpoint=Autosave(ckpt, every=6, clock=ticks.__next__)
+    )
+    saved = load_checkpoint(ckpt)
+    assert (saved.level, saved.iteration) == (1, 2)
+    resumed = Stylizer(s).run(content_path, [style_path], resume=ckpt)
+    assert torch.equal(resumed.image, straight.image)
+
+
+def test_resume_refuses_another_run(tiny_weights, content_path, style_path, tmp_path):
+    s = settings(tiny_weights)
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(Cancelled):
+        Stylizer(s).run(content_path, [style_path], callback=stop_at(2), checkpoint=ckpt)
+    with pytest.raises(CheckpointError, match="style-weight"):
+        Stylizer(s.replace(style_weight=5.0)).run(content_path, [style_path], resume=ckpt)
+    with pytest.raises(CheckpointError, match="seed"):
+        Stylizer(s.replace(seed=4)).run(content_path, [style_path], resume=ckpt)
+    with pytest.raises(CheckpointError, match="'style0'.*differs"):
+        Stylizer(s).run(content_path, [content_path], resume=ckpt)
+
+
+def test_forced_tiles_are_exact_and_recorded(tiny_weights, content_path, style_path, tmp_path):
+    whole = Stylizer(settings(tiny_weights)).run(content_path, [style_path])
+    tiled = Stylizer(settings(tiny_weights, tile=32)).run(content_path, [style_path])
+    # Same loss at the start; the optimisation then amplifies float rounding only slightly.
+    assert tiled.history[0]["loss"] == pytest.approx(whole.history[0]["loss"], rel=1e-5)
+    assert (tiled.image - whole.image).abs().max() < 1e-2
+    assert [m["tile"] for m in tiled.memory] == [None, 32]  # the small level runs whole
+    assert [m["tile"] for m in whole.memory] == [None, None]
+    out = tmp_path / "o.png"
+    tiled.save(out)
+    meta = json.loads(read_metadata(out)["impasto"])
+    assert meta["memory"][1] == {"size": [64, 43], "tile": 32, "optimizer": "lbfgs", "history": 20}
+
+
+class Recorder:
+    def __init__(self):
+        self.notes, self.tiles = [], []
+
+    def __call__(self, it):
+        pass
+
+    def on_note(self, note):
+        self.notes.append(note)
+
+    def on_tile(self, tick):
+        self.tiles.append(tick)
+
+
+def test_a_tight_budget_shortens_the_history_and_says_so(tiny_weights, content_path, style_path):
+    s = settings(tiny_weights, tile=32, pyramid_start=0)
+    plan = make_plan(s, content_path, [style_path], None, RunCache())
+    enc = RunCache().encoder(s, plan.device, plan.dtype, plan.style_layers)
+    roomy = scale_memory(plan, 0, enc, 1 << 40)
+    pixels = 64 * 43 * 3 * 4  # one image-sized float32 vector
+    budget = roomy.estimate - 10 * 2 * pixels  # 10 curvature pairs fewer
+    rec = Recorder()
+    result = Stylizer(s.replace(max_memory=budget)).run(content_path, [style_path], callback=rec)
+    assert result.memory[0]["history"] == 10
+    warnings = [n for n in rec.notes if n.warning]
+    assert len(warnings) == 1 and "L-BFGS history 20 -> 10" in warnings[0].text
+    # Tile progress: both passes over every tile of every iteration, progress increasing.
+    n = rec.tiles[0].tiles
+    assert n == 4 and len(rec.tiles) == 2 * n * s.iterations
+    assert [t.progress for t in rec.tiles] == sorted(t.progress for t in rec.tiles)
+    assert rec.tiles[-1].progress == pytest.approx(1.0)
+
+
+def test_an_enlarged_painting_is_a_warning(tiny_weights, content_path, tiny_rgb):
+    rec = Recorder()
+    Stylizer(settings(tiny_weights, iterations=1, pyramid_start=0)).run(
+        content_path, [tiny_rgb], callback=rec
+    )
+    (note,) = [n for n in rec.notes if n.kind == "upscale"]
+    assert note.warning and "tiny.png (40x30 px) is enlarged 1.6x to 64 px" in note.text
+
+
+def test_cli_checkpoint_and_resume(tiny_weights, content_path, style_path, tmp_path, capsys):
+    out, again, ckpt = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "run.ckpt"
+    flags = ["--size", "48", "--iterations", "3", "--pyramid-start", "0", "--device", "cpu"]
+    flags += ["--weights", tiny_weights, "--precision", "fp32", "--max-memory", "20G", "-q"]
+    rc = main([str(content_path), str(style_path), "-o", str(out), *flags,
+               "--checkpoint", str(ckpt), "--checkpoint-every", "1e-9"])  # fmt: skip
+    assert rc == 0 and ckpt.is_file()
+    assert load_checkpoint(ckpt).iteration == 3  # saved after every iteration: the last
+    assert main(["resume", str(ckpt), "-o", str(again), "-q"]) == 0
+    assert again.read_bytes() == out.read_bytes()
+    assert main(["resume", str(tmp_path / "nope.ckpt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def _quadratic(x):
+    loss = ((x - 0.25) ** 2).sum()
+    return loss, {"q": loss}
+
+
+def test_ctrl_c_during_an_evaluation_saves_the_last_iteration():
+    import signal
+
+    from impasto.optimise import optimise
+
+    calls, saved = [], []
+
+    def objective(x):
+        calls.append(1)
+        if len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, in the middle of iteration 3
+        return _quadratic(x)
+
+    with pytest.raises(KeyboardInterrupt):
+        optimise(
+            torch.zeros(1, 3, 4, 4), objective, iterations=5, optimizer="lbfgs", lr=1.0,
+            history_size=3, on_interrupt=lambda i, state: saved.append((i, state()["done"])),
+        )  # fmt: skip
+    assert saved == [(2, 2)]
+
+
+def test_ctrl_c_during_the_optimisers_update_waits_for_its_end():
+    import signal
+
+    from impasto.optimise import Descent, _DeferredInterrupt
+
+    d = Descent(torch.zeros(1, 3, 4, 4), _quadratic, optimizer="lbfgs", lr=1.0, history_size=3)
+    with _DeferredInterrupt(d) as held:
+        assert held.previous is not None  # installed (main thread, default handling)
+        d.steady = False
+        signal.raise_signal(signal.SIGINT)  # held: no exception here
+        d.steady = True
+        with pytest.raises(KeyboardInterrupt):
+            held.check()
+        held.check()  # once only
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # steady: at once
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
