@@ -39,3 +39,11 @@ def test_progress_bar_follows_work_and_shows_iterations_and_rate():
     text = out.getvalue()
     assert "it 10/10" in text and "it/s" in text and "content=0.5" in text
     assert [it.step for it in saved] == [2]  # never on the last step
+
+
+def test_no_empty_bar_is_drawn_before_the_first_iteration():
+    out = io.StringIO()
+    with ProgressBar(file=out) as bar:
+        bar(_it(1, 0.1))
+    first = [part for part in out.getvalue().split("\r") if part.strip()][0]
+    assert first.startswith("64x48 it 1/10"), first  # not an empty "  0%|" line

@@ -118,10 +118,14 @@ class ProgressBar:
 
                 # The bar advances by pixel-weighted work (a full-size iteration of a pyramid
                 # costs several coarse ones), so tqdm's elapsed<remaining is a true ETA.
+                # Created with its first description and drawn only on the first update, so no
+                # empty "0%|" line precedes the run.
                 self.bar = tqdm(
                     total=1000,
                     file=self.file,
                     dynamic_ncols=True,
+                    desc=f"{it.size[0]}x{it.size[1]} it {it.step}/{it.total_steps}",
+                    delay=1e-9,
                     bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
                 )
             if it.scale != self._scale:
