@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImpastoError
+from .common import memory_size
 
 __all__ = ["NAME", "add_parser", "run", "default_data_dir", "ServeError"]
 
@@ -48,7 +49,18 @@ def _add_limits(p: argparse.ArgumentParser) -> None:
         help="largest upload in pixels, width x height (default: 50000000)",
     )
     p.add_argument(
-        "--max-size", type=int, default=4096, help="largest output long side in px (default: 4096)"
+        "--max-size",
+        type=int,
+        default=None,
+        help="largest output long side in px (default: what --max-memory allows, tiled)",
+    )
+    p.add_argument(
+        "--max-memory",
+        type=memory_size,
+        default=None,
+        metavar="SIZE",
+        help="memory budget of every job, e.g. 20G (default: half the RAM on the CPU, 90 percent "
+        "of the free memory on a GPU); large sizes run in exact tiles within it",
     )
     p.add_argument(
         "--max-work",
@@ -122,7 +134,7 @@ def _check(args: argparse.Namespace) -> None:
         raise ServeError(f"bad port {args.port}: use 1-65535")
     if args.preview_every < 1 or args.max_upload_mb <= 0 or args.max_pixels < 1:
         raise ServeError("--preview-every, --max-upload-mb and --max-pixels must be positive")
-    if args.max_size < 16 or not args.max_work > 0:
+    if (args.max_size is not None and args.max_size < 16) or not args.max_work > 0:
         raise ServeError("--max-size must be at least 16 and --max-work positive")
     if args.weights is not None and not args.weights.is_file():
         raise ServeError(f"--weights {args.weights}: no such file")
@@ -165,6 +177,7 @@ def _config(args: argparse.Namespace, data_dir: Path) -> Any:
         max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
         max_pixels=args.max_pixels,
         max_size=args.max_size,
+        max_memory=args.max_memory,
         max_work=args.max_work,
         preview_every=args.preview_every,
         allowed_hosts=allowed,

@@ -32,7 +32,8 @@ class WebConfig:
         max_upload_bytes: largest accepted upload (the whole request body may exceed it by
             64 KiB of form overhead).
         max_pixels: largest accepted upload in pixels (checked on the header, before decoding).
-        max_size: largest output long side a job may ask for.
+        max_size: largest output long side a job may ask for (an explicit cap); None: what
+            the memory budget allows (:mod:`impasto.web.capacity`). The budget caps it anyway.
         max_iterations: largest number of iterations of a job, summed over its pyramid scales.
         max_work: largest work of a job in megapixel-iterations: the sum over its scales of
             iterations x pixels (a 512 x 384 image for 200 iterations is 39).
@@ -42,15 +43,19 @@ class WebConfig:
         run_jobs: start the workers with the app; False keeps every job queued (API tests).
         weights: VGG19 weights file every job uses (the server operator's choice; clients cannot
             choose one); None: the engine's default weights.
+        max_memory: memory budget in bytes of every job (its tiles and optimiser state are
+            planned within it); None: what the machine has
+            (:func:`impasto.memory.available_memory`).
     """
 
     data_dir: Path
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000
-    max_size: int = 4096
+    max_size: int | None = 4096
     max_iterations: int = 10_000
     max_work: float = 20_000.0
     preview_every: int = 5
     allowed_hosts: tuple[str, ...] | None = field(default=LOOPBACK_HOSTS)
     run_jobs: bool = True
     weights: str | None = None
+    max_memory: int | None = None

@@ -20,6 +20,7 @@ from ..errors import SettingsError
 from ..inputs import EXAMPLE_PREFIX
 from ..schedule import plan_scales
 from ..settings import Settings
+from .capacity import Capacity, check_memory
 from .config import WebConfig
 from .store import Store
 
@@ -98,8 +99,16 @@ def job_work(settings: Settings, aspect: tuple[int, int]) -> tuple[float, int]:
     return work, sum(sc.iterations for sc in scales)
 
 
-def check_server_rules(settings: Settings, aspect: tuple[int, int], config: WebConfig) -> float:
+def check_server_rules(
+    settings: Settings,
+    aspect: tuple[int, int],
+    config: WebConfig,
+    capacity: Capacity | None = None,
+) -> float:
     """Refuse what this server does not run; returns the job's work (megapixel-iterations).
+
+    ``capacity``: the server's memory budget; a job above its size limit, or whose full-size
+    scale cannot fit it even in tiles, is refused (:func:`impasto.web.capacity.check_memory`).
 
     Raises:
         SettingsError: a path in ``init`` or ``weights``, or a limit exceeded (the message names
@@ -110,8 +119,10 @@ def check_server_rules(settings: Settings, aspect: tuple[int, int], config: WebC
         raise SettingsError(f"init: must be one of {', '.join(INITS)} on the web (got {s.init!r})")
     if s.weights is not None or s.weights_format != "auto":
         raise SettingsError("weights: cannot be chosen through the web app")
-    if s.size > config.max_size:
+    if config.max_size is not None and s.size > config.max_size:
         raise SettingsError(f"size: at most {config.max_size} px on this server (got {s.size})")
+    if capacity is not None:
+        check_memory(s, aspect, capacity)
     work, steps = job_work(s, aspect)
     if steps > config.max_iterations:
         raise SettingsError(
@@ -127,7 +138,10 @@ def check_server_rules(settings: Settings, aspect: tuple[int, int], config: WebC
 
 
 def check_batch_rules(
-    settings: Settings, aspects: list[tuple[int, int]], config: WebConfig
+    settings: Settings,
+    aspects: list[tuple[int, int]],
+    config: WebConfig,
+    capacity: Capacity | None = None,
 ) -> float:
     """:func:`check_server_rules` for a batch: every job's own rules, then the work of all its
     jobs together (one job per aspect, the photos' sizes) against ``max_work``.
@@ -140,7 +154,7 @@ def check_batch_rules(
     """
     total = 0.0
     for aspect in aspects:
-        total += check_server_rules(settings, aspect, config)
+        total += check_server_rules(settings, aspect, config, capacity)
     if total > config.max_work:
         raise SettingsError(
             f"work: {total:,.0f} megapixel-iterations over the batch's {len(aspects)} jobs; "

@@ -24,7 +24,10 @@ __all__ = [
     "JobRequest",
     "RerunRequest",
     "InputInfo",
+    "TileInfo",
+    "NoteInfo",
     "JobView",
+    "MemoryInfo",
     "ConfigInfo",
     "EstimateInfo",
     "MAX_BATCH_CONTENTS",
@@ -97,6 +100,19 @@ class InputInfo(BaseModel):
     weight: float | None = None
 
 
+class TileInfo(BaseModel):
+    step: int = Field(description="the iteration being computed (over all scales)")
+    phase: int = Field(description="1: the pass without gradients, 2: the pass with gradients")
+    tile: int = Field(description="the tile just done (1-based)")
+    tiles: int = Field(description="tiles of the scale")
+
+
+class NoteInfo(BaseModel):
+    kind: str = Field(description="memory (the budget, each scale's plan) or upscale")
+    text: str
+    warning: bool = Field(description="whether it changes what was asked or hurts the result")
+
+
 class JobView(BaseModel):
     id: str
     status: str = Field(description=" | ".join(STATUSES))
@@ -116,6 +132,13 @@ class JobView(BaseModel):
     losses: dict[str, float | None]
     elapsed: float | None = Field(description="seconds")
     eta: float | None = Field(description="seconds left (estimate, while running)")
+    tile: TileInfo | None = Field(
+        None, description="tile progress within the iteration while a scale runs in tiles"
+    )
+    notes: list[NoteInfo] = Field(
+        default_factory=list,
+        description="the engine's notes: memory budget, each scale's plan (whole or tiles) and why",
+    )
     estimate: float | None = Field(
         None,
         description="seconds the whole job should take (while queued), from this "
@@ -138,9 +161,21 @@ class JobView(BaseModel):
     height: int | None = None
 
 
+class MemoryInfo(BaseModel):
+    budget: int = Field(description="bytes a job may use (tiles and optimiser state fit it)")
+    source: str = Field(description="where the budget comes from (--max-memory or the machine)")
+    device: str = Field(description="the device type the budget is for")
+    max_size: int = Field(
+        description="the largest long side (px) a default job runs within the budget, tiled "
+        "when the whole image does not fit"
+    )
+    max_size_cap: int | None = Field(description="the server's explicit --max-size, if any")
+
+
 class ConfigInfo(BaseModel):
     version: str
     limits: dict[str, float]
+    memory: MemoryInfo
     preview_every: int
     defaults: dict[str, Any]
     choices: dict[str, list[str]]

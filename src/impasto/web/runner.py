@@ -4,6 +4,8 @@ A job's run is :meth:`impasto.api.Stylizer.run` with a callback that keeps the l
 and a clamped copy of the image, encodes a preview PNG every ``preview_every`` iterations (and on
 the first and last), writes a partial image at most every ``partial_every_s`` seconds (what a
 resume starts from, and what an unfinished job offers for download) and reports every change.
+Within an iteration of a tiled scale, tile progress (pass, tile i/n) is reported too
+(throttled), and the engine's notes (its memory plan and why) are kept in the progress.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ __all__ = ["LiveJob", "JobRunner"]
 log = logging.getLogger("impasto.web")
 
 Notify = Callable[[str, bool], None]  # (job id, whether its status changed)
+PUBLISH_EVERY_S = 0.1  # progress events (iterations, tiles) at most this often
+MAX_NOTES = 50
 
 
 @dataclass
@@ -48,8 +52,23 @@ class LiveJob:
         return Live(dict(self.progress), self.version, self.png is not None)
 
 
-def _progress(it: Any, version: int) -> dict[str, Any]:
+def _tile(tick: Any) -> dict[str, Any]:
     return {
+        "scale": tick.scale,
+        "step": tick.step,
+        "phase": tick.phase,
+        "tile": tick.tile,
+        "tiles": tick.tiles,
+    }
+
+
+def _progress(it: Any, version: int, previous: dict[str, Any]) -> dict[str, Any]:
+    """The progress after an iteration; the notes carry over, and the last tile while the
+    scale is the same (the next iteration runs the same tiles)."""
+    tile = previous.get("tile")
+    return {
+        "notes": previous.get("notes", []),
+        "tile": tile if tile is not None and tile.get("scale") == it.scale else None,
         "step": it.step,
         "total_steps": it.total_steps,
         "scale": it.scale,
@@ -73,6 +92,8 @@ class JobRunner:
         preview_every: encode a preview every this many iterations.
         partial_every_s: write the partial image at most this often (seconds).
         weights: the server's VGG19 weights file for every job (None: the engine's default).
+        budget: the server's memory budget in bytes; a job runs within it (or within its own
+            ``max_memory`` when lower). None: the engine's default.
     """
 
     def __init__(
@@ -84,6 +105,7 @@ class JobRunner:
         preview_every: int = 5,
         partial_every_s: float = 2.0,
         weights: str | None = None,
+        budget: int | None = None,
     ) -> None:
         if preview_every < 1:
             raise ValueError("preview_every must be >= 1")
@@ -93,12 +115,17 @@ class JobRunner:
         self.preview_every = preview_every
         self.partial_every_s = partial_every_s
         self.weights = weights
+        self.budget = budget
         self.lock = threading.RLock()
 
     def _inputs(self, job: JobRecord) -> tuple[Settings, Any, list[StyleInput]]:
         settings = Settings.from_dict(job.settings)
         if self.weights is not None:
             settings = settings.replace(weights=self.weights)
+        if self.budget is not None:
+            settings = settings.replace(
+                max_memory=min(settings.max_memory or self.budget, self.budget)
+            )
         if job.init_file:
             init = resolve_image(self.store, job.init_file, kinds=("partial",))
             settings = settings.replace(init=str(init))
@@ -150,10 +177,7 @@ class JobRunner:
         from ..api import Stylizer
 
         settings, content, styles = self._inputs(job)
-
-        def callback(it: Any) -> None:
-            self._on_iterate(job, live, it, partial)
-
+        callback = _Hooks(self, job, live, partial)
         result = Stylizer(settings).run(content, styles, callback=callback, cancel=live.cancel)
         files = self.store.get_file
         result.inputs = {
@@ -169,11 +193,13 @@ class JobRunner:
         with self.lock:
             live.version += 1
             live.png = None
-            live.progress.update(version=live.version, eta=0.0, elapsed=result.elapsed)
+            live.progress.update(version=live.version, eta=0.0, elapsed=result.elapsed, tile=None)
         return result_id
 
     def _shown(self, job: JobRecord, settings: Settings) -> Settings:
-        """The settings for the result's metadata: file names, no server paths."""
+        """The settings for the result's metadata: file names, no server paths, the job's own
+        memory budget."""
+        settings = settings.replace(max_memory=job.settings.get("max_memory"))
         if self.weights is not None:
             settings = settings.replace(weights=Path(self.weights).name)
         if job.init_file:
@@ -211,7 +237,7 @@ class JobRunner:
         png = png_bytes(image) if due else None
         with self.lock:
             live.image = image
-            live.progress = _progress(it, live.version)
+            live.progress = _progress(it, live.version, live.progress)
             if png is not None:
                 live.png = png
                 live.version += 1
@@ -222,9 +248,27 @@ class JobRunner:
         if png is not None and now - live.last_db >= 1.0:
             live.last_db = now
             self.store.update_job(job.id, progress=live.progress)
-        if png is not None or now - live.last_publish >= 0.1 or it.is_last:
+        if png is not None or now - live.last_publish >= PUBLISH_EVERY_S or it.is_last:
             live.last_publish = now
             self.notify(job.id, False)
+
+    def _on_tile(self, job: JobRecord, live: LiveJob, tick: Any) -> None:
+        """Keep the tile just done; publish at most every :data:`PUBLISH_EVERY_S` seconds."""
+        now = time.monotonic()
+        with self.lock:
+            live.progress = {**live.progress, "tile": _tile(tick)}
+            if now - live.last_publish < PUBLISH_EVERY_S:
+                return
+            live.last_publish = now
+        self.notify(job.id, False)
+
+    def _on_note(self, job: JobRecord, live: LiveJob, note: Any) -> None:
+        """Keep a note of the engine (memory plan, upscaled painting) in the progress."""
+        entry = {"kind": note.kind, "text": note.text, "warning": bool(note.warning)}
+        with self.lock:
+            notes = [*live.progress.get("notes", []), entry][-MAX_NOTES:]
+            live.progress = {**live.progress, "notes": notes}
+        self.notify(job.id, False)
 
     def _save_partial(self, job: JobRecord, live: LiveJob, partial: tuple[str, Any]) -> None:
         partial_id, partial_path = partial
@@ -245,3 +289,20 @@ class JobRunner:
             height=int(image.shape[-2]),
         )
         self.store.update_job(job.id, partial_file=partial_id, progress=progress)
+
+
+class _Hooks:
+    """The engine's callback for one job: iterations, tiles (``on_tile``), notes
+    (``on_note``)."""
+
+    def __init__(self, runner: JobRunner, job: JobRecord, live: LiveJob, partial) -> None:
+        self.runner, self.job, self.live, self.partial = runner, job, live, partial
+
+    def __call__(self, it: Any) -> None:
+        self.runner._on_iterate(self.job, self.live, it, self.partial)
+
+    def on_tile(self, tick: Any) -> None:
+        self.runner._on_tile(self.job, self.live, tick)
+
+    def on_note(self, note: Any) -> None:
+        self.runner._on_note(self.job, self.live, note)

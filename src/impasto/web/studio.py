@@ -17,6 +17,7 @@ from ..errors import SettingsError
 from ..settings import Settings
 from .batch_runner import BatchRunner
 from .batches import BatchRecord, BatchStore
+from .capacity import server_capacity
 from .config import WebConfig
 from .events import EventBus
 from .limits import check_batch_rules, check_server_rules, image_size, job_work, resolve_image
@@ -65,6 +66,7 @@ class Studio:
     def __init__(self, config: WebConfig, lock: DataDirLock) -> None:
         self.config = config
         self.lock = lock
+        self.capacity = server_capacity(config.max_memory, config.max_size)
         self.store = Store(config.data_dir)
         self.bus = EventBus()
         self.speed = SpeedMeter(self.store.data_dir / "speed.json")
@@ -74,6 +76,7 @@ class Studio:
             self.publish,
             preview_every=config.preview_every,
             weights=config.weights,
+            budget=self.capacity.budget,
         )
         self.batches = BatchStore(self.store.data_dir)
         self.batch_runner = BatchRunner(
@@ -160,7 +163,7 @@ class Studio:
             if ref is not None:
                 resolve_image(self.store, ref)
         aspect = image_size(self.store, content if content is not None else styles[0]["image"])
-        work = check_server_rules(settings, aspect, self.config)
+        work = check_server_rules(settings, aspect, self.config, self.capacity)
         return _device_type(settings.device), work
 
     def submit(
@@ -243,7 +246,7 @@ class Studio:
             resolve_image(self.store, ref)
         sizes = [image_size(self.store, ref) for ref in contents]
         aspects = [size for size in sizes for _ in styles]  # one per job
-        work = check_batch_rules(settings, aspects, self.config)
+        work = check_batch_rules(settings, aspects, self.config, self.capacity)
         return _device_type(settings.device), work
 
     def submit_batch(

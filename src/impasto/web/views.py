@@ -34,7 +34,8 @@ class Live:
     """A snapshot of a running job's in-memory state.
 
     Attributes:
-        progress: the latest progress (step, total_steps, scale, loss, losses, elapsed, eta).
+        progress: the latest progress (step, total_steps, scale, loss, losses, elapsed, eta;
+            the last tile of a tiled scale, the engine's notes).
         version: increases with every new preview image.
         has_preview: whether a preview PNG is held in memory.
     """
@@ -90,8 +91,33 @@ def job_settings_view(job: JobRecord, files: FileLookup) -> dict[str, Any]:
     return settings
 
 
-def _progress_fields(progress: dict[str, Any]) -> dict[str, Any]:
+def _tile_view(tile: Any) -> dict[str, int] | None:
+    if not isinstance(tile, dict):
+        return None
+    try:
+        return {k: int(tile[k]) for k in ("step", "phase", "tile", "tiles")}
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _notes_view(notes: Any) -> list[dict[str, Any]]:
+    if not isinstance(notes, list):
+        return []
+    return [
+        {
+            "kind": str(n.get("kind", "")),
+            "text": str(n.get("text", "")),
+            "warning": bool(n.get("warning")),
+        }
+        for n in notes
+        if isinstance(n, dict)
+    ]
+
+
+def _progress_fields(progress: dict[str, Any], running: bool) -> dict[str, Any]:
     return {
+        "tile": _tile_view(progress.get("tile")) if running else None,
+        "notes": _notes_view(progress.get("notes")),
         "step": int(progress.get("step", 0)),
         "total_steps": progress.get("total_steps"),
         "scale": progress.get("scale"),
@@ -140,7 +166,7 @@ def job_view(
         "started": job.started,
         "finished": job.finished,
         "error": job.error,
-        **_progress_fields(progress),
+        **_progress_fields(progress, job.status == "running"),
         "estimate": estimate,
         **_urls(job, version, has_preview),
         "can_resume": job.status in UNFINISHED and job.partial_file is not None,

@@ -13,7 +13,7 @@ from ... import examples
 from ...choices import COLOR_MODES, INITS, OPTIMIZERS, POOLINGS, PRECISIONS
 from ...settings import Settings
 from ...version import __version__
-from ..deps import ConfigDep
+from ..deps import ConfigDep, StudioDep
 from ..encode import thumbnail_png
 from ..limits import example_names, header_size
 from ..models import MAX_STYLES, ConfigInfo, ExampleInfo
@@ -75,18 +75,27 @@ def api_reference() -> FileResponse:
 
 
 @router.get("/api/config", response_model=ConfigInfo, tags=["info"])
-def get_config(config: ConfigDep) -> dict[str, Any]:
-    """Limits, the engine's setting defaults and choices (devices: those this server has),
-    and the bundled examples."""
+def get_config(config: ConfigDep, studio: StudioDep) -> dict[str, Any]:
+    """Limits, the memory budget and the largest size it allows, the engine's setting defaults
+    and choices (devices: those this server has), and the bundled examples."""
+    cap = studio.capacity
     return {
         "version": __version__,
         "limits": {
             "max_upload_bytes": config.max_upload_bytes,
             "max_pixels": config.max_pixels,
-            "max_size": config.max_size,
+            "max_size": cap.max_size,
+            "max_memory": cap.budget,
             "max_iterations": config.max_iterations,
             "max_work": config.max_work,
             "max_styles": MAX_STYLES,
+        },
+        "memory": {
+            "budget": cap.budget,
+            "source": cap.source,
+            "device": cap.device,
+            "max_size": cap.memory_max_size,
+            "max_size_cap": config.max_size,
         },
         "preview_every": config.preview_every,
         "defaults": Settings().to_dict(),

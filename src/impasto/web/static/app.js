@@ -322,6 +322,11 @@ function watch(id, initial) {
   highlightCurrent();
 }
 
+function renderNotes(notes) {
+  const list = $("job-notes");
+  list.replaceChildren(...notes.map((n) => el("li", { class: n.warning ? "warning" : "" }, n.text)));
+}
+
 function render(job) {
   const { title } = describe(job);
   $("job-title").textContent = title;
@@ -334,7 +339,10 @@ function render(job) {
   const pct = job.status === "done" ? 100 : total ? Math.min(100, (100 * job.step) / total) : 0;
   $("bar").style.width = `${pct}%`;
   $("progress").setAttribute("aria-valuenow", String(Math.round(pct)));
-  $("stat-step").textContent = total ? `${job.step} / ${total}` : "–";
+  const tile = job.status === "running" && job.tile
+    ? ` · pass ${job.tile.phase}, tile ${job.tile.tile}/${job.tile.tiles}` : "";
+  $("stat-step").textContent = total ? `${job.step} / ${total}${tile}` : "–";
+  renderNotes(job.notes || []);
   $("stat-loss").textContent = fmtNum(job.loss);
   const l = job.losses || {};
   $("stat-parts").textContent = l.content !== undefined || l.style !== undefined
@@ -494,6 +502,10 @@ async function init() {
     for (const v of values) sel.append(el("option", { value: v }, v));
   }
   $("size").max = String(cfg.limits.max_size);
+  const gb = (cfg.memory.budget / 1e9).toFixed(1);
+  $("size-limit").textContent = ` ≤ ${cfg.limits.max_size}`;
+  $("size").title = `up to ${cfg.limits.max_size} px within this server's ${gb} GB memory `
+    + `budget (${cfg.memory.source}); large sizes run in exact tiles`;
   $("iterations").max = String(cfg.limits.max_iterations);
   fillSettings({ ...cfg.defaults, size: 384, iterations: 150, seed: null });
   renderExamples(cfg.examples);

@@ -1,0 +1,157 @@
+"""Large sizes in the web studio: the server's memory budget sets the largest size it offers and
+accepts (tiled sizes far above the whole-image limit fit), and a tiled job reports tile progress
+and the engine's memory notes. Jobs are tiny (96 px with forced 48 px tiles, tiny network)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the web extra is not installed")
+pytest.importorskip("httpx", reason="httpx is needed by FastAPI's test client")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from impasto.errors import SettingsError  # noqa: E402
+from impasto.memory import parse_bytes  # noqa: E402
+from impasto.settings import Settings  # noqa: E402
+from impasto.web.app import WebConfig, create_app  # noqa: E402
+from impasto.web.capacity import largest_size, plan_job_memory  # noqa: E402
+from impasto.web.store import TERMINAL  # noqa: E402
+
+BASE = "http://127.0.0.1"
+WEIGHTS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tiny_network(tmp_path_factory):
+    """Jobs run a tiny random-weight VGG19 (the server's --weights), one torch thread."""
+    import torch
+
+    from impasto.encoder.weights import save_weights
+    from tests._tiny_vgg import SPEC, tiny_state_dict
+
+    path = tmp_path_factory.mktemp("weights") / "tiny-vgg19.pth"
+    save_weights(path, tiny_state_dict(), SPEC)
+    WEIGHTS["path"] = str(path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def client(data_dir: Path, **config):
+    config.setdefault("weights", WEIGHTS["path"])
+    app = create_app(WebConfig(data_dir=data_dir, **config))
+    with TestClient(app, base_url=BASE) as c:
+        yield c
+
+
+def submit(c: TestClient, **settings):
+    body = {
+        "content": "example:chelsea",
+        "styles": [{"image": "example:starry_night", "weight": 1.0}],
+        "settings": {"device": "cpu", "seed": 3, **settings},
+    }
+    return c.post("/api/jobs", json=body)
+
+
+def wait_status(c: TestClient, job_id: str, status: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = c.get(f"/api/jobs/{job_id}").json()
+        if job["status"] == status:
+            return job
+        assert time.monotonic() < deadline, f"timed out waiting for {status}: {job}"
+        time.sleep(0.03)
+
+
+def test_config_reports_the_budget_and_the_size_it_allows(tmp_path):
+    budget = parse_bytes("1.5G")
+    with client(tmp_path, run_jobs=False, max_memory=budget, max_size=None) as c:
+        cfg = c.get("/api/config").json()
+    allowed = largest_size(Settings(), budget)
+    assert cfg["memory"]["budget"] == budget and cfg["memory"]["source"] == "--max-memory"
+    assert cfg["memory"]["max_size"] == allowed == cfg["limits"]["max_size"]
+    assert cfg["limits"]["max_memory"] == budget and cfg["memory"]["max_size_cap"] is None
+    assert 16 < allowed < 16384
+    # an explicit --max-size still caps what memory allows
+    with client(tmp_path / "capped", run_jobs=False, max_memory=budget, max_size=256) as c:
+        cfg = c.get("/api/config").json()
+    assert cfg["limits"]["max_size"] == 256 and cfg["memory"]["max_size"] == allowed
+
+
+def test_tiles_let_sizes_far_above_the_whole_image_limit_fit():
+    budget = parse_bytes("4G")
+    s = Settings()
+    top = largest_size(s, budget)
+    assert plan_job_memory(s, (top, top), budget).tile is not None  # the largest runs tiled
+    whole = 16  # the whole-image limit, to a power of two
+    while plan_job_memory(s, (whole * 2, whole * 2), budget).tile is None:
+        whole *= 2
+    assert top >= 2 * whole  # more than twice the whole-image side
+    with pytest.raises(SettingsError, match="budget"):
+        plan_job_memory(s, (top + 64, top + 64), budget)
+
+
+def test_a_size_over_the_budget_is_refused_naming_the_limit(tmp_path):
+    budget = parse_bytes("1.2G")
+    allowed = largest_size(Settings(), budget)
+    with client(tmp_path, run_jobs=False, max_memory=budget, max_size=None) as c:
+        r = submit(c, size=allowed + 100, iterations=5)
+        assert r.status_code == 422
+        assert f"at most {allowed} px" in r.json()["detail"]
+        assert "1.2 GB" in r.json()["detail"]
+        est = c.post(
+            "/api/estimate",
+            json={
+                "content": "example:chelsea",
+                "settings": {"size": allowed + 100, "device": "cpu"},
+            },
+        )
+        assert est.status_code == 422
+        assert submit(c, size=min(allowed, 64), iterations=5).status_code == 201
+
+
+async def _follow(studio, job_id: str, start) -> list[dict]:
+    """Every event the bus publishes for ``job_id`` after ``start()`` until its end."""
+    sub = studio.bus.subscribe(job_id)
+    try:
+        await asyncio.to_thread(start)
+        events = []
+        while not events or events[-1]["status"] not in TERMINAL:
+            event = await sub.get(60.0)
+            assert event is not None, "no event in 60 s"
+            events.append(event)
+        return events
+    finally:
+        studio.bus.unsubscribe(sub)
+
+
+def test_a_tiled_job_publishes_tile_progress_and_memory_notes(tmp_path):
+    with client(tmp_path) as c:
+        blocker = submit(c, size=32, iterations=5000).json()
+        wait_status(c, blocker["id"], "running")
+        job = submit(c, size=96, iterations=3, pyramid_start=0, tile=48).json()
+        assert job["status"] == "queued" and job["tile"] is None and job["notes"] == []
+
+        def start() -> None:
+            c.post(f"/api/jobs/{blocker['id']}/cancel")
+
+        events = asyncio.run(_follow(c.app.state.studio, job["id"], start))
+        assert events[-1]["status"] == "done", events[-1]["error"]
+        ticks = [e["tile"] for e in events if e["tile"] is not None]
+        assert ticks, "no tile progress was published"
+        assert all(t["tiles"] == 4 and 1 <= t["tile"] <= 4 for t in ticks)
+        assert all(t["phase"] in (1, 2) and 1 <= t["step"] <= 3 for t in ticks)
+        done = c.get(f"/api/jobs/{job['id']}").json()
+    assert done["tile"] is None  # only while running
+    texts = [n["text"] for n in done["notes"]]
+    assert any(t.startswith("memory budget") for t in texts)
+    assert any("tiles of 48 px" in t for t in texts), texts
+    assert done["settings"]["max_memory"] is None  # the server's budget is not the job's setting
