@@ -53,7 +53,7 @@ DEFAULT_LABEL_TOLERANCE = 0.1
 
 # beta by loss scale: the raw eqs. (1)-(7) need a beta of the order of 1e3 (Gatys et al. Fig. 3);
 # normalized terms are relative errors, and beta is a style strength of the order of 10.
-DEFAULT_STYLE_WEIGHT = {"normalized": 30.0, "paper": 1e3}
+DEFAULT_STYLE_WEIGHT = {"normalized": 10.0, "paper": 1e3}
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 
