@@ -7,7 +7,6 @@ page relies on. Jobs are tiny (48 px, a few iterations) so each runs in about a 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import re
@@ -32,41 +31,12 @@ from impasto.web.app import WebConfig, create_app  # noqa: E402
 from impasto.web.config import is_loopback  # noqa: E402
 from impasto.web.store import Store, is_id, sanitize_name  # noqa: E402
 from impasto.web.studio import resume_settings  # noqa: E402
+from tests._web_helpers import BASE, client, tiny_network  # noqa: E402, F401
 
 POLL = 0.03
 LONG = 5000  # iterations of a job that is cancelled or interrupted long before its end
-BASE = "http://127.0.0.1"
 TINY = {"size": 48, "iterations": 6, "device": "cpu", "seed": 3}
 STATIC = Path(__file__).resolve().parents[1] / "src" / "impasto" / "web" / "static"
-
-
-WEIGHTS: dict[str, str] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tiny_network(tmp_path_factory):
-    """Jobs run a tiny random-weight VGG19 (the server's --weights): milliseconds per step. One
-    torch thread: on a shared 2-core machine two threads spin against each other."""
-    import torch
-
-    from impasto.encoder.weights import save_weights
-    from tests._tiny_vgg import SPEC, tiny_state_dict
-
-    path = tmp_path_factory.mktemp("weights") / "tiny-vgg19.pth"
-    save_weights(path, tiny_state_dict(), SPEC)
-    WEIGHTS["path"] = str(path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@contextlib.contextmanager
-def client(data_dir: Path, **config):
-    config.setdefault("weights", WEIGHTS["path"])
-    app = create_app(WebConfig(data_dir=data_dir, **config))
-    with TestClient(app, base_url=BASE) as c:
-        yield c
 
 
 def png_bytes(w: int = 64, h: int = 48, seed: int = 0) -> bytes:

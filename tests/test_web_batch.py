@@ -10,7 +10,6 @@ done job, delete, the restart policy of the batch store and the OpenAPI document
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import re
@@ -31,40 +30,15 @@ from impasto.batch import manifest  # noqa: E402
 from impasto.batch.jobs import seed_of  # noqa: E402
 from impasto.errors import SettingsError  # noqa: E402
 from impasto.settings import Settings  # noqa: E402
-from impasto.web.app import WebConfig, create_app  # noqa: E402
+from impasto.web.app import WebConfig  # noqa: E402
 from impasto.web.batches import BatchStore  # noqa: E402
 from impasto.web.limits import check_batch_rules, job_work  # noqa: E402
+from tests._web_helpers import BASE, client, tiny_network  # noqa: E402, F401
 
-BASE = "http://127.0.0.1"
 SMALL = {"size": 32, "iterations": 3, "device": "cpu"}
 SLOWER = {"size": 48, "iterations": 40, "device": "cpu"}  # long enough to stop between jobs
 LONG_JOB = {"size": 48, "iterations": 5000, "device": "cpu", "seed": 1}
 STATIC = Path(__file__).resolve().parents[1] / "src" / "impasto" / "web" / "static"
-WEIGHTS: dict[str, str] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tiny_network(tmp_path_factory):
-    """A tiny random-weight VGG19 as the server's weights; one torch thread (2 shared cores)."""
-    import torch
-
-    from impasto.encoder.weights import save_weights
-    from tests._tiny_vgg import SPEC, tiny_state_dict
-
-    path = tmp_path_factory.mktemp("weights") / "tiny-vgg19.pth"
-    save_weights(path, tiny_state_dict(), SPEC)
-    WEIGHTS["path"] = str(path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@contextlib.contextmanager
-def client(data_dir: Path, **config):
-    config.setdefault("weights", WEIGHTS["path"])
-    with TestClient(create_app(WebConfig(data_dir=data_dir, **config)), base_url=BASE) as c:
-        yield c
 
 
 def upload(c: TestClient, name: str, w: int = 64, h: int = 48, seed: int = 0) -> str:

@@ -5,9 +5,7 @@ and the engine's memory notes. Jobs are tiny (96 px with forced 48 px tiles, tin
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,37 +17,9 @@ from fastapi.testclient import TestClient  # noqa: E402
 from impasto.errors import SettingsError  # noqa: E402
 from impasto.memory import parse_bytes  # noqa: E402
 from impasto.settings import Settings  # noqa: E402
-from impasto.web.app import WebConfig, create_app  # noqa: E402
 from impasto.web.capacity import largest_size, plan_job_memory  # noqa: E402
 from impasto.web.store import TERMINAL  # noqa: E402
-
-BASE = "http://127.0.0.1"
-WEIGHTS: dict[str, str] = {}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tiny_network(tmp_path_factory):
-    """Jobs run a tiny random-weight VGG19 (the server's --weights), one torch thread."""
-    import torch
-
-    from impasto.encoder.weights import save_weights
-    from tests._tiny_vgg import SPEC, tiny_state_dict
-
-    path = tmp_path_factory.mktemp("weights") / "tiny-vgg19.pth"
-    save_weights(path, tiny_state_dict(), SPEC)
-    WEIGHTS["path"] = str(path)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@contextlib.contextmanager
-def client(data_dir: Path, **config):
-    config.setdefault("weights", WEIGHTS["path"])
-    app = create_app(WebConfig(data_dir=data_dir, **config))
-    with TestClient(app, base_url=BASE) as c:
-        yield c
+from tests._web_helpers import BASE, client, tiny_network  # noqa: E402, F401
 
 
 def submit(c: TestClient, **settings):
