@@ -41,6 +41,8 @@ def prepare_colors(mode, content, styles):
     pipeline = ColorPipeline(mode)
     pipeline.check(content is not None, len(styles))
     return pipeline.prepare(content, styles)
+
+
 FAST = Settings(size=48, iterations=12, seed=0, precision="fp32")
 
 
@@ -191,6 +193,31 @@ def test_histogram_reverse_recolours_the_content(photo, starry, spy):
     )
     mu_u, _ = color.color_stats(spy[0]["args"][1])
     assert (mu_u - mu_s).abs().max() < 0.03
+
+
+def test_color_match_end_to_end_through_the_cli(tmp_path, photo, starry, capsys):
+    """``--color-match`` reaches the engine: with ``--preserve-colors histogram`` the three
+    mappings give the styles the photo's colour statistics by different maps (so different
+    pictures), the choice is recorded in the output's metadata, and a bad name is one line."""
+    photo.save(tmp_path / "photo.png")
+    starry.save(tmp_path / "starry.png")
+    outs = {}
+    for method in ("chol", "pca", "sym"):
+        out = tmp_path / f"{method}.png"
+        args = [tmp_path / "photo.png", tmp_path / "starry.png", "-o", out, "--size", 40]
+        args += ["--iterations", 4, "--seed", 1, "--preserve-colors", "histogram"]
+        assert main([*map(str, args), "--color-match", method, "-q"]) == 0
+        with Image.open(out) as im:
+            outs[method] = np.asarray(im.convert("RGB")).astype(int)
+            assert f'"color_match": "{method}"' in im.info.get("impasto", "")
+    assert np.abs(outs["chol"] - outs["pca"]).max() > 0
+    assert np.abs(outs["chol"] - outs["sym"]).max() > 0
+    capsys.readouterr()
+    bad = [str(tmp_path / "photo.png"), str(tmp_path / "starry.png"), "-o", str(tmp_path / "x.png")]
+    assert main([*bad, "--color-match", "lab"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "color-match" in err
+    assert not (tmp_path / "x.png").exists()
 
 
 def test_prepare_colors_errors():
