@@ -33,13 +33,13 @@ def starry():
 
 def test_ratio_cells():
     cells = sweep_cells(BASE.replace(content_weight=2.0), "ratio", [1e-4, 1e-2])
-    assert [c for c, _ in cells] == ["alpha/beta 1e-04", "alpha/beta 1e-02"]
+    assert [c for c, _ in cells] == ["alpha/beta 1e-04", "alpha/beta 0.01"]
     assert [s.style_weight for _, s in cells] == pytest.approx([2e4, 2e2])
     assert {s.seed for _, s in cells} == {3}
-    default = sweep_cells(BASE, "ratio")
-    assert [s.content_weight / s.style_weight for _, s in default] == pytest.approx(
-        [1e-4, 1e-3, 1e-2, 1e-1]
-    )
+    for scale, want in (("paper", [1e-4, 1e-3, 1e-2, 1e-1]), ("normalized", [1, 0.3, 0.1, 0.03])):
+        default = sweep_cells(BASE.replace(loss_scale=scale), "ratio")
+        assert [s.content_weight / s.style_weight for _, s in default] == pytest.approx(want)
+    assert [c for c, _ in sweep_cells(BASE, "ratio", [0.3])] == ["alpha/beta 0.3"]
     assert sweep_cells(BASE, "ratio", "1e-3,1e-1")[1][1].style_weight == pytest.approx(10.0)
     with pytest.raises(SettingsError, match="content weight"):
         sweep_cells(BASE.replace(content_weight=0.0), "ratio")

@@ -41,6 +41,7 @@ __all__ = [
     "describe",
     "DEFAULT_FEATHER",
     "DEFAULT_STYLE_WEIGHT",
+    "DEFAULT_RATIOS",
     "DEFAULT_LABEL_TOLERANCE",
     "field_help",
     "pyramid_sides",
@@ -54,6 +55,9 @@ DEFAULT_LABEL_TOLERANCE = 0.1
 # beta by loss scale: the raw eqs. (1)-(7) need a beta of the order of 1e3 (Gatys et al. Fig. 3);
 # normalized terms are relative errors, and beta is a style strength of the order of 10.
 DEFAULT_STYLE_WEIGHT = {"normalized": 10.0, "paper": 1e3}
+# alpha/beta values a ratio sweep shows by default, by loss scale: a decade apart, around and
+# beyond each scale's default (Gatys et al. Fig. 3 spans 1e-4 .. 1e-1 in the paper's units).
+DEFAULT_RATIOS = {"normalized": (1.0, 0.3, 0.1, 0.03), "paper": (1e-4, 1e-3, 1e-2, 1e-1)}
 
 _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -158,7 +162,7 @@ class Settings:
         2.0, "size ratio between successive pyramid scales"
     )
     loss_scale: LossScale = _f(
-        "paper",
+        "normalized",
         "normalized (each term relative to its target's size, so --style-weight is a style "
         "strength that means the same on every pair and size) or paper (Gatys et al.'s raw "
         "eqs. (1)-(7))",
@@ -317,4 +321,3 @@ def field_help() -> dict[str, tuple[Any, str]]:
         name: (info.default, info.description or "")
         for name, info in Settings.__pydantic_fields__.items()
     }
-

@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ..errors import SettingsError
 from ..inputs import resolve_input
 from ..layers import DEFAULT_STYLE_LAYERS
-from ..settings import Settings, StyleInput
+from ..settings import DEFAULT_RATIOS, Settings, StyleInput
 from .common import add_settings_arguments, check_output, flag_kind, settings_from_args
 from .common import floats as _floats
 
@@ -44,7 +44,6 @@ __all__ = [
     "sweep_cells",
 ]
 
-DEFAULT_RATIOS = (1e-4, 1e-3, 1e-2, 1e-1)
 _RATIO = ("ratio", "alpha-beta", "alpha_beta")
 _LAYERS = ("style-layers", "style_layers")
 _TUPLE_OPTIONS = ("style_layers", "content_layers", "style_layer_weights", "content_layer_weights")
@@ -154,16 +153,24 @@ def sweep_cells(
     return [_option_cell(settings, name, v) for v in values]
 
 
+def _ratio_label(r: float) -> str:
+    """1e-04 in the paper's units, 0.3 in the normalized ones."""
+    return f"{r:.0e}" if r < 0.01 else f"{r:g}"
+
+
 def _ratio_cells(settings: Settings, values: Any) -> list[tuple[str, Settings]]:
     if settings.content_weight <= 0:
         raise SettingsError("a ratio sweep needs a content weight above 0")
     if isinstance(values, str):
         values = list(_floats(values.replace(";", ",")))
-    ratios = [float(v) for v in (values or DEFAULT_RATIOS)]
+    ratios = [float(v) for v in (values or DEFAULT_RATIOS[settings.loss_scale])]
     if any(not r > 0 for r in ratios):
         raise SettingsError("alpha/beta ratios must be > 0")
     return [
-        (f"alpha/beta {r:.0e}", settings.replace(style_weight=settings.content_weight / r))
+        (
+            f"alpha/beta {_ratio_label(r)}",
+            settings.replace(style_weight=settings.content_weight / r),
+        )
         for r in ratios
     ]
 
@@ -189,7 +196,7 @@ def describe_settings(settings: Settings, over: str) -> str:
     parts = [f"{s.size} px", f"{s.iterations} it {s.optimizer}", f"init {s.init}"]
     if "ratio" not in skip and "style_weight" not in skip and "content_weight" not in skip:
         ratio = s.content_weight / s.beta if s.beta else float("inf")
-        parts.append(f"alpha/beta {ratio:.0e}")
+        parts.append(f"alpha/beta {_ratio_label(ratio)}")
     if "style_layers" not in skip:
         parts.append(f"style {_layer_label(s.style_layers)}")
     defaults = Settings()
@@ -317,8 +324,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         default=None,
         metavar="V1,V2,...",
         help="the values; layer sets and other list values are separated by ';' "
-        "(default for ratio: 1e-4,1e-3,1e-2,1e-1; for style-layers: relu1_1 up to all "
-        "--style-layers)",
+        "(default for ratio: 1,0.3,0.1,0.03 with --loss-scale normalized, 1e-4,1e-3,1e-2,1e-1 "
+        "with paper; for style-layers: relu1_1 up to all --style-layers)",
     )
     p.add_argument(
         "--style-blend",
