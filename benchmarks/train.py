@@ -3,7 +3,7 @@ benchmarks/results/train.json).
 
     python benchmarks/train.py                  # CPU: images/s, 1 vs 2 DDP processes, caffemodel
     python benchmarks/train.py --device cuda    # the same images/s table on a GPU (fp32 and bf16)
-    python benchmarks/train.py --fashion-mnist 3 --out benchmarks/results/train_fmnist.json
+    python benchmarks/train.py --fashion-mnist 5 --out benchmarks/results/train_fmnist.json
 
 Images/s are whole SGD steps (forward, backward, update) on random tensors of the given size, so
 they measure the network, not decoding. The DDP row trains on a synthetic image folder through
@@ -266,7 +266,7 @@ def throughput_rows(device: str) -> list[dict]:
     rows = []
     modes = [False] if device == "cpu" else [False, True]
     for arch in ("vgg11", "vgg19"):
-        for size, batch, steps in ((32, 16, 3), (224, 2, 2)) if device == "cpu" else (
+        for size, batch, steps in ((32, 16, 10), (224, 2, 4)) if device == "cpu" else (
             (32, 256, 10), (224, 64, 10)
         ):  # fmt: skip
             for bf16 in modes:
