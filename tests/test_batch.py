@@ -176,6 +176,34 @@ def test_cli_exit_codes_summary_and_verbose_lines(tmp_path, capsys):
     assert "not both" in capsys.readouterr().err
 
 
+def test_cancel_stops_the_running_job_mid_run(tmp_path):
+    """One local worker: a cancel while a job runs stops it at its next iteration; its record
+    says cancelled, no file is written, and a re-run paints it."""
+    import threading
+
+    photos, paintings = make_inputs(tmp_path, 1, 1)
+    settings = Settings(**{**TINY, "iterations": 200})
+    jobs = cross_jobs(
+        expand_inputs([str(photos)], "c"), expand_inputs([str(paintings)], "s"), settings
+    )
+    cancel = threading.Event()
+    events = []
+
+    def on_event(e):
+        events.append(e.event)
+        if e.event == "started":
+            cancel.set()
+
+    out = tmp_path / "out"
+    first = run_batch(jobs, str(out), ONE, callback=on_event, cancel=cancel)
+    assert events == ["started", "cancelled"]
+    assert (first.done, first.failed, first.not_run) == (0, 0, 1)
+    (record,) = manifest.read(str(out / manifest.MANIFEST))
+    assert record["status"] == "cancelled" and not list(out.glob("*.png"))
+    again = run_batch(jobs, str(out), ONE)
+    assert (again.done, again.ok) == (1, True) and len(list(out.glob("*.png"))) == 1
+
+
 def test_cancel_stops_starting_jobs_and_a_rerun_finishes_the_rest(tmp_path):
     import threading
 

@@ -45,7 +45,7 @@ def _run(job: Job, outdir: str, bits: int, quality: int) -> dict[str, Any]:
     return _WORKER.run(job, outdir, bits, quality)
 
 
-def _in_process(jobs, outdir, threads, bits, quality, on_start, on_finish, stop) -> None:
+def _in_process(jobs, outdir, threads, bits, quality, on_start, on_finish, stop, cancel) -> None:
     import torch
 
     before = torch.get_num_threads()
@@ -55,7 +55,7 @@ def _in_process(jobs, outdir, threads, bits, quality, on_start, on_finish, stop)
             if stop():
                 return
             on_start(job)
-            on_finish(job, worker.run(job, outdir, bits, quality))
+            on_finish(job, worker.run(job, outdir, bits, quality, cancel=cancel))
     finally:
         torch.set_num_threads(before)
 
@@ -105,12 +105,14 @@ def run_local(
     on_start: OnStart,
     on_finish: OnFinish,
     should_stop: Callable[[], bool] = lambda: False,
+    cancel: Any = None,
 ) -> None:
     """Run ``jobs`` with ``workers`` workers of ``threads`` torch threads each; once
-    ``should_stop()`` is true no new job starts (those running finish)."""
+    ``should_stop()`` is true no new job starts. With one worker (in this process) ``cancel``
+    (a ``threading.Event``) also stops the running job; worker processes finish theirs."""
     stop = should_stop
     if workers <= 1:
-        _in_process(jobs, outdir, threads, bits, quality, on_start, on_finish, stop)
+        _in_process(jobs, outdir, threads, bits, quality, on_start, on_finish, stop, cancel)
         return
     pending = list(reversed(jobs))
     gpus = gpu_count()

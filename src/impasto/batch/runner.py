@@ -136,6 +136,8 @@ class _Tracker:
             self.ran += 1
         if record.get("status") == "done":
             self.s.done += 1
+        elif record.get("status") == "cancelled":
+            pass  # counted in not_run: a re-run does it
         else:
             self.s.failed += 1
             self.s.failures.append(record)
@@ -158,7 +160,7 @@ def _execute(jobs: list[Job], outdir: str, o: BatchOptions, tracker: _Tracker, c
     cores = os.cpu_count() or 1
     workers = o.workers or gpus or max(1, min(DEFAULT_CPU_WORKERS, cores, len(jobs)))
     threads = o.threads or (None if workers == 1 else max(1, cores // workers))
-    run_local(jobs, outdir, workers=workers, threads=threads, **common)
+    run_local(jobs, outdir, workers=workers, threads=threads, cancel=cancel, **common)
 
 
 def run_batch(
@@ -171,8 +173,9 @@ def run_batch(
     """Run the jobs not yet done in ``outdir``; append every outcome to its manifest.
 
     ``callback`` gets a :class:`BatchProgress` per event. Once ``cancel`` is set no new job
-    starts; running ones finish and are recorded; the rest are counted in ``not_run`` (a re-run
-    does them).
+    starts; a job running in this process (one local worker) stops mid-run and is recorded as
+    ``"cancelled"``; jobs in worker processes or on Ray finish and are recorded; the cancelled
+    and the unstarted ones are counted in ``not_run`` (a re-run does them).
 
     Raises:
         SettingsError: unknown backend, ``outdir`` unusable or in use by another batch.

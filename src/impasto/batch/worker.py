@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ..api import RunCache, Stylizer
-from ..errors import ImpastoError
+from ..errors import Cancelled, ImpastoError
 from ..settings import Settings, StyleInput
 from ..version import __version__
 from .jobs import Job, file_digest
@@ -83,8 +83,14 @@ class Worker:
             return
         self.cache.forget(previous)
 
-    def run(self, job: Job, outdir: str, bits: int = 8, quality: int = 95) -> dict[str, Any]:
-        """Paint ``job`` into ``outdir/job.name``; return its manifest record."""
+    def run(
+        self, job: Job, outdir: str, bits: int = 8, quality: int = 95, cancel: Any = None
+    ) -> dict[str, Any]:
+        """Paint ``job`` into ``outdir/job.name``; return its manifest record.
+
+        ``cancel`` (a ``threading.Event``) stops the job mid-run: its record says
+        ``"cancelled"``, nothing is written, and a re-run of the batch does it again.
+        """
         started = time.time()
         record = record_of(job)
         try:
@@ -93,12 +99,14 @@ class Worker:
             self._trim(job.content)
             settings = Settings.from_dict(job.settings)
             styles = [StyleInput(s.path, weight=s.weight, scale=s.scale) for s in job.styles]
-            result = Stylizer(settings).run(job.content, styles, cache=self.cache)
+            result = Stylizer(settings).run(job.content, styles, cache=self.cache, cancel=cancel)
             path = os.path.join(outdir, job.name)
             result.save(path, bits=bits, quality=quality)
             record.update(
                 status="done", sha256=file_digest(path), final_losses=_final_losses(result.history)
             )
+        except Cancelled:
+            record.update(status="cancelled", error="cancelled while running")
         except ImpastoError as e:
             record.update(status="failed", error=str(e))
         except Exception as e:  # noqa: BLE001 - one job's bug must not end the batch

@@ -6,8 +6,8 @@ loaded once and each painting's targets are computed once for all the photos). E
 the ETA) and is published; the jobs' outcomes are in the batch's manifest, so a batch that runs
 again (after a restart, or resumed after a cancel) skips its done jobs.
 
-Cancelling (or stopping the server) stops the batch between jobs: the job running finishes and
-is recorded, the others are left for a resume.
+Cancelling (or stopping the server) stops the job running at its next iteration (recorded as
+cancelled, nothing written) and starts no other; the jobs not done are left for a resume.
 """
 
 from __future__ import annotations
