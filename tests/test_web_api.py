@@ -142,7 +142,9 @@ def test_page_config_examples_and_openapi(tmp_path):
         assert c.get("/docs").status_code == 404  # Swagger UI would load assets from a CDN
 
         cfg = c.get("/api/config").json()
-        assert cfg["defaults"] == Settings().to_dict()
+        assert cfg["defaults"] == {**Settings().to_dict(), "style_weight": Settings().beta}
+        assert cfg["choices"]["loss_scale"] == ["normalized", "paper"]
+        assert cfg["style_weight_defaults"] == {"normalized": 10.0, "paper": 1e3}
         assert "luminance" in cfg["choices"]["preserve_colors"]
         import torch
 

@@ -178,6 +178,9 @@ class ConfigInfo(BaseModel):
     memory: MemoryInfo
     preview_every: int
     defaults: dict[str, Any]
+    style_weight_defaults: dict[str, float] = Field(
+        description="the default style weight (beta) of each loss scale"
+    )
     choices: dict[str, list[str]]
     examples: list[ExampleInfo]
 

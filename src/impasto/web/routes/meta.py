@@ -10,8 +10,8 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, Response
 
 from ... import examples
-from ...choices import COLOR_MODES, INITS, OPTIMIZERS, POOLINGS, PRECISIONS
-from ...settings import Settings
+from ...choices import COLOR_MODES, INITS, LOSS_SCALES, OPTIMIZERS, POOLINGS, PRECISIONS
+from ...settings import DEFAULT_STYLE_WEIGHT, Settings
 from ...version import __version__
 from ..deps import ConfigDep, StudioDep
 from ..encode import thumbnail_png
@@ -98,8 +98,10 @@ def get_config(config: ConfigDep, studio: StudioDep) -> dict[str, Any]:
             "max_size_cap": config.max_size,
         },
         "preview_every": config.preview_every,
-        "defaults": Settings().to_dict(),
+        "defaults": {**Settings().to_dict(), "style_weight": Settings().beta},
+        "style_weight_defaults": DEFAULT_STYLE_WEIGHT,
         "choices": {
+            "loss_scale": list(LOSS_SCALES),
             "preserve_colors": list(COLOR_MODES),
             "init": list(INITS),
             "optimizer": list(OPTIMIZERS),

@@ -196,7 +196,7 @@ async function handleUploads(files, onItem) {
 const NUMBER_FIELDS = ["size", "iterations", "content_weight", "style_weight", "tv_weight",
   "style_scale", "pyramid_start", "pyramid_iterations"];
 const INT_FIELDS = new Set(["size", "iterations", "pyramid_start", "pyramid_iterations"]);
-const SELECT_FIELDS = ["preserve_colors", "init", "optimizer", "pooling", "device"];
+const SELECT_FIELDS = ["preserve_colors", "init", "optimizer", "pooling", "loss_scale", "device"];
 
 function fillSettings(s) {
   for (const k of NUMBER_FIELDS) if (s[k] !== undefined && s[k] !== null) $(k).value = s[k];
@@ -227,6 +227,14 @@ function syncStrength() {
   } else {
     $("ratio").textContent = "–";
   }
+}
+
+function lossScaleChanged() {
+  // beta's units change with the loss scale: start from that scale's default strength
+  const beta = state.config.style_weight_defaults[$("loss_scale").value];
+  const a = parseFloat($("content_weight").value) || 1;
+  if (beta !== undefined) $("style_weight").value = String(Number((a * beta).toPrecision(3)));
+  syncStrength();
 }
 
 function strengthChanged() {
@@ -518,6 +526,7 @@ async function init() {
   $("strength").addEventListener("input", strengthChanged);
   $("content_weight").addEventListener("input", syncStrength);
   $("style_weight").addEventListener("input", syncStrength);
+  $("loss_scale").addEventListener("change", lossScaleChanged);
   $("cancel").addEventListener("click", () => {
     if (state.watching) jobAction(`/api/jobs/${state.watching}/cancel`, "cancel");
   });
