@@ -125,3 +125,36 @@ def test_a_tiled_job_publishes_tile_progress_and_memory_notes(tmp_path):
     assert any(t.startswith("memory budget") for t in texts)
     assert any("tiles of 48 px" in t for t in texts), texts
     assert done["settings"]["max_memory"] is None  # the server's budget is not the job's setting
+
+
+def test_batch_jobs_run_within_the_server_budget(tmp_path):
+    """A batch's jobs get the server's memory budget as single jobs do: their manifest records
+    carry it as max_memory (a job's own lower max_memory is kept)."""
+    from impasto.batch import manifest
+    from impasto.web.batches import BatchStore
+
+    budget = parse_bytes("1.5G")
+    with client(tmp_path, max_memory=budget, max_size=None) as c:
+        small = {"size": 32, "iterations": 2, "device": "cpu", "pyramid_start": 0}
+        ids = []
+        for own in (None, parse_bytes("1.3G")):
+            body = {
+                "contents": ["example:chelsea"],
+                "styles": ["example:starry_night"],
+                "settings": {**small, "max_memory": own},
+            }
+            r = c.post("/api/batches", json=body)
+            assert r.status_code == 201, r.text
+            ids.append(r.json()["id"])
+        for batch_id in ids:
+            deadline = time.monotonic() + 60
+            while c.get(f"/api/batches/{batch_id}").json()["status"] != "done":
+                assert time.monotonic() < deadline, c.get(f"/api/batches/{batch_id}").json()
+                time.sleep(0.05)
+    got = []
+    for batch_id in ids:
+        path = BatchStore(tmp_path).outdir(batch_id) / manifest.MANIFEST
+        (record,) = manifest.read(str(path))
+        assert record["status"] == "done"
+        got.append(record["settings"]["max_memory"])
+    assert got == [budget, parse_bytes("1.3G")]

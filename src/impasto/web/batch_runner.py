@@ -80,16 +80,35 @@ class BatchRunner:
         notify: called with (batch id, status changed) after every change worth showing.
         lock: guards the live state shared with readers (the queue's lock).
         weights: the server's VGG19 weights file for every job (None: the engine's default).
+        budget: the server's memory budget in bytes: every job runs within it (or within its
+            own ``max_memory`` when lower), as single jobs do. None: the engine's default.
     """
 
     def __init__(
-        self, store: Store, batches: BatchStore, notify: Notify, lock: Any, weights: str | None
+        self,
+        store: Store,
+        batches: BatchStore,
+        notify: Notify,
+        lock: Any,
+        weights: str | None,
+        budget: int | None = None,
     ) -> None:
         self.store = store
         self.batches = batches
         self.notify = notify
         self.lock = lock
         self.weights = weights
+        self.budget = budget
+
+    def _within_budget(self, jobs: list[Any]) -> list[Any]:
+        """The jobs with the server's budget as their ``max_memory`` (ids unchanged: the budget
+        decides how a job is tiled, and exact tiles give the same picture)."""
+        if self.budget is None:
+            return jobs
+        for job in jobs:
+            own = job.settings.get("max_memory")
+            job.settings = {**job.settings, "max_memory": min(own or self.budget, self.budget)}
+        return jobs
 
     def plan(self, contents: list[str], styles: list[str], settings: Settings):
         """:func:`plan_jobs` with this server's weights."""
@@ -111,7 +130,7 @@ class BatchRunner:
             if plan != rec.plan:  # e.g. the server's weights changed: new job ids
                 rec = self.batches.update(rec.id, plan=plan)
             summary = run_batch(
-                jobs,
+                self._within_budget(jobs),
                 str(self.batches.outdir(rec.id)),
                 BatchOptions(workers=1),  # in this thread: one loaded network for all jobs
                 callback=lambda p: self._on_event(rec.id, live, p),

@@ -80,7 +80,12 @@ class Studio:
         )
         self.batches = BatchStore(self.store.data_dir)
         self.batch_runner = BatchRunner(
-            self.store, self.batches, self.publish, self.runner.lock, config.weights
+            self.store,
+            self.batches,
+            self.publish,
+            self.runner.lock,
+            config.weights,
+            budget=self.capacity.budget,
         )
         self.queue = JobQueue(self.store, self.runner, self.batch_runner)
 
