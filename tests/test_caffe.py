@@ -71,7 +71,7 @@ def test_detected_by_extension_content_or_forced(tmp_path):
 
 
 def test_features_equal_the_torch_conversion(tmp_path):
-    """What docs/sections/caffe.md asks a user with the real file to check: the caffemodel and
+    """What the README asks a user with the real file to check: the caffemodel and
     its PyTorch conversion (features.{i}, format 'caffe') give equal features."""
     from impasto.encoder.weights import _TV_INDEX
 
