@@ -132,8 +132,10 @@ def peer_result(
     iterations: int | None = None,
     cache: Path = PEER_CACHE,
     refresh: bool = False,
-) -> dict:
-    """One peer's run on one pair: from the cache when there, else run (and cached).
+    cached_only: bool = False,
+) -> dict | None:
+    """One peer's run on one pair: from the cache when there, else run (and cached); None when
+    it is not cached and ``cached_only``.
 
     Returns ``{"tool", "output", "wall_s", "loop_s", "peak_rss_mb", "iterations", "cached"}``.
     """
@@ -143,6 +145,8 @@ def peer_result(
     record = folder / "run.json"
     if record.is_file() and not refresh:
         return {**json.loads(record.read_text()), "cached": True}
+    if cached_only:
+        return None
     content, style = pair_paths(pair)
     run = run_peer(
         tool,
@@ -289,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peers", default=None, help="comma-separated subset of the installed peers")
     p.add_argument("--peer-iterations", type=int, default=None, help="default: each peer's own")
     p.add_argument("--refresh", action="store_true", help="rerun peers even when cached")
+    p.add_argument(
+        "--cached-only", action="store_true", help="leave out peer runs not in the cache"
+    )
     p.add_argument("--impasto-args", default="", help="extra impasto CLI arguments")
     p.add_argument("--sheets", type=int, default=4, help="side-by-side sheets for N pairs")
     p.add_argument("--seed", type=int, default=0)
@@ -322,17 +329,18 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for tool in peers:
             print(f"[{pair}] {tool}", flush=True)
-            runs.append(
-                peer_result(
-                    tool,
-                    pair,
-                    args.size,
-                    device=args.device,
-                    seed=args.seed,
-                    iterations=args.peer_iterations,
-                    refresh=args.refresh,
-                )
+            run = peer_result(
+                tool,
+                pair,
+                args.size,
+                device=args.device,
+                seed=args.seed,
+                iterations=args.peer_iterations,
+                refresh=args.refresh,
+                cached_only=args.cached_only,
             )
+            if run is not None:
+                runs.append(run)
         for r in runs:
             r.update(scorer.score(r["output"]))
         vs = {r["tool"]: ratios(runs[0], r) for r in runs[1:]}

@@ -419,6 +419,9 @@ def test_peer_results_are_cached(tmp_path):
     (folder / "run.json").write_text('{"tool": "pastiche", "wall_s": 1.5}')
     r = compare.peer_result("pastiche", "chelsea_starry_night", 64, iterations=3, cache=tmp_path)
     assert r == {"tool": "pastiche", "wall_s": 1.5, "cached": True}
+    other = dict(iterations=4, cache=tmp_path, cached_only=True)  # not cached: not run
+    assert compare.peer_result("pastiche", "chelsea_starry_night", 64, **other) is None
+    assert not (tmp_path / "pastiche_chelsea_starry_night_64px_seed0_4it_cpu").exists()
 
 
 def test_peer_commands_on_cuda(tmp_path):
