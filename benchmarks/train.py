@@ -3,7 +3,8 @@ benchmarks/results/train.json).
 
     python benchmarks/train.py                  # CPU: images/s, 1 vs 2 DDP processes, caffemodel
     python benchmarks/train.py --device cuda    # the same images/s table on a GPU (fp32 and bf16)
-    python benchmarks/train.py --fashion-mnist 5 --out benchmarks/results/train_fmnist.json
+    python benchmarks/train.py --fashion-mnist 5 --out benchmarks/results/train_fmnist.json \
+        --fm-figure docs/img/fmnist_vs_imagenet.jpg
 
 Images/s are whole SGD steps (forward, backward, update) on random tensors of the given size, so
 they measure the network, not decoding. The DDP row trains on a synthetic image folder through
@@ -221,6 +222,38 @@ def fashion_mnist(
     }
 
 
+def fashion_mnist_figure(run_dir: Path, out: Path, size: int = 160, iterations: int = 120) -> None:
+    """The README's figure: chelsea x The Starry Night with the ImageNet VGG19 and with the
+    network trained in ``run_dir`` (exported to .pth), same settings and seed, side by side."""
+    from PIL import Image, ImageDraw
+
+    from impasto import Settings, Stylizer
+    from impasto.examples import path
+    from impasto.train.export import export
+
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "fm.pth"
+        export(run_dir, weights)
+        base = Settings(size=size, iterations=iterations, pyramid_start=0, seed=1, device="cpu")
+        photo, painting = path("chelsea"), path("starry_night")
+        panels = [("photo", Image.open(photo).convert("RGB"))]
+        for label, s in (
+            ("ImageNet VGG19", base),
+            ("Fashion-MNIST VGG11", base.replace(weights=str(weights))),
+        ):
+            panels.append((label, Stylizer(s).run(photo, painting).to_pil()))
+    w, h = panels[1][1].size
+    sheet = Image.new("RGB", (len(panels) * (w + 6) + 6, h + 30), "white")
+    draw = ImageDraw.Draw(sheet)
+    for k, (label, im) in enumerate(panels):
+        x = 6 + k * (w + 6)
+        sheet.paste(im.resize((w, h), Image.LANCZOS), (x, 6))
+        draw.text((x, h + 10), label, fill="black")
+    tmp_out = out.with_name(f".{out.name}.tmp.jpg")
+    sheet.save(tmp_out, quality=90)
+    os.replace(tmp_out, out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
@@ -231,6 +264,12 @@ def main() -> None:
     ap.add_argument("--workdir", default="/tmp/impasto_fmnist")
     ap.add_argument("--fm-dir", default=str(FMNIST), help="the Fashion-MNIST .gz files")
     ap.add_argument("--fm-workers", type=int, default=1, help="data loader processes")
+    ap.add_argument(
+        "--fm-figure",
+        metavar="OUT.jpg",
+        help="the style-transfer figure from the network in --workdir/run (after training, "
+        "when --fashion-mnist is given too)",
+    )
     ap.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
     for a in ("--data", "--run-dir"):
         ap.add_argument(a, help=argparse.SUPPRESS)
@@ -251,7 +290,11 @@ def main() -> None:
             args.fm_workers,
         )
         result["rows"].append(row)
-    else:
+    if args.fm_figure:
+        fashion_mnist_figure(Path(args.workdir) / "run", Path(args.fm_figure))
+        if not args.fashion_mnist:
+            return None
+    if not args.fashion_mnist:
         result["rows"] += throughput_rows(args.device)
         if args.device == "cpu":
             result["rows"] += ddp_rows()
