@@ -43,7 +43,7 @@ def prepare_colors(mode, content, styles):
     return pipeline.prepare(content, styles)
 
 
-FAST = Settings(size=48, iterations=12, seed=0, precision="fp32")
+FAST = Settings(size=48, iterations=12, seed=0, precision="fp32", pooling="avg")  # = encoder()
 
 
 def _small(name: str, long_side: int) -> Image.Image:

@@ -329,9 +329,10 @@ def test_numeric_strings_coerce_and_estimate_is_offered(tmp_path):
         est = c.post("/api/estimate", json={**body, "settings": {"size": "128"}})
         assert est.status_code == 200, est.text
         est = est.json()
-        # chelsea is 451 x 300: 300 iterations at 128 x 85 (the default pyramid starts at 256,
-        # above 128, so one scale: 200 iterations at 128 x 85)
-        assert est["iterations"] == 200 and est["work"] == pytest.approx(128 * 85 * 200 / 1e6)
+        # chelsea is 451 x 300: at 128 px the default pyramid (from 128 px) has one scale, so
+        # the default full-size iterations at 128 x 85
+        its = Settings().iterations
+        assert est["iterations"] == its and est["work"] == pytest.approx(128 * 85 * its / 1e6)
         assert est["device"] == "cpu" and est["seconds"] > 0 and est["measured"] is False
         r = c.post("/api/jobs", json={**body, "settings": {"size": "128"}})
         assert r.status_code == 201, r.text

@@ -31,7 +31,9 @@ def test_work_counts_every_pyramid_scale():
     assert steps == 500
     assert work == pytest.approx((256 * 192 * 300 + 512 * 384 * 200) / 1e6)
     # issue 9 item 9: 10000 iterations per scale over 55 scales passed a per-scale limit
-    sneaky = Settings(size=4096, pyramid_start=16, pyramid_iterations=10000, pyramid_factor=1.1)
+    sneaky = Settings(
+        size=4096, iterations=200, pyramid_start=16, pyramid_iterations=10000, pyramid_factor=1.1
+    )
     work, steps = job_work(sneaky, (4096, 4096))
     assert steps == 590_200 and work > 800_000
     config = WebConfig(data_dir=None)  # type: ignore[arg-type] - the limits only

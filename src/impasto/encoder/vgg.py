@@ -173,7 +173,7 @@ def load_encoder(
     """Build a frozen :class:`VGGEncoder` on ``device`` in ``dtype``.
 
     Args:
-        pooling: ``"max"`` or ``"avg"`` (no default: Settings holds the one default, ``avg``).
+        pooling: ``"max"`` or ``"avg"`` (no default: Settings holds the one default, ``max``).
         device: where to run.
         dtype: the network's arithmetic (``torch.bfloat16`` for mixed precision; losses should
             still accumulate in float32).

@@ -515,7 +515,7 @@ async function init() {
   $("size").title = `up to ${cfg.limits.max_size} px within this server's ${gb} GB memory `
     + `budget (${cfg.memory.source}); large sizes run in exact tiles`;
   $("iterations").max = String(cfg.limits.max_iterations);
-  fillSettings({ ...cfg.defaults, size: 384, iterations: 150, seed: null });
+  fillSettings({ ...cfg.defaults, size: 384, seed: null });  // the engine's defaults, smaller
   renderExamples(cfg.examples);
   if (typeof initBatches === "function") initBatches(cfg.examples);  // batch.js
 
