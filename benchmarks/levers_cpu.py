@@ -1,0 +1,78 @@
+"""Quality against time for one lever at a time, at 256 px on the CPU: how this release's
+defaults were chosen (README, "How the defaults were chosen").
+
+Each config runs through the Python API with 2 torch threads; images are taken at marked
+iterations of the last (full-size) scale and scored afterwards by ``evaluator.py``. Rows are
+appended to ``benchmarks/results/levers_cpu.jsonl``
+(``{"pair", "config", "i", "t", "content", "style"}``; ``t``: seconds since the run started).
+
+    python benchmarks/levers_cpu.py chelsea_starry_night,astronaut_the_scream \\
+        n10_noise_p128x150,n10_max_p128x100
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+
+from benchmarks import compare  # noqa: E402
+from benchmarks.evaluator import PairScorer  # noqa: E402
+from impasto import Settings, Stylizer  # noqa: E402
+
+_P150 = dict(pyramid_start=128, pyramid_iterations=150)
+#: name -> Settings overrides (all: normalized loss scale, 256 px, seed 0)
+CONFIGS: dict[str, dict] = {
+    "n10_noise_p128x150": dict(**_P150, iterations=150, pooling="avg", style_weight=10.0),
+    "n10_content_p128x150": dict(**_P150, iterations=150, pooling="avg", init="content"),
+    "n30_noise_p128x100": dict(**_P150, iterations=100, pooling="avg", style_weight=30.0),
+    "n10_max_p128x100": dict(**_P150, iterations=100, pooling="max", style_weight=10.0),
+    "n30_max_p128x100": dict(**_P150, iterations=100, pooling="max", style_weight=30.0),
+}
+MARKS = (25, 50, 75, 100, 125, 150)
+OUT = ROOT / "results" / "levers_cpu.jsonl"
+
+
+def _pil(t) -> Image.Image:
+    return Image.fromarray(
+        (t.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    )
+
+
+def run(pair: str, name: str, size: int = 256) -> list[dict]:
+    """One config on one pair: the scores at the marked full-size iterations."""
+    photo, painting = compare.pair_paths(pair)
+    snaps = {}
+
+    def keep(it) -> None:
+        if it.scale == it.n_scales - 1 and it.i in MARKS:
+            snaps[it.i] = (it.elapsed, _pil(it.image))
+
+    settings = Settings(size=size, seed=0, device="cpu", loss_scale="normalized", **CONFIGS[name])
+    Stylizer(settings).run(photo, painting, callback=keep)
+    scorer = PairScorer(photo, painting)
+    return [
+        {"pair": pair, "config": name, "i": i, "t": round(t, 1), **scorer.score(im)}
+        for i, (t, im) in sorted(snaps.items())
+    ]
+
+
+def main() -> None:
+    pairs, names = sys.argv[1].split(","), sys.argv[2].split(",")
+    for pair in pairs:
+        for name in names:
+            rows = run(pair, name)
+            with OUT.open("a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+            for r in rows:
+                print(r, flush=True)
+
+
+if __name__ == "__main__":
+    main()
