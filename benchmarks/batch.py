@@ -43,16 +43,6 @@ PAINTINGS = ("starry_night", "great_wave", "the_scream", "composition_viii")
 PY = sys.executable
 
 
-def cpu_name() -> str:
-    """The CPU's model name (and core count) from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-
 
 def _timed(cmd: list[str], env: dict | None = None) -> float:
     t0 = time.perf_counter()
@@ -202,7 +192,9 @@ def main() -> None:
     unknown = sorted(set(sequence) - set(CONFIGS))
     if unknown:
         ap.error(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
-    cpu = cpu_name()
+    from impasto.devices import cpu_name
+
+    cpu = f"{cpu_name()}, {os.cpu_count()} cores"
     earlier = _earlier_rows(Path(args.json), args.iterations, args.size)
     earlier_ratios = _ratios({k: v for k, v in earlier.items()}) if earlier else {}
     print(f"CPU: {cpu} (shared with other work; load averages shown)\n8 jobs: 2 photos x 4 "

@@ -47,6 +47,7 @@ from benchmarks.peers import (  # noqa: E402
     run_measured,
     run_peer,
 )
+from impasto.devices import cpu_name  # noqa: E402
 
 RESULTS = HERE / "results"
 PAIR_DIR = HERE / "pairs"
@@ -85,7 +86,7 @@ def machine() -> dict:
 
     info = {
         "platform": platform.platform(),
-        "processor": _cpu_name(),
+        "processor": cpu_name(),
         "cpu_count": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -94,15 +95,6 @@ def machine() -> dict:
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def loop_seconds(snapshots: list, steps: list[int], iterations: int) -> float | None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -38,15 +37,6 @@ HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 GPU_DEADLINE_S = 170.0
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def peak_rss() -> int:
@@ -307,6 +297,8 @@ def gpu_main(args) -> dict:
 
 def machine(device: str) -> dict:
     import torch
+
+    from impasto.devices import cpu_name
 
     info = {"cpu": cpu_name(), "cores": __import__("os").cpu_count(), "torch": torch.__version__}
     if device == "cuda":

@@ -60,12 +60,6 @@ def matmul_peak(dtype_name: str, n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
 
 
-def _cpu_name() -> str:
-    for line in _cpuinfo():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
 
 def _cpu_flags() -> list[str]:
     """The CPU's AVX-512 / AMX / AVX2 flags: they decide whether bf16 is fast."""
@@ -211,10 +205,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['peak_rss_mb']:7.0f}",
             flush=True,
         )
+    from impasto.devices import cpu_name
+
     result = {
         "machine": {
             "platform": platform.platform(),
-            "processor": _cpu_name(),
+            "processor": cpu_name(),
             "cpu_flags": _cpu_flags(),
             "load_average_before": _load(),
             "threads": torch.get_num_threads(),

@@ -21,7 +21,6 @@ import gzip
 import io
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -31,18 +30,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from impasto.devices import cpu_name
+
 ROOT = Path(__file__).resolve().parent
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def images_per_s(arch: str, size: int, batch: int, steps: int, device: str, bf16: bool) -> float:

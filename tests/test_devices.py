@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from impasto.devices import available_devices, cpu_has_fast_bf16, resolve_device, resolve_dtype
+from impasto.devices import (
+    available_devices,
+    cpu_has_fast_bf16,
+    cpu_name,
+    resolve_device,
+    resolve_dtype,
+)
 from impasto.errors import SettingsError
 
 
@@ -34,3 +40,16 @@ def test_precision_on_the_cpu():
     # auto never assumes bf16: only where the CPU has native bf16 instructions.
     want = torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
     assert resolve_dtype("auto", cpu) == want
+
+
+def test_cpu_name_is_the_model_name_line():
+    from pathlib import Path
+
+    name = cpu_name()
+    assert name and name == name.strip()
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return
+    if "model name" in info:
+        assert f": {name}" in info

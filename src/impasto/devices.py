@@ -5,12 +5,21 @@ Nothing below the API picks a device: modules receive ``torch.device`` and ``tor
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
+
 import torch
 
 from .choices import DEVICES, PRECISIONS
 from .errors import SettingsError
 
-__all__ = ["resolve_device", "resolve_dtype", "cpu_has_fast_bf16", "available_devices"]
+__all__ = [
+    "resolve_device",
+    "resolve_dtype",
+    "cpu_has_fast_bf16",
+    "available_devices",
+    "cpu_name",
+]
 
 
 def _mps() -> bool:
@@ -36,6 +45,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in DEVICES:
         raise SettingsError(f"unknown device {name!r}; use {', '.join(DEVICES)}")
     return torch.device(name)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), for reports such as the benchmarks'."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def cpu_has_fast_bf16() -> bool:

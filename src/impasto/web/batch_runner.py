@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import ImpastoError
 from ..settings import Settings
 from .batches import BatchRecord, BatchStore
+from .capacity import job_budget
 from .limits import resolve_image
 from .runner import LiveJob, Notify
 from .store import Store
@@ -107,7 +108,7 @@ class BatchRunner:
             return jobs
         for job in jobs:
             own = job.settings.get("max_memory")
-            job.settings = {**job.settings, "max_memory": min(own or self.budget, self.budget)}
+            job.settings = {**job.settings, "max_memory": job_budget(own, self.budget)}
         return jobs
 
     def plan(self, contents: list[str], styles: list[str], settings: Settings):

@@ -18,7 +18,14 @@ from ..schedule import plan_scales
 from ..settings import Settings
 from ..tiles import alignment, required_halo
 
-__all__ = ["Capacity", "server_capacity", "plan_job_memory", "largest_size", "check_memory"]
+__all__ = [
+    "Capacity",
+    "server_capacity",
+    "job_budget",
+    "plan_job_memory",
+    "largest_size",
+    "check_memory",
+]
 
 #: Settings' own bounds on the output's long side.
 MIN_SIDE, MAX_SIDE = 16, 16384
@@ -62,6 +69,12 @@ def _dtype(settings: Settings, device):
         return torch.float32
 
 
+def job_budget(own: int | None, server: int) -> int:
+    """The memory budget a job runs within: the server's, or the job's own ``max_memory`` when
+    that is lower (a job may only lower its budget)."""
+    return min(own or server, server)
+
+
 def plan_job_memory(
     settings: Settings, size: tuple[int, int], budget: int, device_name: str = "auto"
 ) -> MemoryPlan:
@@ -82,7 +95,7 @@ def plan_job_memory(
         dtype=_dtype(s, device),
         optimizer=s.optimizer,
         history=s.lbfgs_history,
-        budget=min(budget, s.max_memory or budget),
+        budget=job_budget(s.max_memory, budget),
         halo=required_halo(layers),
         align=alignment(layers),
         image_channels=1 if s.preserve_colors == "luminance" else 3,

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import Cancelled, ImpastoError
 from ..settings import Settings, StyleInput
+from .capacity import job_budget
 from .encode import png_bytes, snapshot, write_partial
 from .limits import image_size, job_work, resolve_image
 from .speed import SpeedMeter
@@ -123,9 +124,7 @@ class JobRunner:
         if self.weights is not None:
             settings = settings.replace(weights=self.weights)
         if self.budget is not None:
-            settings = settings.replace(
-                max_memory=min(settings.max_memory or self.budget, self.budget)
-            )
+            settings = settings.replace(max_memory=job_budget(settings.max_memory, self.budget))
         if job.init_file:
             init = resolve_image(self.store, job.init_file, kinds=("partial",))
             settings = settings.replace(init=str(init))

@@ -78,7 +78,7 @@ def api_reference() -> FileResponse:
 def get_config(config: ConfigDep, studio: StudioDep) -> dict[str, Any]:
     """Limits, the memory budget and the largest size it allows, the engine's setting defaults
     and choices (devices: those this server has), and the bundled examples."""
-    cap = studio.capacity
+    cap, defaults = studio.capacity, Settings()
     return {
         "version": __version__,
         "limits": {
@@ -98,7 +98,7 @@ def get_config(config: ConfigDep, studio: StudioDep) -> dict[str, Any]:
             "max_size_cap": config.max_size,
         },
         "preview_every": config.preview_every,
-        "defaults": {**Settings().to_dict(), "style_weight": Settings().beta},
+        "defaults": {**defaults.to_dict(), "style_weight": defaults.beta},
         "style_weight_defaults": DEFAULT_STYLE_WEIGHT,
         "choices": {
             "loss_scale": list(LOSS_SCALES),

@@ -229,18 +229,22 @@ function syncStrength() {
   }
 }
 
+function setBetaOverAlpha(ratio) {
+  // beta = alpha * ratio, to 3 significant digits
+  const a = parseFloat($("content_weight").value) || 1;
+  $("style_weight").value = String(Number((a * ratio).toPrecision(3)));
+}
+
 function lossScaleChanged() {
   // beta's units change with the loss scale: start from that scale's default strength
   const beta = state.config.style_weight_defaults[$("loss_scale").value];
-  const a = parseFloat($("content_weight").value) || 1;
-  if (beta !== undefined) $("style_weight").value = String(Number((a * beta).toPrecision(3)));
+  if (beta !== undefined) setBetaOverAlpha(beta);
   syncStrength();
 }
 
 function strengthChanged() {
-  const a = parseFloat($("content_weight").value) || 1;
   const r = parseFloat($("strength").value);
-  $("style_weight").value = String(Number((a * 10 ** r).toPrecision(3)));
+  setBetaOverAlpha(10 ** r);
   $("ratio").textContent = r.toFixed(1);
 }
 
