@@ -12,12 +12,10 @@ appended to ``benchmarks/results/levers_cpu.jsonl``
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
-
-import numpy as np
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
@@ -25,6 +23,7 @@ sys.path.insert(0, str(ROOT.parent))
 from benchmarks import compare  # noqa: E402
 from benchmarks.evaluator import PairScorer  # noqa: E402
 from impasto import Settings, Stylizer  # noqa: E402
+from impasto.image import to_pil  # noqa: E402
 
 _P150 = dict(pyramid_start=128, pyramid_iterations=150)
 #: name -> Settings overrides (all: normalized loss scale, 256 px, seed 0)
@@ -39,12 +38,6 @@ MARKS = (25, 50, 75, 100, 125, 150)
 OUT = ROOT / "results" / "levers_cpu.jsonl"
 
 
-def _pil(t) -> Image.Image:
-    return Image.fromarray(
-        (t.clamp(0, 1)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    )
-
-
 def run(pair: str, name: str, size: int = 256) -> list[dict]:
     """One config on one pair: the scores at the marked full-size iterations."""
     photo, painting = compare.pair_paths(pair)
@@ -52,7 +45,7 @@ def run(pair: str, name: str, size: int = 256) -> list[dict]:
 
     def keep(it) -> None:
         if it.scale == it.n_scales - 1 and it.i in MARKS:
-            snaps[it.i] = (it.elapsed, _pil(it.image))
+            snaps[it.i] = (it.elapsed, to_pil(it.image))
 
     settings = Settings(size=size, seed=0, device="cpu", loss_scale="normalized", **CONFIGS[name])
     Stylizer(settings).run(photo, painting, callback=keep)
@@ -64,7 +57,14 @@ def run(pair: str, name: str, size: int = 256) -> list[dict]:
 
 
 def main() -> None:
-    pairs, names = sys.argv[1].split(","), sys.argv[2].split(",")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("pairs", help="comma-separated pair names of benchmarks/compare.py")
+    ap.add_argument("configs", help=f"comma-separated, from: {', '.join(CONFIGS)}")
+    args = ap.parse_args()
+    pairs, names = args.pairs.split(","), args.configs.split(",")
+    unknown = [n for n in names if n not in CONFIGS] + [p for p in pairs if p not in compare.PAIRS]
+    if unknown:
+        ap.error(f"unknown pair or config: {', '.join(unknown)}")
     for pair in pairs:
         for name in names:
             rows = run(pair, name)

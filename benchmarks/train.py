@@ -36,7 +36,6 @@ ROOT = Path(__file__).resolve().parent
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-
 def images_per_s(arch: str, size: int, batch: int, steps: int, device: str, bf16: bool) -> float:
     from impasto.train.model import build_model
 
@@ -217,10 +216,11 @@ def fashion_mnist(
 def fashion_mnist_figure(run_dir: Path, out: Path, size: int = 160, iterations: int = 120) -> None:
     """The README's figure: chelsea x The Starry Night with the ImageNet VGG19 and with the
     network trained in ``run_dir`` (exported to .pth), same settings and seed, side by side."""
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     from impasto import Settings, Stylizer
     from impasto.examples import path
+    from impasto.sheet import contact_sheet
     from impasto.train.export import export
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -228,19 +228,15 @@ def fashion_mnist_figure(run_dir: Path, out: Path, size: int = 160, iterations: 
         export(run_dir, weights)
         base = Settings(size=size, iterations=iterations, pyramid_start=0, seed=1, device="cpu")
         photo, painting = path("chelsea"), path("starry_night")
-        panels = [("photo", Image.open(photo).convert("RGB"))]
-        for label, s in (
-            ("ImageNet VGG19", base),
-            ("Fashion-MNIST VGG11", base.replace(weights=str(weights))),
-        ):
-            panels.append((label, Stylizer(s).run(photo, painting).to_pil()))
-    w, h = panels[1][1].size
-    sheet = Image.new("RGB", (len(panels) * (w + 6) + 6, h + 30), "white")
-    draw = ImageDraw.Draw(sheet)
-    for k, (label, im) in enumerate(panels):
-        x = 6 + k * (w + 6)
-        sheet.paste(im.resize((w, h), Image.LANCZOS), (x, 6))
-        draw.text((x, h + 10), label, fill="black")
+        results = [
+            Stylizer(s).run(photo, painting).to_pil()
+            for s in (base, base.replace(weights=str(weights)))
+        ]
+    w, h = results[0].size
+    photo_im = Image.open(photo).convert("RGB").resize((w, h), Image.LANCZOS)
+    sheet = contact_sheet(
+        [(photo_im, "photo"), (results[0], "ImageNet VGG19"), (results[1], "Fashion-MNIST VGG11")]
+    )
     tmp_out = out.with_name(f".{out.name}.tmp.jpg")
     sheet.save(tmp_out, quality=90)
     os.replace(tmp_out, out)
