@@ -33,8 +33,17 @@ CONFIGS: dict[str, dict] = {
     "n30_noise_p128x100": dict(**_P150, iterations=100, pooling="avg", style_weight=30.0),
     "n10_max_p128x100": dict(**_P150, iterations=100, pooling="max", style_weight=10.0),
     "n30_max_p128x100": dict(**_P150, iterations=100, pooling="max", style_weight=30.0),
+    # this release's defaults (max pooling, strength 10, noise, 100 @ 128 px, 80 at full size),
+    # one lever changed at a time
+    "default": {},
+    "ema90": dict(ema_decay=0.9),
+    "adam": dict(optimizer="adam"),
+    "adam_ema90": dict(optimizer="adam", ema_decay=0.9),
+    "tv10": dict(tv_weight=10.0),
+    "style_scale0.7": dict(style_scale=0.7),
+    "style_scale1.4": dict(style_scale=1.4),
 }
-MARKS = (25, 50, 75, 100, 125, 150)
+MARKS = (25, 50, 75, 100, 125, 150)  # and the last iteration
 OUT = ROOT / "results" / "levers_cpu.jsonl"
 
 
@@ -43,11 +52,12 @@ def run(pair: str, name: str, size: int = 256) -> list[dict]:
     photo, painting = compare.pair_paths(pair)
     snaps = {}
 
+    settings = Settings(size=size, seed=0, device="cpu", loss_scale="normalized", **CONFIGS[name])
+
     def keep(it) -> None:
-        if it.scale == it.n_scales - 1 and it.i in MARKS:
+        if it.scale == it.n_scales - 1 and (it.i in MARKS or it.i == settings.iterations):
             snaps[it.i] = (it.elapsed, to_pil(it.image))
 
-    settings = Settings(size=size, seed=0, device="cpu", loss_scale="normalized", **CONFIGS[name])
     Stylizer(settings).run(photo, painting, callback=keep)
     scorer = PairScorer(photo, painting)
     return [

@@ -135,9 +135,10 @@ def test_an_objective_may_compute_its_own_gradient(name):
     )
 
 
+@pytest.mark.parametrize("ema", [0.0, 0.8])
 @pytest.mark.parametrize("name", ["lbfgs", "adam"])
-def test_saved_and_restored_descent_continues_bit_for_bit(name):
-    kw = dict(optimizer=name, lr=0.5, history_size=3)
+def test_saved_and_restored_descent_continues_bit_for_bit(name, ema):
+    kw = dict(optimizer=name, lr=0.5, history_size=3, ema_decay=ema)
     straight = Descent(START, quadratic, **kw)
     for _ in range(7):
         straight.step()
@@ -160,6 +161,7 @@ def test_saved_and_restored_descent_continues_bit_for_bit(name):
         second.step()
     assert torch.equal(second.x, straight.x)
     assert torch.equal(second.total, straight.total)
+    assert torch.equal(second.result(), straight.result())
 
     resumed = optimise(START, quadratic, iterations=7, resume=saved(), **kw)
     assert torch.equal(resumed, straight.result())
@@ -170,4 +172,38 @@ def test_restoring_another_run_is_refused():
     state = d.state_dict()
     other = Descent(START, quadratic, optimizer="adam", lr=1.0, history_size=3)
     with pytest.raises(SettingsError, match="does not match"):
+        other.load_state_dict(state)
+
+
+@pytest.mark.parametrize("name, lr", [("lbfgs", 0.5), ("adam", 0.05)])
+def test_iterate_averaging_returns_the_ema_of_the_clamped_iterates(name, lr):
+    decay = 0.7
+    d = Descent(START, quadratic, optimizer=name, lr=lr, history_size=3, ema_decay=decay)
+    plain = Descent(START, quadratic, optimizer=name, lr=lr, history_size=3)
+    expected = START.clone()
+    for _ in range(6):
+        d.step()
+        plain.step()
+        expected = decay * expected + (1 - decay) * d.x.detach().clamp(0, 1)
+    assert torch.equal(d.x, plain.x)  # averaging does not change the descent
+    torch.testing.assert_close(d.result(), expected)
+    assert not torch.equal(d.result(), plain.result())
+    seen = []
+    out = optimise(
+        START,
+        quadratic,
+        iterations=6,
+        optimizer=name,
+        lr=lr,
+        history_size=3,
+        ema_decay=decay,
+        on_step=lambda i, img, parts, total: seen.append(img.clone()),
+    )
+    assert torch.equal(out, d.result()) and torch.equal(seen[-1], out)
+
+
+def test_restoring_with_other_averaging_is_refused():
+    state = Descent(START, quadratic, optimizer="adam", lr=0.1, history_size=3).state_dict()
+    other = Descent(START, quadratic, optimizer="adam", lr=0.1, history_size=3, ema_decay=0.9)
+    with pytest.raises(SettingsError, match="averages"):
         other.load_state_dict(state)

@@ -60,10 +60,13 @@ class Descent:
         optimizer: one of :data:`impasto.choices.OPTIMIZERS`.
         lr: step size.
         history_size: L-BFGS memory (ignored by Adam).
+        ema_decay: iterate averaging: when > 0, the result is an exponential moving average of
+            the (clamped) iterates with this decay, started at ``start``; 0: the last iterate.
 
     Attributes:
         x: the live image (requires grad); read it detached.
         done: iterations completed.
+        average: the running average of the iterates (None when ``ema_decay`` is 0).
         total: the loss of the last evaluation; ``parts``: its components (detached).
         steady: False only while the torch optimiser updates its state within :meth:`step`;
             an interruption (Ctrl-C) at any other moment, the objective's evaluation included,
@@ -78,6 +81,7 @@ class Descent:
         optimizer: str,
         lr: float,
         history_size: int,
+        ema_decay: float = 0.0,
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise SettingsError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
@@ -86,6 +90,8 @@ class Descent:
         self.lr = lr
         self.history_size = history_size
         self.x = start.detach().clone().float().requires_grad_(True)
+        self.ema_decay = float(ema_decay)
+        self.average = self.x.detach().clamp(0, 1) if self.ema_decay > 0 else None
         self.opt = _make_optimizer(optimizer, self.x, lr, history_size)
         self.good = self.x.detach().clone()  # the last point evaluated with a finite loss
         self.failures = 0
@@ -136,13 +142,21 @@ class Descent:
             self.opt = _make_optimizer(self.name, self.x, self.lr, self.history_size)
         else:
             self.failures = 0
+            if self.average is not None:
+                with torch.no_grad():
+                    self.average.lerp_(self.x.clamp(0, 1), 1.0 - self.ema_decay)
         self.done += 1
         self.steady = True
+
+    def image(self) -> torch.Tensor:
+        """The image the run would return now, live (unclamped for L-BFGS without averaging):
+        the running average when averaging, else the current iterate. Clone it to keep it."""
+        return self.x.detach() if self.average is None else self.average
 
     def result(self) -> torch.Tensor:
         """The image clamped to [0, 1] (detached copy). L-BFGS iterates are left unclamped
         during the run (clamping would corrupt its curvature pairs)."""
-        return self.x.detach().clamp(0, 1)
+        return self.image().clamp(0, 1)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue exactly (tensors are live references: save or copy
@@ -157,6 +171,8 @@ class Descent:
             "done": self.done,
             "norm": self.norm,
             "torch_optimizer": self.opt.state_dict(),
+            "ema_decay": self.ema_decay,
+            "average": self.average,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -166,6 +182,8 @@ class Descent:
         once (e.g. fresh from :func:`torch.load`), not twice."""
         if state["optimizer"] != self.name or state["x"].shape != self.x.shape:
             raise SettingsError("saved optimiser state does not match this run")
+        if float(state.get("ema_decay", 0.0)) != self.ema_decay:
+            raise SettingsError("saved optimiser state averages the iterates differently")
         self.lr = float(state["lr"])
         self.history_size = int(state["history_size"])
         with torch.no_grad():
@@ -175,6 +193,9 @@ class Descent:
         self.done = int(state["done"])
         norm = state["norm"]
         self.norm = None if norm is None else norm.to(self.x.device)
+        if self.average is not None:
+            with torch.no_grad():
+                self.average.copy_(state["average"])
         self.opt = _make_optimizer(self.name, self.x, self.lr, self.history_size)
         self.opt.load_state_dict(state["torch_optimizer"])
 
@@ -220,6 +241,7 @@ def optimise(
     optimizer: str,
     lr: float,
     history_size: int,
+    ema_decay: float = 0.0,
     on_step: StepReport | None = None,
     cancel: threading.Event | None = None,
     resume: Mapping[str, Any] | None = None,
@@ -233,11 +255,9 @@ def optimise(
         objective: ``image -> (total, components)`` (see the module docstring).
         iterations: number of iterations (one objective evaluation each), counting those done
             before ``resume``.
-        optimizer: one of :data:`impasto.choices.OPTIMIZERS`.
-        lr: step size.
-        history_size: L-BFGS memory (``Settings.lbfgs_history``).
+        optimizer, lr, history_size, ema_decay: as for :class:`Descent`.
         on_step: called after each iteration with ``(i, image, components, total)``
-            (1-based ``i``; ``image`` is the live tensor: clone it to keep it).
+            (1-based ``i``; ``image``: :meth:`Descent.image`, live: clone it to keep it).
         cancel: when set, the loop raises :class:`Cancelled` before the next iteration.
         resume: a :meth:`Descent.state_dict` to continue from (``start`` is then ignored but
             gives the shape).
@@ -252,7 +272,8 @@ def optimise(
     Returns:
         The optimised image, clamped to [0, 1] (detached).
     """
-    d = Descent(start, objective, optimizer=optimizer, lr=lr, history_size=history_size)
+    opts = dict(optimizer=optimizer, lr=lr, history_size=history_size, ema_decay=ema_decay)
+    d = Descent(start, objective, **opts)
     if resume is not None:
         d.load_state_dict(resume)
     try:
@@ -263,7 +284,7 @@ def optimise(
                 d.step()
                 interrupts.check()
                 if on_step is not None:
-                    on_step(d.done, d.x.detach(), d.parts, d.total)
+                    on_step(d.done, d.image(), d.parts, d.total)
                 if snapshot is not None:
                     snapshot(d.done, d.state_dict)
     except (KeyboardInterrupt, Cancelled):

@@ -530,6 +530,7 @@ def run_scale(run: _Run, k: int, x: torch.Tensor | None) -> torch.Tensor:
         optimizer=mem.optimizer,
         lr=lr,
         history_size=mem.history or s.lbfgs_history,
+        ema_decay=s.ema_decay,
         on_step=lambda i, img, parts, total: progress.step(k, i, img, parts, total),
         cancel=run.cancel,
         resume=None if resumed is None else resumed.descent,

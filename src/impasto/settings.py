@@ -198,6 +198,11 @@ class Settings:
     lbfgs_history: Annotated[int, Field(ge=1, le=1000)] = _f(
         20, "L-BFGS memory: how many recent (step, gradient change) pairs shape its steps"
     )
+    ema_decay: Annotated[float, Field(ge=0, lt=1)] = _f(
+        0.0,
+        "iterate averaging: each scale's result is an exponential moving average of its iterates "
+        "with this decay (0: off, the last iterate; about 0.9 smooths Adam's noise)",
+    )
     tile: Annotated[int, Field(ge=0, le=16384)] | None = _f(
         None,
         "side in px of exact tiles (rounded down to a multiple of the deepest layer's stride); "
