@@ -7,10 +7,12 @@ each), the optimiser per scale (L-BFGS or Adam), Adam state carried across scale
 moving average (EMA) of the iterate (style-transfer-pytorch's iterate averaging), total variation,
 and the painting's scale relative to the output.
 
-The loop is the product's (torch's L-BFGS with one evaluation per iteration, history 20, the
-objective divided by its first value; or Adam with clamping), written here so the levers the
-product does not have yet can be tried without touching it. Timing is wall time with the device
-synchronised at both ends; nothing in the loop syncs with the host except L-BFGS's own checks.
+The loop is the product's (:class:`impasto.optimise.Descent`: torch's L-BFGS with one evaluation
+per iteration, the objective divided by its first value, or Adam with clamping; iterate
+averaging); the pyramid is written here so that the levers the product does not have (Adam state
+across scales, an optimiser per scale, the margin) can be tried without touching it. Timing is
+wall time with the device synchronised at both ends; nothing in the loop syncs with the host
+except L-BFGS's own checks (and the product loop's finiteness check).
 
     cand = Candidate("normalized s=10", style_weight=10.0)
     image, seconds = run_candidate(cand, "photo.jpg", "painting.jpg", size=256, device="cuda")
@@ -36,6 +38,7 @@ from impasto.encoder import load_encoder  # noqa: E402
 from impasto.image import fit_long_side, load_image, resize  # noqa: E402
 from impasto.layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: E402
 from impasto.objective import Objective, compute_targets  # noqa: E402
+from impasto.optimise import Descent  # noqa: E402
 
 __all__ = ["Candidate", "run_candidate", "sync", "NOISE_MEAN", "NOISE_STD"]
 
@@ -89,23 +92,19 @@ def _encoder(pooling: str, device: torch.device, dtype: torch.dtype):
     return _ENCODERS[key]
 
 
-class _Average:
-    """Bias-corrected exponential moving average of the (clamped) iterate."""
-
-    def __init__(self, decay: float, like: torch.Tensor) -> None:
-        self.decay, self.n = decay, 0
-        self.acc = torch.zeros_like(like)
-
-    def update(self, x: torch.Tensor) -> None:
-        self.n += 1
-        self.acc.mul_(self.decay).add_(x.clamp(0, 1), alpha=1 - self.decay)
-
-    def get(self) -> torch.Tensor:
-        return self.acc / (1 - self.decay**self.n)
+def _adam_state_for(state: dict, x: torch.Tensor) -> dict:
+    """Adam's moments from the previous scale, resized to ``x``'s."""
+    wh = (x.shape[-1], x.shape[-2])
+    return {
+        "step": state["step"].clone(),
+        "exp_avg": resize(state["exp_avg"], wh),
+        "exp_avg_sq": resize(state["exp_avg_sq"], wh).clamp_(min=0),
+    }
 
 
 def _minimise(x0, objective, iterations, optimizer, lr, history, ema, adam_state, graph=False):
-    """The product's loop (normalised by the first loss) plus the EMA and Adam state levers.
+    """The product's loop (:class:`impasto.optimise.Descent`, iterate averaging included) plus
+    Adam's state carried from the previous scale.
 
     ``graph``: plain L-BFGS on CUDA runs :func:`benchmarks.fastloop.minimise_graphed` instead
     (the same iterates, captured in a CUDA graph).
@@ -116,41 +115,13 @@ def _minimise(x0, objective, iterations, optimizer, lr, history, ema, adam_state
         from benchmarks.fastloop import minimise_graphed
 
         return minimise_graphed(x0, objective, iterations, history, lr), None
-    x = x0.detach().clone().float().requires_grad_(True)
-    if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS(
-            [x], lr=lr, max_iter=1, history_size=history, tolerance_grad=0.0, tolerance_change=0.0
-        )
-    else:
-        opt = torch.optim.Adam([x], lr=lr)
-        if adam_state is not None:
-            st = opt.state[x]
-            st["step"] = adam_state["step"].clone()
-            st["exp_avg"] = resize(adam_state["exp_avg"], (x.shape[-1], x.shape[-2]))
-            st["exp_avg_sq"] = resize(adam_state["exp_avg_sq"], (x.shape[-1], x.shape[-2]))
-            st["exp_avg_sq"].clamp_(min=0)
-    norm: list[torch.Tensor] = []
-
-    def closure():
-        opt.zero_grad(set_to_none=True)
-        total, _ = objective(x)
-        if not norm:
-            norm.append(1.0 / total.detach().abs().clamp_min(1e-30))
-        scaled = total * norm[0]
-        scaled.backward()
-        return scaled
-
-    avg = _Average(ema, x) if ema > 0 else None
+    d = Descent(x0, objective, optimizer=optimizer, lr=lr, history_size=history, ema_decay=ema)
+    if adam_state is not None and optimizer == "adam":
+        d.opt.state[d.x] = _adam_state_for(adam_state, d.x)
     for _ in range(iterations):
-        opt.step(closure)
-        if optimizer == "adam":
-            with torch.no_grad():
-                x.clamp_(0, 1)
-        if avg is not None:
-            avg.update(x.detach())
-    out = avg.get() if avg is not None else x.detach()
-    state = opt.state.get(x) if optimizer == "adam" else None
-    return out.clamp(0, 1).detach(), state
+        d.step()
+    state = d.opt.state.get(d.x) if optimizer == "adam" else None
+    return d.result(), state
 
 
 def _style_at(rgb: torch.Tensor, scale: float, size: tuple[int, int]) -> torch.Tensor:
