@@ -14,7 +14,7 @@ across scales, an optimiser per scale, the margin) can be tried without touching
 wall time with the device synchronised at both ends; nothing in the loop syncs with the host
 except L-BFGS's own checks (and the product loop's finiteness check).
 
-    cand = Candidate("normalized s=10", style_weight=10.0)
+    cand = Candidate("strength 30", style_weight=30.0)   # the product's defaults but one
     image, seconds = run_candidate(cand, "photo.jpg", "painting.jpg", size=256, device="cuda")
 """
 
@@ -39,32 +39,38 @@ from impasto.image import fit_long_side, load_image, resize  # noqa: E402
 from impasto.layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: E402
 from impasto.objective import Objective, compute_targets  # noqa: E402
 from impasto.optimise import Descent  # noqa: E402
+from impasto.settings import Settings  # noqa: E402
 
 __all__ = ["Candidate", "run_candidate", "sync", "NOISE_MEAN", "NOISE_STD"]
 
 NOISE_MEAN, NOISE_STD = 0.5, 0.2  # as impasto.api's noise start
 
+_DEFAULTS = Settings()
+
 
 @dataclass(frozen=True)
 class Candidate:
-    """One impasto configuration (see the module docstring for each lever)."""
+    """One impasto configuration (see the module docstring for each lever); every default is
+    the product's (:class:`impasto.Settings`)."""
 
     name: str
-    loss_scale: str = "normalized"
-    content_weight: float = 1.0
-    style_weight: float = 10.0
-    init: str = "content"  # "content" or "noise"
-    pooling: str = "avg"
-    #: (fraction of the output's long side, iterations) per scale, coarse to fine
-    pyramid: tuple[tuple[float, int], ...] = ((1.0, 200),)
-    optimizers: tuple[str, ...] = ("lbfgs",)  # per scale; the last entry repeats
+    loss_scale: str = _DEFAULTS.loss_scale
+    content_weight: float = _DEFAULTS.content_weight
+    style_weight: float | None = None  # default: the loss scale's (Settings.beta)
+    init: str = _DEFAULTS.init  # "content" or "noise"
+    pooling: str = _DEFAULTS.pooling
+    #: (fraction of the output's long side, iterations) per scale, coarse to fine; None: the
+    #: product's schedule at the run's size
+    pyramid: tuple[tuple[float, int], ...] | None = None
+    iterations_factor: float = 1.0  # every scale's iterations times this (smoke tests: < 1)
+    optimizers: tuple[str, ...] = (_DEFAULTS.optimizer,)  # per scale; the last entry repeats
     lr: float | None = None  # default: 1 for L-BFGS, 0.02 for Adam
-    history: int = 20
-    ema: float = 0.0  # decay of the iterate average (0: off)
+    history: int = _DEFAULTS.lbfgs_history
+    ema: float = _DEFAULTS.ema_decay  # decay of the iterate average (0: off)
     carry_adam: bool = False  # Adam moments resized to the next scale
-    tv_weight: float = 0.0  # normalized: per pixel value; paper: raw eq.
-    style_scale: float = 1.0
-    precision: str = "auto"
+    tv_weight: float = _DEFAULTS.tv_weight  # normalized: per pixel value; paper: raw eq.
+    style_scale: float = _DEFAULTS.style_scale
+    precision: str = _DEFAULTS.precision
     #: issue 9's border: optimise on a canvas this many pixels larger on every side (the photo
     #: reflect-padded for the content target and the start), cropped at the end
     margin: int = 0
@@ -74,6 +80,21 @@ class Candidate:
 
     def optimizer_at(self, k: int) -> str:
         return self.optimizers[min(k, len(self.optimizers) - 1)]
+
+    def schedule(self, size: int) -> tuple[tuple[float, int], ...]:
+        """(fraction of the long side, iterations) per scale for an output of ``size`` px."""
+        if self.pyramid is None:
+            st = Settings(size=size)
+            its = [st.pyramid_iterations] * (len(st.sides) - 1) + [st.iterations]
+            pyramid = tuple((side / size, n) for side, n in zip(st.sides, its))
+        else:
+            pyramid = self.pyramid
+        return tuple((fr, max(1, round(n * self.iterations_factor))) for fr, n in pyramid)
+
+    @property
+    def beta(self) -> float:
+        """The style weight in use."""
+        return Settings(loss_scale=self.loss_scale, style_weight=self.style_weight).beta
 
 
 def sync(device: torch.device) -> None:
@@ -157,8 +178,9 @@ def run_candidate(
     sync(dev)
     t0 = time.perf_counter()
     x, adam_state = None, None
-    for k, (frac, iterations) in enumerate(cand.pyramid):
-        wh = final if k == len(cand.pyramid) - 1 else fit_long_side(final, round(size * frac))
+    pyramid = cand.schedule(size)
+    for k, (frac, iterations) in enumerate(pyramid):
+        wh = final if k == len(pyramid) - 1 else fit_long_side(final, round(size * frac))
         c_s = resize(photo, wh).to(dev)
         pad = round(cand.margin * max(wh) / size)
         if pad:
@@ -168,7 +190,7 @@ def run_candidate(
         cw, sw = balance.layer_weights(targets, cand.loss_scale, c_layers, s_layers)
         alpha = cand.content_weight * balance.content_area_factor(cand.loss_scale, final, wh)
         tv = cand.tv_weight * balance.tv_factor(cand.loss_scale, wh)
-        objective = Objective(enc, targets, alpha, cand.style_weight, cw, sw, tv)
+        objective = Objective(enc, targets, alpha, cand.beta, cw, sw, tv)
         if x is None:
             if cand.init == "noise":
                 g = torch.Generator().manual_seed(seed)
@@ -180,7 +202,7 @@ def run_candidate(
         else:
             x = resize(x, (c_s.shape[-1], c_s.shape[-2]))
         opt = cand.optimizer_at(k)
-        lr = cand.lr if cand.lr is not None else (1.0 if opt == "lbfgs" else 0.02)
+        lr = cand.lr or Settings(optimizer=opt).lr
         carry = adam_state if (cand.carry_adam and opt == "adam") else None
         x, adam_state = _minimise(
             x, objective, iterations, opt, lr, cand.history, cand.ema, carry, graph

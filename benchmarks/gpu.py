@@ -48,55 +48,30 @@ ROOF_PAIR = "chelsea_starry_night"
 #: the first ALL_PAIRS_CANDIDATES candidates run on every pair, the levers on the first LEVER_PAIRS
 ALL_PAIRS_CANDIDATES, LEVER_PAIRS = 4, 6
 
-#: The sweep, in priority order (the budget drops from the end). Strengths: see calibration.
+#: The sweep, in priority order (the budget drops from the end): the product's defaults with one
+#: lever changed each (:class:`Candidate`'s defaults are the product's).
 CANDIDATES: tuple[Candidate, ...] = (
     Candidate(
-        "paper b1e3 noise 200 (old default)", loss_scale="paper", style_weight=1e3, init="noise"
-    ),
-    Candidate("norm s10 content 200", style_weight=10.0),
-    Candidate("norm s30 content 200", style_weight=30.0),
-    Candidate("norm s100 content 200", style_weight=100.0),
-    Candidate("norm s30 margin 8", style_weight=30.0, margin=8),
-    Candidate(
-        "paper b1e3 noise 200 margin 8",
+        "previous default (paper b1e3, avg pool, 300@1/2+200)",
         loss_scale="paper",
-        style_weight=1e3,
-        init="noise",
-        margin=8,
+        pooling="avg",
+        pyramid=((0.5, 300), (1.0, 200)),
     ),
-    Candidate("norm s30 noise 300", style_weight=30.0, init="noise", pyramid=((1.0, 300),)),
-    Candidate("norm s30 pyramid 100@1/2+100", style_weight=30.0, pyramid=((0.5, 100), (1.0, 100))),
-    Candidate("norm s30 content 400", style_weight=30.0, pyramid=((1.0, 400),)),
-    Candidate(
-        "norm s30 adam 300 ema.9",
-        style_weight=30.0,
-        optimizers=("adam",),
-        pyramid=((1.0, 300),),
-        ema=0.9,
-    ),
-    Candidate("norm s30 adam 300", style_weight=30.0, optimizers=("adam",), pyramid=((1.0, 300),)),
-    Candidate(
-        "norm s30 adam>lbfgs 100@1/2+100",
-        style_weight=30.0,
-        optimizers=("adam", "lbfgs"),
-        pyramid=((0.5, 100), (1.0, 100)),
-    ),
-    Candidate("norm s30 max pool", style_weight=30.0, pooling="max"),
-    Candidate("norm s30 tv20", style_weight=30.0, tv_weight=20.0),
-    Candidate("norm s30 style scale 0.75", style_weight=30.0, style_scale=0.75),
-    Candidate(
-        "norm s30 adam carry 150@1/2+150",
-        style_weight=30.0,
-        optimizers=("adam",),
-        pyramid=((0.5, 150), (1.0, 150)),
-        carry_adam=True,
-    ),
-    Candidate(
-        "norm s30 adam 150@1/2+150",
-        style_weight=30.0,
-        optimizers=("adam",),
-        pyramid=((0.5, 150), (1.0, 150)),
-    ),
+    Candidate("default"),
+    Candidate("strength 30", style_weight=30.0),
+    Candidate("strength 3", style_weight=3.0),
+    Candidate("ema .9", ema=0.9),
+    Candidate("adam", optimizers=("adam",)),
+    Candidate("adam ema .9", optimizers=("adam",), ema=0.9),
+    Candidate("adam carry", optimizers=("adam",), carry_adam=True),
+    Candidate("adam>lbfgs per scale", optimizers=("adam", "adam", "lbfgs")),
+    Candidate("margin 8", margin=8),
+    Candidate("tv 10", tv_weight=10.0),
+    Candidate("style scale 0.75", style_scale=0.75),
+    Candidate("style scale 1.5", style_scale=1.5),
+    Candidate("content init", init="content"),
+    Candidate("avg pool", pooling="avg"),
+    Candidate("full size only, 300", pyramid=((1.0, 300),)),
 )
 
 
@@ -513,7 +488,7 @@ def _median_ratio(per: dict, peers: dict) -> float:
 def _scaled(c: Candidate, f: float) -> Candidate:
     if f == 1.0:
         return c
-    return c.replace(pyramid=tuple((fr, max(1, round(n * f))) for fr, n in c.pyramid))
+    return c.replace(iterations_factor=f)
 
 
 def _sheets(rep, peers, solo, best, pairs, args, img_dir) -> None:
