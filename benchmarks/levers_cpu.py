@@ -8,6 +8,7 @@ appended to ``benchmarks/results/levers_cpu.jsonl``
 
     python benchmarks/levers_cpu.py chelsea_starry_night,astronaut_the_scream \\
         n10_noise_p128x150,n10_max_p128x100
+    python benchmarks/levers_cpu.py coffee_te_fare default,ema90,tv10 --sheet levers.jpg
 """
 
 from __future__ import annotations
@@ -17,13 +18,16 @@ import json
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 from benchmarks import compare  # noqa: E402
 from benchmarks.evaluator import PairScorer  # noqa: E402
 from impasto import Settings, Stylizer  # noqa: E402
-from impasto.image import to_pil  # noqa: E402
+from impasto.image import save_image, to_pil, to_tensor  # noqa: E402
+from impasto.sheet import contact_sheet  # noqa: E402
 
 _P150 = dict(pyramid_start=128, pyramid_iterations=150)
 #: name -> Settings overrides (all: normalized loss scale, 256 px, seed 0)
@@ -39,6 +43,7 @@ CONFIGS: dict[str, dict] = {
     "ema90": dict(ema_decay=0.9),
     "adam": dict(optimizer="adam"),
     "adam_ema90": dict(optimizer="adam", ema_decay=0.9),
+    "tv3": dict(tv_weight=3.0),
     "tv10": dict(tv_weight=10.0),
     "style_scale0.7": dict(style_scale=0.7),
     "style_scale1.4": dict(style_scale=1.4),
@@ -47,8 +52,9 @@ MARKS = (25, 50, 75, 100, 125, 150)  # and the last iteration
 OUT = ROOT / "results" / "levers_cpu.jsonl"
 
 
-def run(pair: str, name: str, size: int = 256) -> list[dict]:
-    """One config on one pair: the scores at the marked full-size iterations."""
+def run(pair: str, name: str, size: int = 256) -> tuple[list[dict], Image.Image]:
+    """One config on one pair: the scores at the marked full-size iterations, and the final
+    image."""
     photo, painting = compare.pair_paths(pair)
     snaps = {}
 
@@ -60,28 +66,35 @@ def run(pair: str, name: str, size: int = 256) -> list[dict]:
 
     Stylizer(settings).run(photo, painting, callback=keep)
     scorer = PairScorer(photo, painting)
-    return [
+    rows = [
         {"pair": pair, "config": name, "i": i, "t": round(t, 1), **scorer.score(im)}
         for i, (t, im) in sorted(snaps.items())
     ]
+    return rows, snaps[max(snaps)][1]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pairs", help="comma-separated pair names of benchmarks/compare.py")
     ap.add_argument("configs", help=f"comma-separated, from: {', '.join(CONFIGS)}")
+    ap.add_argument("--sheet", type=Path, help="also a contact sheet: a row per pair")
     args = ap.parse_args()
     pairs, names = args.pairs.split(","), args.configs.split(",")
     unknown = [n for n in names if n not in CONFIGS] + [p for p in pairs if p not in compare.PAIRS]
     if unknown:
         ap.error(f"unknown pair or config: {', '.join(unknown)}")
+    cells = []
     for pair in pairs:
         for name in names:
-            rows = run(pair, name)
+            rows, image = run(pair, name)
             with OUT.open("a") as f:
                 f.writelines(json.dumps(r) + "\n" for r in rows)
             for r in rows:
                 print(r, flush=True)
+            last = rows[-1]
+            cells.append((image, f"{name}: {last['content']:.3f} / {last['style']:.3f}"))
+    if args.sheet:
+        save_image(to_tensor(contact_sheet(cells, columns=len(names))), args.sheet)
 
 
 if __name__ == "__main__":
