@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -279,6 +280,12 @@ def summarise(report: dict) -> dict:
     return out
 
 
+def _slug(extra_args: str) -> str:
+    """A folder suffix for runs with extra impasto arguments ("" for the defaults)."""
+    slug = re.sub(r"[^A-Za-z0-9.]+", "_", extra_args).strip("_")
+    return f"_{slug}" if slug else ""
+
+
 def merge_reports(reports: list[dict]) -> dict:
     """One report from several of the same size and device: pairs taken whole (a later
     report's pair replaces an earlier one's), machine and date kept per source, summary redone."""
@@ -357,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
             impasto_cli(
                 pair,
                 args.size,
-                WORK / pair / f"impasto_{args.size}",
+                WORK / pair / f"impasto_{args.size}{_slug(args.impasto_args)}",
                 device=args.device,
                 seed=args.seed,
                 extra=tuple(args.impasto_args.split()),
