@@ -39,6 +39,7 @@ from impasto.image import fit_long_side, load_image, resize  # noqa: E402
 from impasto.layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: E402
 from impasto.objective import Objective, compute_targets  # noqa: E402
 from impasto.optimise import Descent  # noqa: E402
+from impasto.schedule import plan_scales  # noqa: E402
 from impasto.settings import Settings  # noqa: E402
 
 __all__ = ["Candidate", "run_candidate", "sync", "NOISE_MEAN", "NOISE_STD"]
@@ -85,8 +86,15 @@ class Candidate:
         """(fraction of the long side, iterations) per scale for an output of ``size`` px."""
         if self.pyramid is None:
             st = Settings(size=size)
-            its = [st.pyramid_iterations] * (len(st.sides) - 1) + [st.iterations]
-            pyramid = tuple((side / size, n) for side, n in zip(st.sides, its))
+            scales = plan_scales(
+                (size, size),
+                size,
+                st.iterations,
+                st.pyramid_start,
+                st.pyramid_iterations,
+                st.pyramid_factor,
+            )
+            pyramid = tuple((sc.size[0] / size, sc.iterations) for sc in scales)
         else:
             pyramid = self.pyramid
         return tuple((fr, max(1, round(n * self.iterations_factor))) for fr, n in pyramid)

@@ -418,7 +418,6 @@ def test_loop_seconds_and_ratios():
     assert not compare.ratios({**mine, "style": 0.11}, {**mine, "style": 0.1})["at_least_as_good"]
 
 
-
 def _report(when, pairs, size=256, device="cpu"):
     def entry(ok, time_ratio):
         v = {"content_ratio": 1.0, "style_ratio": 1.0, "time_ratio": time_ratio}
