@@ -68,6 +68,15 @@ def test_adam_clamps_and_runs(content_path, style_path):
     assert 0 <= r.image.min() and r.image.max() <= 1
 
 
+def test_iterate_averaging_reaches_the_result(content_path, style_path):
+    seen = []
+    s = TINY.replace(iterations=4, ema_decay=0.5)
+    r = Stylizer(s).run(content_path, style_path, callback=seen.append)
+    plain = Stylizer(TINY.replace(iterations=4)).run(content_path, style_path)
+    assert torch.equal(seen[-1].image.clamp(0, 1), r.image)  # the preview shows the average
+    assert not torch.equal(r.image, plain.image)
+
+
 def test_inits(content_path, style_path, tiny_rgb):
     zero = TINY.replace(iterations=0, init="content")
     content = load_image(content_path).rgb
