@@ -69,7 +69,7 @@ class Candidate:
     history: int = _DEFAULTS.lbfgs_history
     ema: float = _DEFAULTS.ema_decay  # decay of the iterate average (0: off)
     carry_adam: bool = False  # Adam moments resized to the next scale
-    tv_weight: float = _DEFAULTS.tv_weight  # normalized: per pixel value; paper: raw eq.
+    tv_weight: float | None = None  # default: the loss scale's (Settings.tv)
     style_scale: float = _DEFAULTS.style_scale
     precision: str = _DEFAULTS.precision
     #: issue 9's border: optimise on a canvas this many pixels larger on every side (the photo
@@ -103,6 +103,11 @@ class Candidate:
     def beta(self) -> float:
         """The style weight in use."""
         return Settings(loss_scale=self.loss_scale, style_weight=self.style_weight).beta
+
+    @property
+    def tv(self) -> float:
+        """The total-variation weight in use (normalized: per pixel value; paper: raw)."""
+        return Settings(loss_scale=self.loss_scale, tv_weight=self.tv_weight).tv
 
 
 def sync(device: torch.device) -> None:
@@ -197,7 +202,7 @@ def run_candidate(
         targets = compute_targets(enc, c_s, tuple(c_layers), [st], tuple(s_layers))
         cw, sw = balance.layer_weights(targets, cand.loss_scale, c_layers, s_layers)
         alpha = cand.content_weight * balance.content_area_factor(cand.loss_scale, final, wh)
-        tv = cand.tv_weight * balance.tv_factor(cand.loss_scale, wh)
+        tv = cand.tv * balance.tv_factor(cand.loss_scale, wh)
         objective = Objective(enc, targets, alpha, cand.beta, cw, sw, tv)
         if x is None:
             if cand.init == "noise":

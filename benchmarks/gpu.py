@@ -66,6 +66,7 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("adam carry", optimizers=("adam",), carry_adam=True),
     Candidate("adam>lbfgs per scale", optimizers=("adam", "adam", "lbfgs")),
     Candidate("margin 8", margin=8),
+    Candidate("tv 0", tv_weight=0.0),
     Candidate("tv 10", tv_weight=10.0),
     Candidate("style scale 0.75", style_scale=0.75),
     Candidate("style scale 1.5", style_scale=1.5),

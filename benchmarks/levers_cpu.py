@@ -29,7 +29,10 @@ from impasto import Settings, Stylizer  # noqa: E402
 from impasto.image import save_image, to_pil, to_tensor  # noqa: E402
 from impasto.sheet import contact_sheet  # noqa: E402
 
-_P150 = dict(pyramid_start=128, pyramid_iterations=150)
+_P150 = dict(pyramid_start=128, pyramid_iterations=150, tv_weight=0.0)
+#: the defaults before TV 3 became one (max pooling, strength 10, noise, 100 @ 128 px, 80 at full
+#: size, no TV): every lever below was measured against them, one changed at a time
+_PRE_TV = dict(tv_weight=0.0)
 #: name -> Settings overrides (all: normalized loss scale, 256 px, seed 0)
 CONFIGS: dict[str, dict] = {
     "n10_noise_p128x150": dict(**_P150, iterations=150, pooling="avg", style_weight=10.0),
@@ -37,16 +40,14 @@ CONFIGS: dict[str, dict] = {
     "n30_noise_p128x100": dict(**_P150, iterations=100, pooling="avg", style_weight=30.0),
     "n10_max_p128x100": dict(**_P150, iterations=100, pooling="max", style_weight=10.0),
     "n30_max_p128x100": dict(**_P150, iterations=100, pooling="max", style_weight=30.0),
-    # this release's defaults (max pooling, strength 10, noise, 100 @ 128 px, 80 at full size),
-    # one lever changed at a time
-    "default": {},
-    "ema90": dict(ema_decay=0.9),
-    "adam": dict(optimizer="adam"),
-    "adam_ema90": dict(optimizer="adam", ema_decay=0.9),
-    "tv3": dict(tv_weight=3.0),
+    "default": _PRE_TV,
+    "ema90": dict(_PRE_TV, ema_decay=0.9),
+    "adam": dict(_PRE_TV, optimizer="adam"),
+    "adam_ema90": dict(_PRE_TV, optimizer="adam", ema_decay=0.9),
+    "tv3": dict(tv_weight=3.0),  # the default since
     "tv10": dict(tv_weight=10.0),
-    "style_scale0.7": dict(style_scale=0.7),
-    "style_scale1.4": dict(style_scale=1.4),
+    "style_scale0.7": dict(_PRE_TV, style_scale=0.7),
+    "style_scale1.4": dict(_PRE_TV, style_scale=1.4),
 }
 MARKS = (25, 50, 75, 100, 125, 150)  # and the last iteration
 OUT = ROOT / "results" / "levers_cpu.jsonl"

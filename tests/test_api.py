@@ -34,7 +34,7 @@ def test_callback_sees_every_iteration_and_loss_falls(content_path, style_path):
     r = Stylizer(TINY, iterations=12).run(content_path, style_path, callback=seen.append)
     assert [it.step for it in seen] == list(range(1, 13))
     assert seen[-1].is_last and seen[0].total_steps == 12
-    assert set(seen[0].losses) == {"content", "style"}
+    assert set(seen[0].losses) == {"content", "style", "tv"}  # TV 3 by default
     assert seen[-1].loss < seen[0].loss
     assert seen[0].image.shape == r.image.shape
     assert len(r.history) == 12 and r.history[-1]["loss"] == pytest.approx(seen[-1].loss)
@@ -75,6 +75,18 @@ def test_iterate_averaging_reaches_the_result(content_path, style_path):
     plain = Stylizer(TINY.replace(iterations=4)).run(content_path, style_path)
     assert torch.equal(seen[-1].image.clamp(0, 1), r.image)  # the preview shows the average
     assert not torch.equal(r.image, plain.image)
+
+
+def test_tv_default_follows_the_loss_scale(content_path, style_path):
+    # normalized: TV 3 (a mean per pixel value) is on by default; paper: the raw eqs., no TV
+    for scale, tv_on in (("normalized", True), ("paper", False)):
+        seen = []
+        Stylizer(TINY.replace(loss_scale=scale)).run(content_path, style_path, callback=seen.append)
+        assert ("tv" in seen[-1].losses) == tv_on, scale
+        assert not tv_on or float(seen[-1].losses["tv"]) > 0
+    seen = []
+    Stylizer(TINY.replace(tv_weight=0)).run(content_path, style_path, callback=seen.append)
+    assert set(seen[-1].losses) == {"content", "style"}
 
 
 def test_inits(content_path, style_path, tiny_rgb):

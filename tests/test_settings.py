@@ -59,6 +59,12 @@ def test_every_field_has_help_and_a_default_that_validates():
     assert all(getattr(defaults, name) == default for name, (default, _) in help_.items())
 
 
+def test_tv_weight_defaults_by_loss_scale_and_yields_to_an_explicit_value():
+    assert Settings().tv == 3.0 and Settings(loss_scale="paper").tv == 0.0
+    assert Settings(tv_weight=0).tv == 0.0 and Settings(loss_scale="paper", tv_weight=2).tv == 2.0
+    assert Settings().tv_weight is None  # unset: recorded as the loss scale's default
+
+
 def test_choices_come_from_one_home():
     hints = typing.get_type_hints(Settings)
     assert typing.get_args(hints["pooling"]) == POOLINGS

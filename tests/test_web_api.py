@@ -142,9 +142,11 @@ def test_page_config_examples_and_openapi(tmp_path):
         assert c.get("/docs").status_code == 404  # Swagger UI would load assets from a CDN
 
         cfg = c.get("/api/config").json()
-        assert cfg["defaults"] == {**Settings().to_dict(), "style_weight": Settings().beta}
+        resolved = {"style_weight": Settings().beta, "tv_weight": Settings().tv}
+        assert cfg["defaults"] == {**Settings().to_dict(), **resolved}
         assert cfg["choices"]["loss_scale"] == ["normalized", "paper"]
         assert cfg["style_weight_defaults"] == {"normalized": 10.0, "paper": 1e3}
+        assert cfg["tv_weight_defaults"] == {"normalized": 3.0, "paper": 0.0}
         assert "luminance" in cfg["choices"]["preserve_colors"]
         import torch
 

@@ -304,7 +304,7 @@ def scale_objective(plan: Plan, targets: Targets, size: Size, encoder) -> Object
     content_w, style_w = balance.layer_weights(
         targets, s.loss_scale, plan.content_weights, plan.style_weights
     )
-    tv = s.tv_weight * balance.tv_factor(s.loss_scale, size, plan.colors.channels)
+    tv = s.tv * balance.tv_factor(s.loss_scale, size, plan.colors.channels)
     return Objective(encoder, targets, alpha, s.beta, content_w, style_w, tv)
 
 

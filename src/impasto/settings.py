@@ -41,6 +41,7 @@ __all__ = [
     "describe",
     "DEFAULT_FEATHER",
     "DEFAULT_STYLE_WEIGHT",
+    "DEFAULT_TV_WEIGHT",
     "DEFAULT_RATIOS",
     "DEFAULT_LABEL_TOLERANCE",
     "field_help",
@@ -55,6 +56,10 @@ DEFAULT_LABEL_TOLERANCE = 0.1
 # beta by loss scale: the raw eqs. (1)-(7) need a beta of the order of 1e3 (Gatys et al. Fig. 3);
 # normalized terms are relative errors, and beta is a style strength of the order of 10.
 DEFAULT_STYLE_WEIGHT = {"normalized": 10.0, "paper": 1e3}
+# total-variation weight by loss scale. normalized: 3 (a mean over pixel values, see
+# balance.tv_factor) removes the per-pixel colour grain of noise starts at no cost on the evaluator
+# over 11 pairs (README, "Levers"); paper: 0, the paper's eqs. (1)-(7) have no TV term.
+DEFAULT_TV_WEIGHT = {"normalized": 3.0, "paper": 0.0}
 # alpha/beta values a ratio sweep shows by default, by loss scale: a decade apart, around and
 # beyond each scale's default (Gatys et al. Fig. 3 spans 1e-4 .. 1e-1 in the paper's units).
 DEFAULT_RATIOS = {"normalized": (1.0, 0.3, 0.1, 0.03), "paper": (1e-4, 1e-3, 1e-2, 1e-1)}
@@ -174,7 +179,12 @@ class Settings:
         + ", ".join(f"{v:g} with loss scale {k}" for k, v in DEFAULT_STYLE_WEIGHT.items())
         + ")",
     )
-    tv_weight: Weight = _f(0.0, "total-variation (smoothness) weight; 0 = off")
+    tv_weight: Weight | None = _f(
+        None,
+        "total-variation (smoothness) weight; 0 = off (default: "
+        + ", ".join(f"{v:g} with loss scale {k}" for k, v in DEFAULT_TV_WEIGHT.items())
+        + ")",
+    )
     content_layers: Layers = _f(DEFAULT_CONTENT_LAYERS, "layer(s) matched for content")
     content_layer_weights: tuple[Weight, ...] | None = _f(
         None, "weight per content layer (default: equal, summing to 1)"
@@ -274,6 +284,13 @@ class Settings:
         if self.style_weight is not None:
             return self.style_weight
         return DEFAULT_STYLE_WEIGHT[self.loss_scale]
+
+    @property
+    def tv(self) -> float:
+        """The total-variation weight in use (the loss scale's default when not set)."""
+        if self.tv_weight is not None:
+            return self.tv_weight
+        return DEFAULT_TV_WEIGHT[self.loss_scale]
 
     @property
     def sides(self) -> list[int]:

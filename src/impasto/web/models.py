@@ -181,6 +181,9 @@ class ConfigInfo(BaseModel):
     style_weight_defaults: dict[str, float] = Field(
         description="the default style weight (beta) of each loss scale"
     )
+    tv_weight_defaults: dict[str, float] = Field(
+        description="the default total-variation weight of each loss scale"
+    )
     choices: dict[str, list[str]]
     examples: list[ExampleInfo]
 

@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, Response
 
 from ... import examples
 from ...choices import COLOR_MODES, INITS, LOSS_SCALES, OPTIMIZERS, POOLINGS, PRECISIONS
-from ...settings import DEFAULT_STYLE_WEIGHT, Settings
+from ...settings import DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, Settings
 from ...version import __version__
 from ..deps import ConfigDep, StudioDep
 from ..encode import thumbnail_png
@@ -98,8 +98,9 @@ def get_config(config: ConfigDep, studio: StudioDep) -> dict[str, Any]:
             "max_size_cap": config.max_size,
         },
         "preview_every": config.preview_every,
-        "defaults": {**defaults.to_dict(), "style_weight": defaults.beta},
+        "defaults": {**defaults.to_dict(), "style_weight": defaults.beta, "tv_weight": defaults.tv},
         "style_weight_defaults": DEFAULT_STYLE_WEIGHT,
+        "tv_weight_defaults": DEFAULT_TV_WEIGHT,
         "choices": {
             "loss_scale": list(LOSS_SCALES),
             "preserve_colors": list(COLOR_MODES),

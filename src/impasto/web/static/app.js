@@ -236,9 +236,12 @@ function setBetaOverAlpha(ratio) {
 }
 
 function lossScaleChanged() {
-  // beta's units change with the loss scale: start from that scale's default strength
-  const beta = state.config.style_weight_defaults[$("loss_scale").value];
+  // beta's and TV's units change with the loss scale: start from that scale's defaults
+  const scale = $("loss_scale").value;
+  const beta = state.config.style_weight_defaults[scale];
   if (beta !== undefined) setBetaOverAlpha(beta);
+  const tv = state.config.tv_weight_defaults[scale];
+  if (tv !== undefined) $("tv_weight").value = String(tv);
   syncStrength();
 }
 
