@@ -2,6 +2,8 @@
 
     python docs/make_readme_figures.py            # hero + reconstructions
     python docs/make_readme_figures.py hero       # only the main example
+    python docs/make_readme_figures.py hero --from OUT.png --seconds 333   # an existing result
+                                                  # of the main command, timed elsewhere
 
 * ``hero.jpg``: photo | painting | the result of the README's main command (impasto's defaults,
   512 px), side by side. The timing of that command is printed.
@@ -42,10 +44,15 @@ def _thumb(img: Image.Image, height: int) -> Image.Image:
     )
 
 
-def hero() -> None:
+def hero(done: tuple[Path, float] | None = None) -> None:
+    """The hero sheet; ``done``: (result, seconds) of the main command run elsewhere (e.g. on a
+    fresh clone, timed by the shell) instead of running it here."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "chelsea_starry_night.png"
-        dt = run("example:chelsea", "example:starry_night", "-o", str(out), "-q")
+        if done is None:
+            dt = run("example:chelsea", "example:starry_night", "-o", str(out), "-q")
+        else:
+            out, dt = done
         h = 300
         sheet = contact_sheet(
             [
@@ -84,8 +91,14 @@ def reconstructions() -> None:
 
 if __name__ == "__main__":
     IMG.mkdir(parents=True, exist_ok=True)
-    wanted = set(sys.argv[1:]) or {"hero", "reconstructions"}
+    args = sys.argv[1:]
+    done = None
+    if "--from" in args:
+        i = args.index("--from")
+        done = (Path(args[i + 1]), float(args[args.index("--seconds") + 1]))
+        args = [a for a in args if a in ("hero", "reconstructions")]
+    wanted = set(args) or {"hero", "reconstructions"}
     if "hero" in wanted:
-        hero()
+        hero(done)
     if "reconstructions" in wanted:
         reconstructions()

@@ -137,6 +137,8 @@ def test_metadata_records_settings_and_seed(content_path, style_path, tmp_path):
     meta = json.loads(read_metadata(out)["impasto"])
     assert meta["seed"] == r.seed and meta["settings"]["seed"] == r.seed
     assert meta["settings"]["size"] == 48 and meta["version"] == impasto.__version__
+    # the weights in use are recorded, not "default": a later default change cannot alter a replay
+    assert (meta["settings"]["style_weight"], meta["settings"]["tv_weight"]) == (10.0, 3.0)
     assert meta["inputs"]["styles"][0] == {"name": "starry_night.jpg", "weight": 2.0, "scale": None}
     # Re-running with the recorded settings reproduces the image.
     again = Stylizer(impasto.Settings.from_dict(meta["settings"])).run(

@@ -96,6 +96,12 @@ def test_resume_refuses_another_run(tiny_weights, content_path, style_path, tmp_
         Stylizer(s.replace(seed=4)).run(content_path, [style_path], resume=ckpt)
     with pytest.raises(CheckpointError, match="'style0'.*differs"):
         Stylizer(s).run(content_path, [content_path], resume=ckpt)
+    # weights are compared as in use: the default TV (3) is refused as 0, accepted spelled out
+    with pytest.raises(CheckpointError, match="tv-weight 3.0, this run has 0"):
+        Stylizer(s.replace(tv_weight=0)).run(content_path, [style_path], resume=ckpt)
+    assert load_checkpoint(ckpt).settings["tv_weight"] == 3.0  # recorded as in use
+    same = s.replace(tv_weight=3.0, style_weight=10.0)
+    Stylizer(same).run(content_path, [style_path], resume=ckpt)
 
 
 def test_forced_tiles_are_exact_and_recorded(tiny_weights, content_path, style_path, tmp_path):

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from impasto.choices import COLOR_MODES, OPTIMIZERS, POOLINGS
 from impasto.errors import SettingsError
-from impasto.settings import Settings, StyleInput, field_help
+from impasto.settings import Settings, StyleInput, field_help, resolve_weights
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,12 @@ def test_every_field_has_help_and_a_default_that_validates():
 def test_tv_weight_defaults_by_loss_scale_and_yields_to_an_explicit_value():
     assert Settings().tv == 3.0 and Settings(loss_scale="paper").tv == 0.0
     assert Settings(tv_weight=0).tv == 0.0 and Settings(loss_scale="paper", tv_weight=2).tv == 2.0
-    assert Settings().tv_weight is None  # unset: recorded as the loss scale's default
+    assert Settings().tv_weight is None  # unset: the loss scale's default
+    # what files and checkpoints record: the weights in use
+    assert Settings().resolved()["tv_weight"] == 3.0
+    assert Settings(loss_scale="paper").resolved()["style_weight"] == 1e3
+    recorded = {"loss_scale": "paper", "style_weight": 5.0, "tv_weight": None}
+    assert resolve_weights(recorded) == {**recorded, "tv_weight": 0.0}
 
 
 def test_choices_come_from_one_home():

@@ -55,7 +55,7 @@ class Result:
             "version": __version__,
             "seed": self.seed,
             "inputs": self.inputs,
-            "settings": {**self.settings.to_dict(), "seed": self.seed},
+            "settings": {**self.settings.resolved(), "seed": self.seed},
         }
         if self.memory:
             keys = ("size", "tile", "optimizer", "history")

@@ -40,6 +40,7 @@ from .objective import Objective, RegionInput, Targets, compute_targets
 from .optimise import optimise
 from .plan import Plan, StyleSource
 from .schedule import Scale
+from .settings import resolve_weights
 from .tiles import TiledEncoder, TiledObjective, alignment, required_halo
 
 __all__ = [
@@ -435,7 +436,7 @@ class Checkpoints:
         """Save iteration ``i`` of scale ``k`` (``state()``: the descent's state) now."""
         self.autosave.save(
             lambda: Checkpoint(
-                settings=plan.settings.to_dict(),
+                settings=plan.settings.resolved(),
                 seed=plan.seed,
                 level=k,
                 iteration=i,
@@ -454,12 +455,12 @@ class Checkpoints:
 def check_resume(plan: Plan, ckpt: Checkpoint) -> None:
     """Refuse a checkpoint of another run: other settings (the memory budget aside), another
     seed, or a scale this run does not have."""
-    mine = plan.settings.to_dict()
-    for key in sorted(set(mine) | set(ckpt.settings)):
-        if key != "max_memory" and _plain(mine.get(key)) != _plain(ckpt.settings.get(key)):
+    mine, theirs = plan.settings.resolved(), resolve_weights(ckpt.settings)
+    for key in sorted(set(mine) | set(theirs)):
+        if key != "max_memory" and _plain(mine.get(key)) != _plain(theirs.get(key)):
             raise CheckpointError(
                 f"the checkpoint was made with {key.replace('_', '-')} "
-                f"{ckpt.settings.get(key)!r}, this run has {mine.get(key)!r}"
+                f"{theirs.get(key)!r}, this run has {mine.get(key)!r}"
             )
     if ckpt.seed != plan.seed:
         raise CheckpointError(f"the checkpoint was made with seed {ckpt.seed}, not {plan.seed}")

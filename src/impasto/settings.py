@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_LABEL_TOLERANCE",
     "field_help",
     "pyramid_sides",
+    "resolve_weights",
 ]
 
 # Regions (impasto.regions.Region): mask blur as a fraction of the long side, and the largest
@@ -333,12 +334,29 @@ class Settings:
         out = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
+    def resolved(self) -> dict[str, Any]:
+        """:meth:`to_dict` with the weights in use instead of "the default" (``None``): what
+        output files and checkpoints record, so that they replay the same after a default
+        changes."""
+        return resolve_weights(self.to_dict())
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Settings:
         """Build from a dict (e.g. JSON), rejecting unknown keys and bad values in one line."""
         if not isinstance(data, dict):
             raise SettingsError(f"settings must be a JSON object, got {type(data).__name__}")
         return cls(**data)
+
+
+def resolve_weights(data: dict[str, Any]) -> dict[str, Any]:
+    """A settings dict with an unset (``None``) style or TV weight replaced by its loss scale's
+    default (a recorded dict may predate :meth:`Settings.resolved`)."""
+    out = dict(data)
+    scale = out.get("loss_scale")
+    for key, table in (("style_weight", DEFAULT_STYLE_WEIGHT), ("tv_weight", DEFAULT_TV_WEIGHT)):
+        if out.get(key) is None and scale in table:
+            out[key] = table[scale]
+    return out
 
 
 def field_help() -> dict[str, tuple[Any, str]]:
