@@ -142,8 +142,8 @@ def test_page_config_examples_and_openapi(tmp_path):
         assert c.get("/docs").status_code == 404  # Swagger UI would load assets from a CDN
 
         cfg = c.get("/api/config").json()
-        resolved = {"style_weight": Settings().beta, "tv_weight": Settings().tv}
-        assert cfg["defaults"] == {**Settings().to_dict(), **resolved}
+        weights = {"style_weight": Settings().beta, "tv_weight": Settings().tv}
+        assert cfg["defaults"] == {**Settings().to_dict(), **weights}
         assert cfg["choices"]["loss_scale"] == ["normalized", "paper"]
         assert cfg["style_weight_defaults"] == {"normalized": 10.0, "paper": 1e3}
         assert cfg["tv_weight_defaults"] == {"normalized": 3.0, "paper": 0.0}

@@ -59,7 +59,7 @@ DEFAULT_LABEL_TOLERANCE = 0.1
 DEFAULT_STYLE_WEIGHT = {"normalized": 10.0, "paper": 1e3}
 # total-variation weight by loss scale. normalized: 3 (a mean over pixel values, see
 # balance.tv_factor) removes the per-pixel colour grain of noise starts at no cost on the evaluator
-# over 11 pairs (README, "Levers"); paper: 0, the paper's eqs. (1)-(7) have no TV term.
+# over the 12 shared pairs (README, Performance); paper: 0, eqs. (1)-(7) have no TV term.
 DEFAULT_TV_WEIGHT = {"normalized": 3.0, "paper": 0.0}
 # alpha/beta values a ratio sweep shows by default, by loss scale: a decade apart, around and
 # beyond each scale's default (Gatys et al. Fig. 3 spans 1e-4 .. 1e-1 in the paper's units).

@@ -98,7 +98,7 @@ def get_config(config: ConfigDep, studio: StudioDep) -> dict[str, Any]:
             "max_size_cap": config.max_size,
         },
         "preview_every": config.preview_every,
-        "defaults": {**defaults.to_dict(), "style_weight": defaults.beta, "tv_weight": defaults.tv},
+        "defaults": defaults.resolved(),  # the weights in use, for the form's fields
         "style_weight_defaults": DEFAULT_STYLE_WEIGHT,
         "tv_weight_defaults": DEFAULT_TV_WEIGHT,
         "choices": {
