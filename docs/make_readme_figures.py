@@ -13,8 +13,8 @@
 
 from __future__ import annotations
 
+import argparse
 import shlex
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -90,15 +90,18 @@ def reconstructions() -> None:
 
 
 if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("parts", nargs="*", help="hero and/or reconstructions (default: both)")
+    ap.add_argument("--from", dest="result", type=Path, help="the main command's result")
+    ap.add_argument("--seconds", type=float, help="how long that command took")
+    args = ap.parse_args()
+    if set(args.parts) - {"hero", "reconstructions"}:
+        ap.error(f"parts are hero and reconstructions, not {' '.join(args.parts)}")
+    if (args.result is None) != (args.seconds is None):
+        ap.error("--from and --seconds go together")
     IMG.mkdir(parents=True, exist_ok=True)
-    args = sys.argv[1:]
-    done = None
-    if "--from" in args:
-        i = args.index("--from")
-        done = (Path(args[i + 1]), float(args[args.index("--seconds") + 1]))
-        args = [a for a in args if a in ("hero", "reconstructions")]
-    wanted = set(args) or {"hero", "reconstructions"}
+    wanted = set(args.parts) or {"hero", "reconstructions"}
     if "hero" in wanted:
-        hero(done)
+        hero(None if args.result is None else (args.result, args.seconds))
     if "reconstructions" in wanted:
         reconstructions()

@@ -61,6 +61,8 @@ DEFAULT_STYLE_WEIGHT = {"normalized": 10.0, "paper": 1e3}
 # balance.tv_factor) removes the per-pixel colour grain of noise starts at no cost on the evaluator
 # over the 12 shared pairs (README, Performance); paper: 0, eqs. (1)-(7) have no TV term.
 DEFAULT_TV_WEIGHT = {"normalized": 3.0, "paper": 0.0}
+# the settings whose default depends on the loss scale (None: that default)
+_SCALE_DEFAULTS = {"style_weight": DEFAULT_STYLE_WEIGHT, "tv_weight": DEFAULT_TV_WEIGHT}
 # alpha/beta values a ratio sweep shows by default, by loss scale: a decade apart, around and
 # beyond each scale's default (Gatys et al. Fig. 3 spans 1e-4 .. 1e-1 in the paper's units).
 DEFAULT_RATIOS = {"normalized": (1.0, 0.3, 0.1, 0.03), "paper": (1e-4, 1e-3, 1e-2, 1e-1)}
@@ -282,16 +284,16 @@ class Settings:
     @property
     def beta(self) -> float:
         """The style weight in use (the loss scale's default when not set)."""
-        if self.style_weight is not None:
-            return self.style_weight
-        return DEFAULT_STYLE_WEIGHT[self.loss_scale]
+        return self._in_use("style_weight")
 
     @property
     def tv(self) -> float:
         """The total-variation weight in use (the loss scale's default when not set)."""
-        if self.tv_weight is not None:
-            return self.tv_weight
-        return DEFAULT_TV_WEIGHT[self.loss_scale]
+        return self._in_use("tv_weight")
+
+    def _in_use(self, key: str) -> float:
+        value = getattr(self, key)
+        return _SCALE_DEFAULTS[key][self.loss_scale] if value is None else value
 
     @property
     def sides(self) -> list[int]:
@@ -353,7 +355,7 @@ def resolve_weights(data: dict[str, Any]) -> dict[str, Any]:
     default (a recorded dict may predate :meth:`Settings.resolved`)."""
     out = dict(data)
     scale = out.get("loss_scale")
-    for key, table in (("style_weight", DEFAULT_STYLE_WEIGHT), ("tv_weight", DEFAULT_TV_WEIGHT)):
+    for key, table in _SCALE_DEFAULTS.items():
         if out.get(key) is None and scale in table:
             out[key] = table[scale]
     return out
