@@ -35,11 +35,12 @@ if str(HERE.parent) not in sys.path:
 from impasto import balance  # noqa: E402
 from impasto.devices import resolve_device, resolve_dtype  # noqa: E402
 from impasto.encoder import load_encoder  # noqa: E402
-from impasto.image import fit_long_side, load_image, resize  # noqa: E402
+from impasto.image import crop_edges, fit_long_side, load_image, pad_edges, resize  # noqa: E402
 from impasto.layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS  # noqa: E402
 from impasto.objective import Objective, compute_targets  # noqa: E402
 from impasto.optimise import Descent  # noqa: E402
-from impasto.schedule import plan_scales  # noqa: E402
+from impasto.pyramid import carry  # noqa: E402
+from impasto.schedule import Scale, scales_of  # noqa: E402
 from impasto.settings import Settings  # noqa: E402
 
 __all__ = ["Candidate", "run_candidate", "sync", "NOISE_MEAN", "NOISE_STD"]
@@ -72,9 +73,9 @@ class Candidate:
     tv_weight: float | None = None  # default: the loss scale's (Settings.tv)
     style_scale: float = _DEFAULTS.style_scale
     precision: str = _DEFAULTS.precision
-    #: issue 9's border: optimise on a canvas this many pixels larger on every side (the photo
-    #: reflect-padded for the content target and the start), cropped at the end
-    margin: int = 0
+    #: the product's margin (Settings.margin): pixels of canvas on every side at every scale
+    #: (the photo mirrored into it), cropped at the end
+    margin: int = _DEFAULTS.margin
 
     def replace(self, **changes) -> Candidate:
         return dataclasses.replace(self, **changes)
@@ -85,15 +86,7 @@ class Candidate:
     def schedule(self, size: int) -> tuple[tuple[float, int], ...]:
         """(fraction of the long side, iterations) per scale for an output of ``size`` px."""
         if self.pyramid is None:
-            st = Settings(size=size)
-            scales = plan_scales(
-                (size, size),
-                size,
-                st.iterations,
-                st.pyramid_start,
-                st.pyramid_iterations,
-                st.pyramid_factor,
-            )
+            scales = scales_of(Settings(size=size), (size, size))
             pyramid = tuple((sc.size[0] / size, sc.iterations) for sc in scales)
         else:
             pyramid = self.pyramid
@@ -190,37 +183,36 @@ def run_candidate(
     final = fit_long_side((photo.shape[-1], photo.shape[-2]), size)
     sync(dev)
     t0 = time.perf_counter()
-    x, adam_state = None, None
+    x, adam_state, prev = None, None, None
     pyramid = cand.schedule(size)
     for k, (frac, iterations) in enumerate(pyramid):
         wh = final if k == len(pyramid) - 1 else fit_long_side(final, round(size * frac))
-        c_s = resize(photo, wh).to(dev)
-        pad = round(cand.margin * max(wh) / size)
-        if pad:
-            c_s = torch.nn.functional.pad(c_s, (pad, pad, pad, pad), mode="reflect")
+        scale = Scale(wh, iterations, cand.margin)
+        c_s = pad_edges(resize(photo, wh), cand.margin).to(dev)
         st = _style_at(painting, cand.style_scale, wh).to(dev)
         targets = compute_targets(enc, c_s, tuple(c_layers), [st], tuple(s_layers))
         cw, sw = balance.layer_weights(targets, cand.loss_scale, c_layers, s_layers)
         alpha = cand.content_weight * balance.content_area_factor(cand.loss_scale, final, wh)
-        tv = cand.tv * balance.tv_factor(cand.loss_scale, wh)
+        tv = cand.tv * balance.tv_factor(cand.loss_scale, scale.canvas)
         objective = Objective(enc, targets, alpha, cand.beta, cw, sw, tv)
         if x is None:
             if cand.init == "noise":
                 g = torch.Generator().manual_seed(seed)
-                shape = (1, 3, c_s.shape[-2], c_s.shape[-1])
+                shape = (1, 3, wh[1], wh[0])
                 x = (torch.randn(shape, generator=g) * NOISE_STD + NOISE_MEAN).clamp(0, 1)
+                x = pad_edges(x, cand.margin)
             else:
                 x = c_s.detach().cpu()
             x = x.to(dev)
         else:
-            x = resize(x, (c_s.shape[-1], c_s.shape[-2]))
+            x = carry(x, prev, scale)
+        prev = scale
         opt = cand.optimizer_at(k)
         lr = cand.lr or Settings(optimizer=opt).lr
-        carry = adam_state if (cand.carry_adam and opt == "adam") else None
+        moments = adam_state if (cand.carry_adam and opt == "adam") else None
         x, adam_state = _minimise(
-            x, objective, iterations, opt, lr, cand.history, cand.ema, carry, graph
+            x, objective, iterations, opt, lr, cand.history, cand.ema, moments, graph
         )
     sync(dev)
-    if pad:
-        x = x[..., pad:-pad, pad:-pad]
+    x = crop_edges(x, cand.margin)
     return x.float().cpu(), time.perf_counter() - t0

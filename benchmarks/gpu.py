@@ -65,7 +65,7 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("adam ema .9", optimizers=("adam",), ema=0.9),
     Candidate("adam carry", optimizers=("adam",), carry_adam=True),
     Candidate("adam>lbfgs per scale", optimizers=("adam", "adam", "lbfgs")),
-    Candidate("margin 8", margin=8),
+    Candidate("margin 4", margin=4),
     Candidate("tv 0", tv_weight=0.0),
     Candidate("tv 10", tv_weight=10.0),
     Candidate("style scale 0.75", style_scale=0.75),

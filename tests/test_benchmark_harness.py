@@ -511,3 +511,14 @@ def test_static_lbfgs_follows_torchs_lbfgs(history):
     ours = minimise_static(x0, objective, 20, history=history)
     assert torch.allclose(ours, x.detach().clamp(0, 1), atol=1e-4)
     assert float(objective(ours)[0]) < 0.5 * float(objective(x0)[0])
+
+
+def test_margin_rim_measure():
+    from benchmarks import margin
+
+    flat = torch.full((1, 3, 20, 30), 0.5)
+    assert margin.rim(flat, 2) == 0.0
+    framed = flat.clone()
+    framed[..., :2, :] = 1.0  # a bright 2 px band along the top only
+    assert margin.rim(framed, 2) == pytest.approx(0.5 * 3**0.5 / 4)
+    assert margin.rim(framed, 2) > margin.rim(framed, 4) > 0  # a wider band dilutes it

@@ -24,7 +24,7 @@ from .image import LoadedImage, load_image
 from .layers import deepest, layer_stride
 from .objective import normalized_weights
 from .regions import Region
-from .schedule import Scale, plan_scales
+from .schedule import Scale, scales_of
 from .settings import Settings, StyleInput
 
 __all__ = ["Plan", "StyleSource", "RegionSource", "make_plan", "as_styles", "as_regions"]
@@ -174,9 +174,7 @@ def _layers(s: Settings, has_content: bool, has_style: bool) -> tuple[tuple, tup
 def _scales(s: Settings, aspect: tuple[int, int], deepest_layer: str) -> tuple[Scale, ...]:
     """The pyramid; levels too small for the deepest layer's pooling are skipped, and a final
     size too small for it is an error naming the size."""
-    scales = plan_scales(
-        aspect, s.size, s.iterations, s.pyramid_start, s.pyramid_iterations, s.pyramid_factor
-    )
+    scales = scales_of(s, aspect)
     need = layer_stride(deepest_layer)
     w, h = scales[-1].size
     if min(w, h) < need:

@@ -4,7 +4,9 @@ For each scale of the :class:`~impasto.plan.Plan`: choose how it fits the memory
 (:func:`scale_memory`: the whole image, or exact tiles, and the optimiser's state), resize the
 inputs, get the targets (from the cache or computed once, tile by tile when the scale is tiled),
 build the objective, make the start image (the first scale) or upsample the previous scale's
-result, and optimise. :func:`scale_objective` is the one place that decides the loss of a scale;
+result (:func:`carry`), and optimise. With a margin (``Settings.margin``), every scale optimises
+a canvas that many pixels larger on every side (the photo mirrored into it), and the result is
+cropped at the end. :func:`scale_objective` is the one place that decides the loss of a scale;
 :func:`evaluator` decides how it is evaluated (whole, or :class:`~impasto.tiles.TiledObjective`).
 
 Long runs save checkpoints (:class:`Checkpoints`: every few minutes, on Ctrl-C and on cancel)
@@ -33,7 +35,7 @@ from .cache import RunCache
 from .callbacks import Callback, Iterate
 from .checkpoint import Autosave, Checkpoint, CheckpointError, restore_rng, rng_state
 from .guides import background_guide, feather_guide, resize_guide
-from .image import fit_long_side, resize
+from .image import crop_edges, fit_long_side, pad_edges, resize
 from .layers import layer_channels
 from .memory import MemoryPlan, available_memory, format_bytes, plan_memory
 from .objective import Objective, RegionInput, Targets, compute_targets
@@ -48,6 +50,7 @@ __all__ = [
     "Note",
     "Progress",
     "TileTick",
+    "carry",
     "check_resume",
     "evaluator",
     "memory_budget",
@@ -149,7 +152,7 @@ class Progress:
             loss=float(total),
             losses=losses,
             elapsed=time.perf_counter() - self.started,
-            image=self.plan.colors.to_network(image),
+            image=self.plan.colors.to_network(crop_edges(image, sc.margin)),
             progress=(self._work_done + i * sc.size[0] * sc.size[1]) / self.total_work,
         )
         self.history.append(
@@ -224,13 +227,17 @@ def _style_at(src: StyleSource, plan: Plan, size: Size) -> torch.Tensor:
     return resize(src.rgb, fit_long_side((sw, sh), side)).to(plan.device)
 
 
-def _region_inputs(plan: Plan, size: Size) -> list[RegionInput]:
-    """The regions at one scale: feathered guides, and the global styles (if any) as one more
-    region over what no region covers."""
+def _region_inputs(plan: Plan, size: Size, margin: int = 0) -> list[RegionInput]:
+    """The regions at one scale: feathered guides (their edges repeated into the margin), and
+    the global styles (if any) as one more region over what no region covers."""
     if not plan.regions:
         return []
     guides = [
-        feather_guide(resize_guide(r.guide, size), r.region.feather * max(size))
+        pad_edges(
+            feather_guide(resize_guide(r.guide, size), r.region.feather * max(size)),
+            margin,
+            "replicate",
+        )
         for r in plan.regions
     ]
     out = [
@@ -257,19 +264,19 @@ def _region_inputs(plan: Plan, size: Size) -> list[RegionInput]:
 
 
 def scale_targets(
-    plan: Plan, size: Size, encoder, cache: RunCache, tile: int | None = None
+    plan: Plan, size: Size, encoder, cache: RunCache, tile: int | None = None, margin: int = 0
 ) -> Targets:
-    """The targets at one scale: the photo's features and the paintings' Grams, each from the
-    cache when known; computed tile by tile (exactly, :class:`~impasto.tiles.TiledEncoder`) when
-    ``tile`` is given."""
+    """The targets at one scale: the photo's features (the photo mirrored into the ``margin``)
+    and the paintings' Grams, each from the cache when known; computed tile by tile (exactly,
+    :class:`~impasto.tiles.TiledEncoder`) when ``tile`` is given."""
     network = encoder if tile is None else TiledEncoder(encoder, tile)
 
     def content(layers: tuple[str, ...]) -> Targets:
-        photo = resize(plan.content, size).to(plan.device)
+        photo = pad_edges(resize(plan.content, size), margin).to(plan.device)
         return compute_targets(network, photo, layers, [], [])
 
     def style(layers: tuple[str, ...]) -> Targets:
-        regions = _region_inputs(plan, size)
+        regions = _region_inputs(plan, size, margin)
         paintings = [] if plan.regions else [_style_at(st, plan, size) for st in plan.styles]
         return compute_targets(
             network,
@@ -284,13 +291,15 @@ def scale_targets(
         )
 
     s = plan.settings
-    at = (s.pooling, s.weights, s.weights_format, str(plan.device), plan.dtype, size, tile)
+    at = (s.pooling, s.weights, s.weights_format, str(plan.device), plan.dtype, size, margin, tile)
     c = cache.content_targets((plan.content_key, at), plan.content_layers, content)
     st = cache.style_targets((plan.style_key, at), plan.style_layers, style)
     return Targets(c.content, st.grams, st.regions)
 
 
-def scale_objective(plan: Plan, targets: Targets, size: Size, encoder) -> Objective:
+def scale_objective(
+    plan: Plan, targets: Targets, size: Size, encoder, margin: int = 0
+) -> Objective:
     """The objective of one scale, ``image -> (total, components)`` (a 1-channel luminance
     image is expanded to the network's three channels by the objective itself).
 
@@ -305,18 +314,21 @@ def scale_objective(plan: Plan, targets: Targets, size: Size, encoder) -> Object
     content_w, style_w = balance.layer_weights(
         targets, s.loss_scale, plan.content_weights, plan.style_weights
     )
-    tv = s.tv * balance.tv_factor(s.loss_scale, size, plan.colors.channels)
+    canvas = (size[0] + 2 * margin, size[1] + 2 * margin)
+    tv = s.tv * balance.tv_factor(s.loss_scale, canvas, plan.colors.channels)
     return Objective(encoder, targets, alpha, s.beta, content_w, style_w, tv)
 
 
-def start_image(plan: Plan, size: Size) -> torch.Tensor:
-    """The first scale's start image, ``(1, channels, h, w)`` on the CPU."""
+def start_image(plan: Plan, size: Size, margin: int = 0) -> torch.Tensor:
+    """The first scale's start image with its margin, ``(1, channels, h + 2 margin,
+    w + 2 margin)`` on the CPU: mirrored into the margin, so that a seed gives the same start
+    with or without one."""
     w, h = size
     init = plan.settings.init
     if init == "noise":
         g = torch.Generator().manual_seed(plan.seed)
         noise = torch.randn((1, plan.colors.channels, h, w), generator=g)
-        return (noise * NOISE_STD + NOISE_MEAN).clamp(0, 1)
+        return pad_edges((noise * NOISE_STD + NOISE_MEAN).clamp(0, 1), margin)
     if init == "content":
         img = resize(plan.content, size)
     elif init == "style":
@@ -324,7 +336,24 @@ def start_image(plan: Plan, size: Size) -> torch.Tensor:
         img = resize(first.rgb, size)
     else:
         img = resize(plan.init_image.rgb, size)
-    return plan.colors.start(img)
+    return plan.colors.start(pad_edges(img, margin))
+
+
+def carry(x: torch.Tensor, old: Scale, new: Scale) -> torch.Tensor:
+    """Scale ``old``'s result (image and margin) as the start of scale ``new``: resized so that
+    the image lands on the new image and cropped to the new margin (the old margin, enlarged,
+    is wider than the new one). Without margins, a plain :func:`~impasto.image.resize`."""
+    if old.margin == new.margin == 0:
+        return resize(x, new.size)
+    sx, sy = new.size[0] / old.size[0], new.size[1] / old.size[1]
+    left, top = round(old.margin * sx) - new.margin, round(old.margin * sy) - new.margin
+    big = resize(x, (round(old.canvas[0] * sx), round(old.canvas[1] * sy)))
+    # edges repeated where the new margin is wider than the old one enlarged (and one pixel
+    # more, so that rounding never leaves the box short on the right or at the bottom)
+    pad = max(0, -left, -top) + 1
+    big = pad_edges(big, pad, "replicate")
+    w, h = new.canvas
+    return big[..., top + pad : top + pad + h, left + pad : left + pad + w]
 
 
 def memory_budget(plan: Plan) -> tuple[int, str]:
@@ -345,7 +374,7 @@ def scale_memory(plan: Plan, k: int, encoder, budget: int) -> MemoryPlan:
     """How scale ``k`` fits ``budget`` (:func:`impasto.memory.plan_memory`): the whole image or
     tiles (``settings.tile`` forces tiles on the levels larger than one tile), and the
     optimiser's state."""
-    s, (w, h) = plan.settings, plan.scales[k].size
+    s, (w, h) = plan.settings, plan.scales[k].canvas
     layers = tuple(dict.fromkeys([*plan.content_layers, *plan.style_layers]))
     names = encoder.names
     forced = s.tile if s.tile and max(w, h) > s.tile else None
@@ -511,12 +540,14 @@ def run_scale(run: _Run, k: int, x: torch.Tensor | None) -> torch.Tensor:
     else:
         mem = scale_memory(plan, k, encoder, run.budget)
     _record(progress, plan, k, mem)
-    targets = scale_targets(plan, sc.size, encoder, run.cache, mem.tile)
-    objective = scale_objective(plan, targets, sc.size, encoder)
+    targets = scale_targets(plan, sc.size, encoder, run.cache, mem.tile, sc.margin)
+    objective = scale_objective(plan, targets, sc.size, encoder, sc.margin)
     if resumed is not None:
         x = resumed.descent["x"]
+    elif x is None:
+        x = start_image(plan, sc.size, sc.margin)
     else:
-        x = start_image(plan, sc.size) if x is None else resize(x, sc.size)
+        x = carry(x, plan.scales[k - 1], sc)
     # Another optimiser than asked (memory): its own default step size.
     lr = (
         s.lr
@@ -570,4 +601,4 @@ def run_pyramid(
     x = None
     for k in range(first, len(plan.scales)):
         x = run_scale(run, k, x)
-    return x
+    return crop_edges(x, plan.scales[-1].margin)

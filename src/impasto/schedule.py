@@ -11,17 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .image import fit_long_side
-from .settings import pyramid_sides
+from .settings import Settings, pyramid_sides
 
-__all__ = ["Scale", "plan_scales"]
+__all__ = ["Scale", "plan_scales", "scales_of"]
 
 
 @dataclass(frozen=True)
 class Scale:
-    """One stage of the schedule: the image size ``(width, height)`` and its iterations."""
+    """One stage of the schedule: the image size ``(width, height)``, its iterations, and the
+    margin: pixels of extra canvas on every side, optimised with the image and cropped from it
+    (the edges' rim forms there instead of on the image)."""
 
     size: tuple[int, int]
     iterations: int
+    margin: int = 0
+
+    @property
+    def canvas(self) -> tuple[int, int]:
+        """``(width, height)`` of what is optimised: the image and its margin."""
+        return self.size[0] + 2 * self.margin, self.size[1] + 2 * self.margin
 
 
 def plan_scales(
@@ -31,6 +39,7 @@ def plan_scales(
     pyramid_start: int = 0,
     pyramid_iterations: int = 0,
     pyramid_factor: float = 2.0,
+    margin: int = 0,
 ) -> list[Scale]:
     """The list of scales for a run.
 
@@ -41,6 +50,7 @@ def plan_scales(
         pyramid_start: long side of the coarsest scale; 0, or >= ``size``, means a single scale.
         pyramid_iterations: iterations at each coarser scale.
         pyramid_factor: largest ratio between successive long sides (steps are geometric).
+        margin: pixels of extra canvas on every side, at every scale.
 
     Returns:
         Scales from coarsest to finest; the last one is always ``size``.
@@ -53,6 +63,21 @@ def plan_scales(
         Scale(
             fit_long_side(content_size, s),
             iterations if i == len(sides) - 1 else pyramid_iterations,
+            margin,
         )
         for i, s in enumerate(sides)
     ]
+
+
+def scales_of(settings: Settings, content_size: tuple[int, int]) -> list[Scale]:
+    """:func:`plan_scales` with the run's settings (size, iterations, pyramid, margin)."""
+    s = settings
+    return plan_scales(
+        content_size,
+        s.size,
+        s.iterations,
+        s.pyramid_start,
+        s.pyramid_iterations,
+        s.pyramid_factor,
+        s.margin,
+    )

@@ -42,6 +42,7 @@ __all__ = [
     "DEFAULT_FEATHER",
     "DEFAULT_STYLE_WEIGHT",
     "DEFAULT_TV_WEIGHT",
+    "DEFAULT_MARGIN",
     "DEFAULT_RATIOS",
     "DEFAULT_LABEL_TOLERANCE",
     "field_help",
@@ -61,6 +62,12 @@ DEFAULT_STYLE_WEIGHT = {"normalized": 10.0, "paper": 1e3}
 # balance.tv_factor) removes the per-pixel colour grain of noise starts at no cost on the evaluator
 # over the 12 shared pairs (README, Performance); paper: 0, eqs. (1)-(7) have no TV term.
 DEFAULT_TV_WEIGHT = {"normalized": 3.0, "paper": 0.0}
+# pixels of canvas around the image at every scale (Scale.margin): the rim that the image's
+# outer pixels get (fewer convolution windows and poolings reach them) forms there instead
+DEFAULT_MARGIN = 0
+# settings added after records (checkpoints, output metadata) were first written, at the value a
+# record without them was made with
+_ADDED_LATER = {"margin": 0}
 # the settings whose default depends on the loss scale (None: that default)
 _SCALE_DEFAULTS = {"style_weight": DEFAULT_STYLE_WEIGHT, "tv_weight": DEFAULT_TV_WEIGHT}
 # alpha/beta values a ratio sweep shows by default, by loss scale: a decade apart, around and
@@ -168,6 +175,11 @@ class Settings:
     )
     pyramid_factor: Annotated[float, Field(ge=1.1, le=4)] = _f(
         2.0, "size ratio between successive pyramid scales"
+    )
+    margin: Annotated[int, Field(ge=0, le=256)] = _f(
+        DEFAULT_MARGIN,
+        "pixels of extra canvas on every side, at every scale (the photo mirrored into it), "
+        "optimised with the image and cropped from it: the edges get no rim; 0 turns it off",
     )
     loss_scale: LossScale = _f(
         "normalized",
@@ -352,8 +364,9 @@ class Settings:
 
 def resolve_weights(data: dict[str, Any]) -> dict[str, Any]:
     """A settings dict with an unset (``None``) style or TV weight replaced by its loss scale's
-    default (a recorded dict may predate :meth:`Settings.resolved`)."""
-    out = dict(data)
+    default (a recorded dict may predate :meth:`Settings.resolved`), and the settings added
+    since it was recorded at the value that behaves as before (:data:`_ADDED_LATER`)."""
+    out = {**_ADDED_LATER, **data}
     scale = out.get("loss_scale")
     for key, table in _SCALE_DEFAULTS.items():
         if out.get(key) is None and scale in table:

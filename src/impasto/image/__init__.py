@@ -9,21 +9,24 @@ One module per concern:
 * :mod:`.save` -- :func:`save_image`, :func:`check_output_path`: format from the extension,
   16-bit PNG/TIFF, quality, reproducible bytes, atomic writes;
 * :mod:`.metadata` -- text metadata embedded in PNG/TIFF/JPEG/WebP, :func:`read_metadata`;
-* :mod:`.ops` -- :func:`to_tensor`, :func:`to_pil`, :func:`fit_long_side`, :func:`resize`.
+* :mod:`.ops` -- :func:`to_tensor`, :func:`to_pil`, :func:`fit_long_side`, :func:`resize`,
+  :func:`pad_edges`, :func:`crop_edges`.
 """
 
 from __future__ import annotations
 
 from .load import LoadedImage, load_image
 from .metadata import read_metadata
-from .ops import fit_long_side, resize, to_pil, to_tensor
+from .ops import crop_edges, fit_long_side, pad_edges, resize, to_pil, to_tensor
 from .save import check_output_path, save_image
 
 __all__ = [
     "LoadedImage",
     "check_output_path",
+    "crop_edges",
     "fit_long_side",
     "load_image",
+    "pad_edges",
     "read_metadata",
     "resize",
     "save_image",

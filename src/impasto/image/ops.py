@@ -13,7 +13,16 @@ from PIL import Image
 
 from .pixels import pil_to_arrays
 
-__all__ = ["colour_and_alpha", "fit_long_side", "quantise", "resize", "to_pil", "to_tensor"]
+__all__ = [
+    "colour_and_alpha",
+    "crop_edges",
+    "fit_long_side",
+    "pad_edges",
+    "quantise",
+    "resize",
+    "to_pil",
+    "to_tensor",
+]
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
@@ -122,3 +131,23 @@ def resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         t, size=(height, width), mode="bicubic", align_corners=False, antialias=True
     )
     return out.clamp_(0.0, 1.0)
+
+
+def pad_edges(t: torch.Tensor, margin: int, mode: str = "reflect") -> torch.Tensor:
+    """``(N, C, H, W)`` with ``margin`` pixels added on every side: the image mirrored into them
+    (``"reflect"``, without repeating the edge pixel) or its edge pixels repeated
+    (``"replicate"``, for masks). Returns ``t`` itself when ``margin`` is 0; an image too small
+    to mirror that far (``margin >= H`` or ``W``) is replicated."""
+    if margin == 0:
+        return t
+    if mode == "reflect" and margin >= min(t.shape[-2:]):
+        mode = "replicate"
+    return F.pad(t, (margin, margin, margin, margin), mode=mode)
+
+
+def crop_edges(t: torch.Tensor, margin: int) -> torch.Tensor:
+    """``(N, C, H, W)`` without ``margin`` pixels on every side (the inverse of
+    :func:`pad_edges`)."""
+    if margin == 0:
+        return t
+    return t[..., margin:-margin, margin:-margin]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..errors import SettingsError
 from ..memory import MemoryPlan, available_memory, format_bytes, plan_memory
-from ..schedule import plan_scales
+from ..schedule import scales_of
 from ..settings import Settings
 from ..tiles import alignment, required_halo
 
@@ -139,12 +139,8 @@ def server_capacity(max_memory: int | None, max_size: int | None) -> Capacity:
 
 
 def final_size(settings: Settings, aspect: tuple[int, int]) -> tuple[int, int]:
-    """``(width, height)`` of a job's full-size scale."""
-    s = settings
-    scales = plan_scales(
-        aspect, s.size, s.iterations, s.pyramid_start, s.pyramid_iterations, s.pyramid_factor
-    )
-    return scales[-1].size
+    """``(width, height)`` of what a job optimises at full size (the image and its margin)."""
+    return scales_of(settings, aspect)[-1].canvas
 
 
 def check_memory(settings: Settings, aspect: tuple[int, int], cap: Capacity) -> MemoryPlan:

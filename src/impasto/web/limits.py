@@ -18,7 +18,7 @@ from .. import examples
 from ..choices import INITS
 from ..errors import SettingsError
 from ..inputs import EXAMPLE_PREFIX
-from ..schedule import plan_scales
+from ..schedule import scales_of
 from ..settings import Settings
 from .capacity import Capacity, check_memory
 from .config import WebConfig
@@ -91,11 +91,8 @@ def header_size(path: Path) -> tuple[int, int]:
 
 def job_work(settings: Settings, aspect: tuple[int, int]) -> tuple[float, int]:
     """(megapixel-iterations, iterations) of a job over all its pyramid scales."""
-    s = settings
-    scales = plan_scales(
-        aspect, s.size, s.iterations, s.pyramid_start, s.pyramid_iterations, s.pyramid_factor
-    )
-    work = sum(sc.size[0] * sc.size[1] * sc.iterations for sc in scales) / 1e6
+    scales = scales_of(settings, aspect)
+    work = sum(sc.canvas[0] * sc.canvas[1] * sc.iterations for sc in scales) / 1e6
     return work, sum(sc.iterations for sc in scales)
 
 
