@@ -194,8 +194,8 @@ async function handleUploads(files, onItem) {
 // ---------------------------------------------------------------------------------- settings
 
 const NUMBER_FIELDS = ["size", "iterations", "content_weight", "style_weight", "tv_weight",
-  "style_scale", "pyramid_start", "pyramid_iterations"];
-const INT_FIELDS = new Set(["size", "iterations", "pyramid_start", "pyramid_iterations"]);
+  "style_scale", "pyramid_start", "pyramid_iterations", "margin"];
+const INT_FIELDS = new Set(["size", "iterations", "pyramid_start", "pyramid_iterations", "margin"]);
 const SELECT_FIELDS = ["preserve_colors", "init", "optimizer", "pooling", "loss_scale", "device"];
 
 function fillSettings(s) {
