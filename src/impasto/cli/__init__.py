@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -65,11 +66,28 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     return build_parser().parse_args(_argv_with_command(list(argv)))
 
 
+def _import_torch() -> None:
+    """Import torch with Ctrl-C held back: a KeyboardInterrupt raised inside torch's own imports
+    can be swallowed there or leave it half-initialised (a RecursionError later), so the signal
+    is blocked for the import and delivered, as a plain KeyboardInterrupt, right after it."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:  # Windows: no signal masks
+        import torch  # noqa: F401
+
+        return
+    held = block(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        import torch  # noqa: F401, F811
+    finally:
+        block(signal.SIG_SETMASK, held)
+
+
 def _run(argv: list[str]) -> int:
     args = parse(argv)
     if getattr(args, "run", None) is None:
         build_parser().print_help(sys.stderr)
         return 2
+    _import_torch()
     return args.run(args)
 
 
