@@ -264,12 +264,13 @@ def _region_inputs(plan: Plan, size: Size, margin: int = 0) -> list[RegionInput]
 
 
 def scale_targets(
-    plan: Plan, size: Size, encoder, cache: RunCache, tile: int | None = None, margin: int = 0
+    plan: Plan, sc: Scale, encoder, cache: RunCache, tile: int | None = None
 ) -> Targets:
-    """The targets at one scale: the photo's features (the photo mirrored into the ``margin``)
-    and the paintings' Grams, each from the cache when known; computed tile by tile (exactly,
-    :class:`~impasto.tiles.TiledEncoder`) when ``tile`` is given."""
+    """The targets at scale ``sc``: the photo's features (the photo mirrored into the scale's
+    margin) and the paintings' Grams, each from the cache when known; computed tile by tile
+    (exactly, :class:`~impasto.tiles.TiledEncoder`) when ``tile`` is given."""
     network = encoder if tile is None else TiledEncoder(encoder, tile)
+    size, margin = sc.size, sc.margin
 
     def content(layers: tuple[str, ...]) -> Targets:
         photo = pad_edges(resize(plan.content, size), margin).to(plan.device)
@@ -297,10 +298,8 @@ def scale_targets(
     return Targets(c.content, st.grams, st.regions)
 
 
-def scale_objective(
-    plan: Plan, targets: Targets, size: Size, encoder, margin: int = 0
-) -> Objective:
-    """The objective of one scale, ``image -> (total, components)`` (a 1-channel luminance
+def scale_objective(plan: Plan, targets: Targets, sc: Scale, encoder) -> Objective:
+    """The objective of scale ``sc``, ``image -> (total, components)`` (a 1-channel luminance
     image is expanded to the network's three channels by the objective itself).
 
     The loss scale (:mod:`impasto.balance`) sets the effective weights: ``paper`` keeps the raw
@@ -310,33 +309,31 @@ def scale_objective(
     alpha/beta balance of the final size at every coarser scale.
     """
     s = plan.settings
-    alpha = s.content_weight * balance.content_area_factor(s.loss_scale, plan.size, size)
+    alpha = s.content_weight * balance.content_area_factor(s.loss_scale, plan.size, sc.size)
     content_w, style_w = balance.layer_weights(
         targets, s.loss_scale, plan.content_weights, plan.style_weights
     )
-    canvas = (size[0] + 2 * margin, size[1] + 2 * margin)
-    tv = s.tv * balance.tv_factor(s.loss_scale, canvas, plan.colors.channels)
+    tv = s.tv * balance.tv_factor(s.loss_scale, sc.canvas, plan.colors.channels)
     return Objective(encoder, targets, alpha, s.beta, content_w, style_w, tv)
 
 
-def start_image(plan: Plan, size: Size, margin: int = 0) -> torch.Tensor:
-    """The first scale's start image with its margin, ``(1, channels, h + 2 margin,
-    w + 2 margin)`` on the CPU: mirrored into the margin, so that a seed gives the same start
-    with or without one."""
-    w, h = size
+def start_image(plan: Plan, sc: Scale) -> torch.Tensor:
+    """The start image of scale ``sc``: its whole canvas, ``(1, channels, height, width)`` on
+    the CPU, mirrored into the margin so that a seed gives the same start with or without one."""
+    w, h = sc.size
     init = plan.settings.init
     if init == "noise":
         g = torch.Generator().manual_seed(plan.seed)
         noise = torch.randn((1, plan.colors.channels, h, w), generator=g)
-        return pad_edges((noise * NOISE_STD + NOISE_MEAN).clamp(0, 1), margin)
+        return pad_edges((noise * NOISE_STD + NOISE_MEAN).clamp(0, 1), sc.margin)
     if init == "content":
-        img = resize(plan.content, size)
+        img = resize(plan.content, sc.size)
     elif init == "style":
         first = plan.styles[0] if plan.styles else next(r.style for r in plan.regions if r.style)
-        img = resize(first.rgb, size)
+        img = resize(first.rgb, sc.size)
     else:
-        img = resize(plan.init_image.rgb, size)
-    return plan.colors.start(pad_edges(img, margin))
+        img = resize(plan.init_image.rgb, sc.size)
+    return plan.colors.start(pad_edges(img, sc.margin))
 
 
 def carry(x: torch.Tensor, old: Scale, new: Scale) -> torch.Tensor:
@@ -540,12 +537,12 @@ def run_scale(run: _Run, k: int, x: torch.Tensor | None) -> torch.Tensor:
     else:
         mem = scale_memory(plan, k, encoder, run.budget)
     _record(progress, plan, k, mem)
-    targets = scale_targets(plan, sc.size, encoder, run.cache, mem.tile, sc.margin)
-    objective = scale_objective(plan, targets, sc.size, encoder, sc.margin)
+    targets = scale_targets(plan, sc, encoder, run.cache, mem.tile)
+    objective = scale_objective(plan, targets, sc, encoder)
     if resumed is not None:
         x = resumed.descent["x"]
     elif x is None:
-        x = start_image(plan, sc.size, sc.margin)
+        x = start_image(plan, sc)
     else:
         x = carry(x, plan.scales[k - 1], sc)
     # Another optimiser than asked (memory): its own default step size.

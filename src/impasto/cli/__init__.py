@@ -70,16 +70,13 @@ def _import_torch() -> None:
     """Import torch with Ctrl-C held back: a KeyboardInterrupt raised inside torch's own imports
     can be swallowed there or leave it half-initialised (a RecursionError later), so the signal
     is blocked for the import and delivered, as a plain KeyboardInterrupt, right after it."""
-    block = getattr(signal, "pthread_sigmask", None)
-    if block is None:  # Windows: no signal masks
-        import torch  # noqa: F401
-
-        return
-    held = block(signal.SIG_BLOCK, {signal.SIGINT})
+    mask = getattr(signal, "pthread_sigmask", None)  # absent on Windows: nothing held back
+    held = mask(signal.SIG_BLOCK, {signal.SIGINT}) if mask else None
     try:
-        import torch  # noqa: F401, F811
+        import torch  # noqa: F401
     finally:
-        block(signal.SIG_SETMASK, held)
+        if mask:
+            mask(signal.SIG_SETMASK, held)
 
 
 def _run(argv: list[str]) -> int:
