@@ -66,6 +66,7 @@ class Candidate:
     pyramid: tuple[tuple[float, int], ...] | None = None
     iterations_factor: float = 1.0  # every scale's iterations times this (smoke tests: < 1)
     optimizers: tuple[str, ...] = (_DEFAULTS.optimizer,)  # per scale; the last entry repeats
+    final_optimizer: str | None = None  # the full-size scale's, whatever the pyramid's depth
     lr: float | None = None  # default: 1 for L-BFGS, 0.02 for Adam
     history: int = _DEFAULTS.lbfgs_history
     ema: float = _DEFAULTS.ema_decay  # decay of the iterate average (0: off)
@@ -80,7 +81,10 @@ class Candidate:
     def replace(self, **changes) -> Candidate:
         return dataclasses.replace(self, **changes)
 
-    def optimizer_at(self, k: int) -> str:
+    def optimizer_at(self, k: int, scales: int) -> str:
+        """The optimiser of scale ``k`` of ``scales``."""
+        if self.final_optimizer is not None and k == scales - 1:
+            return self.final_optimizer
         return self.optimizers[min(k, len(self.optimizers) - 1)]
 
     def schedule(self, size: int) -> tuple[tuple[float, int], ...]:
@@ -207,7 +211,7 @@ def run_candidate(
         else:
             x = carry(x, prev, scale)
         prev = scale
-        opt = cand.optimizer_at(k)
+        opt = cand.optimizer_at(k, len(pyramid))
         lr = cand.lr or Settings(optimizer=opt).lr
         moments = adam_state if (cand.carry_adam and opt == "adam") else None
         x, adam_state = _minimise(

@@ -64,7 +64,8 @@ CANDIDATES: tuple[Candidate, ...] = (
     Candidate("adam", optimizers=("adam",)),
     Candidate("adam ema .9", optimizers=("adam",), ema=0.9),
     Candidate("adam carry", optimizers=("adam",), carry_adam=True),
-    Candidate("adam>lbfgs per scale", optimizers=("adam", "adam", "lbfgs")),
+    # Adam on the coarse scales, L-BFGS at full size (at 256 px the pyramid has two scales)
+    Candidate("adam>lbfgs per scale", optimizers=("adam",), final_optimizer="lbfgs"),
     Candidate("margin 4", margin=4),
     Candidate("tv 0", tv_weight=0.0),
     Candidate("tv 10", tv_weight=10.0),

@@ -522,3 +522,14 @@ def test_margin_rim_measure():
     framed[..., :2, :] = 1.0  # a bright 2 px band along the top only
     assert margin.rim(framed, 2) == pytest.approx(0.5 * 3**0.5 / 4)
     assert margin.rim(framed, 2) > margin.rim(framed, 4) > 0  # a wider band dilutes it
+
+
+def test_candidate_optimiser_per_scale():
+    from benchmarks.candidates import Candidate
+
+    mixed = Candidate("adam>lbfgs", optimizers=("adam",), final_optimizer="lbfgs")
+    assert [mixed.optimizer_at(k, 2) for k in range(2)] == ["adam", "lbfgs"]
+    assert [mixed.optimizer_at(k, 3) for k in range(3)] == ["adam", "adam", "lbfgs"]
+    listed = Candidate("listed", optimizers=("adam", "lbfgs"))
+    assert [listed.optimizer_at(k, 3) for k in range(3)] == ["adam", "lbfgs", "lbfgs"]
+    assert Candidate("default").optimizer_at(0, 1) == "lbfgs"
