@@ -9,8 +9,13 @@ and printed next to this machine's measured matrix-multiply peak in the same pre
     python benchmarks/speed.py                 # the default table (256 and 512 px; 1024 px memory)
     python benchmarks/speed.py --quick         # 256 px only
     python benchmarks/speed.py --json out.json
-    python benchmarks/speed.py --sizes 256,512 --precisions fp32 --optimizers lbfgs \
-        --json benchmarks/results/speed_avx2.json     # a CPU without AVX-512 BF16
+    python benchmarks/speed.py --sizes 256,512,1024 --precisions fp32 --optimizers lbfgs \
+        --convs direct,winograd --timed 6 --json benchmarks/results/speed_avx2.json
+                                               # a CPU without AVX-512 BF16: the convolutions
+                                               # side by side (``--conv``), with their ratio
+
+With ``--convs``, GFLOP/s still counts the direct convolutions' FLOPs (Winograd's are fewer), so
+the column compares throughput of the same work.
 
 Writes ``benchmarks/results/speed.json`` by default.
 """
@@ -97,6 +102,7 @@ def run_one(cfg: dict) -> dict:
         iterations=warmup + timed,
         optimizer=cfg["optimizer"],
         precision=cfg["precision"],
+        conv=cfg.get("conv", "auto"),
         pyramid_start=0,  # one scale: time iterations at exactly this size
         seed=0,
         init="content",
@@ -138,6 +144,17 @@ def run_one(cfg: dict) -> dict:
     }
 
 
+def conv_ratios(rows: list[dict]) -> list[dict]:
+    """Seconds per iteration by Winograd over direct, per configuration that ran both."""
+    out = []
+    for w in (r for r in rows if r.get("conv") == "winograd"):
+        same = ("size", "optimizer", "precision")
+        for d in (r for r in rows if r.get("conv") == "direct"):
+            if all(d[k] == w[k] for k in same):
+                out.append({**{k: w[k] for k in same}, "ratio": w["s_per_it"] / d["s_per_it"]})
+    return out
+
+
 def run_isolated(cfg: dict) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--one", json.dumps(cfg)],
@@ -159,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default=None, help="comma-separated long sides (default 256,512)")
     p.add_argument("--precisions", default="fp32,bf16", help="comma-separated")
     p.add_argument("--optimizers", default="lbfgs,adam", help="comma-separated")
+    p.add_argument("--convs", default="auto", help="comma-separated --conv choices")
     p.add_argument("--timed", type=int, default=None, help="timed iterations per configuration")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -174,10 +192,11 @@ def main(argv: list[str] | None = None) -> int:
     timed = args.timed or (5 if args.quick else 10)
     precisions = args.precisions.split(",")
     configs = [
-        {"size": s, "optimizer": o, "precision": pr, "warmup": 3, "timed": timed}
+        {"size": s, "optimizer": o, "precision": pr, "conv": c, "warmup": 3, "timed": timed}
         for s in sizes
         for o in args.optimizers.split(",")
         for pr in precisions
+        for c in args.convs.split(",")
     ]
     if not args.quick and not args.sizes:  # memory (and speed) at print-ish size
         configs += [
@@ -192,8 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         + f" ({torch.get_num_threads()} threads)"
     )
     print(
-        f"{'size':>9} {'optim':>6} {'prec':>5} {'s/it':>7} {'GFLOP/s':>8} {'% peak':>7} "
-        f"{'RSS MB':>7}"
+        f"{'size':>9} {'optim':>6} {'prec':>5} {'conv':>8} {'s/it':>7} {'GFLOP/s':>8} "
+        f"{'% peak':>7} {'RSS MB':>7}"
     )
     for cfg in configs:
         row = run_isolated(cfg)
@@ -201,10 +220,15 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(
             f"{row['width']:>4}x{row['height']:<4} {row['optimizer']:>6} {row['precision']:>5} "
-            f"{row['s_per_it']:7.3f} {row['gflops']:8.0f} {100 * row['peak_fraction']:6.0f}% "
+            f"{row.get('conv', 'auto'):>8} {row['s_per_it']:7.3f} {row['gflops']:8.0f} "
+            f"{100 * row['peak_fraction']:6.0f}% "
             f"{row['peak_rss_mb']:7.0f}",
             flush=True,
         )
+    ratios = conv_ratios(rows)
+    for r in ratios:
+        name = f"{r['size']} px {r['optimizer']} {r['precision']}"
+        print(f"{name}: winograd / direct {r['ratio']:.2f}")
     from impasto.devices import cpu_name
 
     result = {
@@ -218,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "matmul_peak_gflops": peaks,
         "rows": rows,
+        "winograd_over_direct": ratios,
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -13,8 +13,10 @@ from impasto.examples import path
 
 PINNED = Path(__file__).parent / "data" / "pinned_runs.npz"
 # The settings in force when the pixels were recorded, spelled out so later changes of the
-# defaults (e.g. the loss scale) do not move them.
-OLD_DEFAULTS = dict(loss_scale="paper", pooling="avg", init="noise", style_weight=1e3)
+# defaults (e.g. the loss scale, the convolution algorithm) do not move them.
+OLD_DEFAULTS = dict(
+    loss_scale="paper", pooling="avg", init="noise", style_weight=1e3, conv="direct"
+)
 RUNS = {
     "lbfgs_pyramid": dict(size=64, iterations=8, pyramid_start=32, pyramid_iterations=8, seed=7),
     "adam_luminance": dict(

@@ -135,7 +135,9 @@ class Recorder:
 def test_a_tight_budget_shortens_the_history_and_says_so(tiny_weights, content_path, style_path):
     s = settings(tiny_weights, tile=32, pyramid_start=0)
     plan = make_plan(s, content_path, [style_path], None, RunCache())
-    enc = RunCache().encoder(s, plan.device, plan.dtype, plan.style_layers)
+    enc = RunCache().encoder(
+        s, plan.device, plan.dtype, plan.style_layers, winograd=plan.winograd
+    )
     roomy = scale_memory(plan, 0, enc, 1 << 40)
     pixels = 64 * 43 * 3 * 4  # one image-sized float32 vector
     budget = roomy.estimate - 10 * 2 * pixels  # 10 curvature pairs fewer

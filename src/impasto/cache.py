@@ -87,9 +87,17 @@ class RunCache:
             self._guides[k] = load_guide(source)
         return self._guides[k]
 
-    def encoder(self, s: Settings, device: torch.device, dtype: torch.dtype, layers: Sequence[str]):
+    def encoder(
+        self,
+        s: Settings,
+        device: torch.device,
+        dtype: torch.dtype,
+        layers: Sequence[str],
+        *,
+        winograd: bool,
+    ):
         """An encoder deep enough for ``layers`` (and this cache's extra layers)."""
-        k = (s.pooling, s.weights, s.weights_format, str(device), dtype)
+        k = (s.pooling, s.weights, s.weights_format, str(device), dtype, winograd)
         need = deepest([*layers, *self.content_layers, *self.style_layers])
         enc = self._encoders.get(k)
         if enc is None or LAYER_NAMES.index(enc.last) < LAYER_NAMES.index(need):
@@ -100,6 +108,7 @@ class RunCache:
                 last=need,
                 weights=s.weights,
                 weights_format=s.weights_format,
+                winograd=winograd,
             )
             self._encoders[k] = enc
             self.stats["encoders_built"] += 1

