@@ -57,26 +57,28 @@ def encoders():
 @needs_nnpack
 def test_same_features_and_input_gradient_as_direct(encoders):
     direct, fast = encoders
-    x = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(1, 3, 256, 384, generator=torch.Generator().manual_seed(0))
     want, want_grad = _features_and_grad(direct, x)
     got, got_grad = _features_and_grad(fast, x)
     for layer in LAYERS:
         err = (got[layer] - want[layer]).norm() / want[layer].norm()
         assert err < 1e-4, layer
     assert (got_grad - want_grad).norm() / want_grad.norm() < 2e-3
-    # and Winograd did run: the two convolutions of block 1 (96 x 128 = 12288 px) and of block 2
-    # (48 x 64 = 3072 px), each forward and backward; blocks 3-5 are below MIN_PIXELS
-    assert _nnpack_calls(lambda: _features_and_grad(fast, x)) == 8
+    # and Winograd did run, forward and backward, on the 7 convolutions with enough work: conv1_2
+    # (64 x 64 channels x 98304 px), blocks 2 and 3; not conv1_1 (3 channels in), and not
+    # blocks 4-5 (32 x 48 px maps and smaller, below MIN_PIXELS)
+    assert _nnpack_calls(lambda: _features_and_grad(fast, x)) == 14
     assert _nnpack_calls(lambda: _features_and_grad(direct, x)) == 0
 
 
 @needs_nnpack
-def test_small_maps_and_trainable_weights_take_the_direct_convolution():
+def test_small_work_and_trainable_weights_take_the_direct_convolution():
     enc = load_encoder("max", last="relu1_2", winograd=True)
-    small = torch.rand(1, 3, 40, 50)  # 2000 px < MIN_PIXELS
+    x = torch.rand(1, 3, 192, 256)  # conv1_2: 64 x 64 x 49152 = 201e6 >= MIN_WORK
+    assert _nnpack_calls(lambda: _features_and_grad(enc, x, BLOCK1)) == 2
+    small = torch.rand(1, 3, 96, 128)  # 50e6 < MIN_WORK
     assert _nnpack_calls(lambda: _features_and_grad(enc, small, BLOCK1)) == 0
     enc.requires_grad_(True)  # training: the weights need their gradient, which NNPACK lacks
-    x = torch.rand(1, 3, 64, 64)
     assert _nnpack_calls(lambda: _features_and_grad(enc, x, BLOCK1)) == 0
     assert enc.convs["conv1_1"].weight.grad is not None
 
@@ -84,9 +86,9 @@ def test_small_maps_and_trainable_weights_take_the_direct_convolution():
 @needs_nnpack
 def test_another_thread_count_than_the_pool_s_takes_the_direct_convolution():
     enc = load_encoder("max", last="relu1_2", winograd=True)
-    x = torch.rand(1, 3, 64, 64)
+    x = torch.rand(1, 3, 192, 256)
     # the first call fixes the pool's threads
-    assert _nnpack_calls(lambda: _features_and_grad(enc, x, BLOCK1)) == 4
+    assert _nnpack_calls(lambda: _features_and_grad(enc, x, BLOCK1)) == 2
     before = torch.get_num_threads()
     torch.set_num_threads(before + 1)
     try:
@@ -151,7 +153,8 @@ def test_the_workspace_estimate_holds():
 
 @needs_nnpack
 def test_the_same_painting_end_to_end_and_deterministic():
-    base = Settings(size=64, iterations=12, pyramid_start=0, seed=5, device="cpu")
+    # 256 px: conv1_2 and blocks 2-3 have enough work for Winograd
+    base = Settings(size=256, iterations=6, pyramid_start=0, seed=5, device="cpu")
     base = base.replace(precision="fp32")
     runs = {
         conv: Stylizer(base.replace(conv=conv)).run(
@@ -164,6 +167,7 @@ def test_the_same_painting_end_to_end_and_deterministic():
     )
     a, b = (np.asarray(runs[c].image) for c in ("direct", "winograd"))
     assert np.array_equal(np.asarray(again.image), b)  # Winograd is deterministic
+    assert not np.array_equal(a, b)  # (it did run)
     assert np.abs(a - b).mean() < 0.01  # and paints the same picture (pixels in [0, 1])
     la, lb = (runs[c].history[-1]["loss"] for c in ("direct", "winograd"))
     assert lb == pytest.approx(la, rel=0.05)

@@ -7,15 +7,17 @@ with Winograd's F(6x6, 3x3) transform, 2.25x fewer multiplications, and torch sh
 calls it for batches of 16 or more. Here it runs for a batch of one, and its backward to the
 input is the same kind of convolution (the gradient through a 3x3 convolution is the 3x3
 convolution of the gradient with the kernels flipped and their channels swapped), so both passes
-of every large layer use it. On an AVX2-only AMD EPYC, 2 threads, VGG19 to relu5_1, it measured
-1.15x faster per iteration at 512 px and 1.6x at 1024 px (``benchmarks/speed.py``); the results
-differ from oneDNN's by about 1e-6 relative per layer.
+of every large layer use it. On an AVX2-only AMD EPYC, 2 threads, VGG19 to relu5_1, an iteration
+takes about 0.8x the time at 512 px and 0.65x at 1024 px, and the same below 300 px
+(``benchmarks/speed.py --convs direct,winograd``); the results differ from oneDNN's by about
+1e-6 relative per layer.
 
-When it does not pay, a layer takes the direct convolution: below :data:`MIN_PIXELS` per channel
-(NNPACK transforms the kernels on every call, which small feature maps do not amortise), when
-the weights need a gradient (training), outside float32 on the CPU, or when torch's thread
-count is no longer the one NNPACK's thread pool was created with (it is created once, on first
-use, and oversubscribing two cores costs more than it gains).
+Where it does not pay, a layer takes torch's own convolution (forward and backward): feature maps
+below :data:`MIN_PIXELS` or work below :data:`MIN_WORK` (NNPACK transforms the kernels on every
+call and runs on its own thread pool, which small convolutions do not amortise), weights that
+need a gradient (training), anything but float32 on the CPU, and a torch thread count other than
+the one NNPACK's pool was created with (once, on first use: oversubscribed cores cost more than
+Winograd gains).
 
 Memory: NNPACK keeps one workspace per thread for the life of the process, as large as the
 largest convolution it ran needed (:func:`workspace_bytes`); :mod:`impasto.memory` counts it.
@@ -26,16 +28,20 @@ from __future__ import annotations
 import threading
 
 import torch
-import torch.nn.functional as F
 
 from ..choices import CONV_ALGORITHMS
 from ..errors import SettingsError
 
-__all__ = ["MIN_PIXELS", "available", "conv3x3", "resolve_winograd", "workspace_bytes"]
+__all__ = ["MIN_PIXELS", "MIN_WORK", "available", "conv3x3", "resolve_winograd", "workspace_bytes"]
 
 #: Feature maps smaller than this (H x W) take the direct convolution: measured crossover for
 #: 256-512 channels between 32x21 (oneDNN faster) and 64x42 (NNPACK faster).
 MIN_PIXELS = 2048
+#: ... and so do convolutions with less work than this (H x W x C_in x C_out): in the network,
+#: switching between torch's thread pool and NNPACK's costs about what smaller ones gain
+#: (VGG19 at 256x170 px: no gain either way; at 384x256, 0.76x the time with this threshold,
+#: 0.86x with twice it; measured on 2 threads).
+MIN_WORK = 150_000_000
 #: NNPACK's F(6x6, 3x3) works on 8x8 input tiles, each giving 6x6 outputs.
 TILE_IN, TILE_OUT = 8, 6
 
@@ -90,28 +96,27 @@ def _winograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) 
     return torch._nnpack_spatial_convolution(x.contiguous(), weight, bias, [1, 1])
 
 
-def _pays(x: torch.Tensor) -> bool:
-    return x.shape[-2] * x.shape[-1] >= MIN_PIXELS and _threads_match()
+def _pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    pixels = x.shape[-2] * x.shape[-1]
+    work = pixels * weight.shape[0] * weight.shape[1]
+    return pixels >= MIN_PIXELS and work >= MIN_WORK and _threads_match()
 
 
 class _Conv3x3(torch.autograd.Function):
-    """A 3x3, stride 1, padding 1 convolution whose weights need no gradient."""
+    """A 3x3, stride 1, padding 1 convolution by NNPACK, forward and backward to the input (the
+    weights need no gradient)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(weight)
-        if _pays(x):
-            return _winograd(x, weight, bias)
-        return F.conv2d(x, weight, bias, padding=1)
+        return _winograd(x, weight, bias)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         (weight,) = ctx.saved_tensors
         flipped = weight.flip(2, 3).transpose(0, 1).contiguous()
-        if _pays(grad):
-            return _winograd(grad, flipped, None), None, None
-        return F.conv2d(grad, flipped, None, padding=1), None, None
+        return _winograd(grad, flipped, None), None, None
 
 
 def conv3x3(x: torch.Tensor, conv: torch.nn.Conv2d, winograd: bool) -> torch.Tensor:
@@ -119,6 +124,6 @@ def conv3x3(x: torch.Tensor, conv: torch.nn.Conv2d, winograd: bool) -> torch.Ten
     true and it pays (see the module docstring), else oneDNN's direct convolution."""
     w = conv.weight
     fits = x.dtype == torch.float32 and x.device.type == "cpu" and not w.requires_grad
-    if winograd and fits and available():
+    if winograd and fits and available() and _pays(x, w):
         return _Conv3x3.apply(x, w, conv.bias)
-    return conv(x)
+    return conv(x)  # torch's own backward: faster than a direct convolution of the gradient
