@@ -173,7 +173,9 @@ def probe_measurement(spec: dict) -> dict:
     cache = RunCache()
     plan = make_plan(settings(spec), photo, [style], None, cache)
     layers = tuple(dict.fromkeys([*plan.content_layers, *plan.style_layers]))
-    encoder = cache.encoder(plan.settings, plan.device, plan.dtype, layers)
+    encoder = cache.encoder(
+        plan.settings, plan.device, plan.dtype, layers, winograd=plan.winograd
+    )
     budget, source = memory_budget(plan)
     mem = scale_memory(plan, 0, encoder, budget)
     held = _held_tensors(plan, mem)

@@ -533,3 +533,14 @@ def test_candidate_optimiser_per_scale():
     listed = Candidate("listed", optimizers=("adam", "lbfgs"))
     assert [listed.optimizer_at(k, 3) for k in range(3)] == ["adam", "lbfgs", "lbfgs"]
     assert Candidate("default").optimizer_at(0, 1) == "lbfgs"
+
+
+def test_large_probe_plans_and_measures_a_small_size():
+    """benchmarks/large.py's probe (a step of the prepared GPU script) runs through the engine's
+    cache, plan and memory model: exercised at a small size so an API change cannot break it
+    unseen."""
+    from benchmarks import large
+
+    r = large.probe_measurement({"size": 256})
+    assert r["memory_plan"]["tile"] is None and r["tiles"] == 1
+    assert r["tile_pass2_s"] > 0 and r["peak_rss_bytes"] > 0
