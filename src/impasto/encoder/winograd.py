@@ -8,9 +8,9 @@ calls it for batches of 16 or more. Here it runs for a batch of one, and its bac
 input is the same kind of convolution (the gradient through a 3x3 convolution is the 3x3
 convolution of the gradient with the kernels flipped and their channels swapped), so both passes
 of every large layer use it. On an AVX2-only AMD EPYC, 2 threads, VGG19 to relu5_1, an iteration
-takes about 0.8x the time at 512 px and 0.65x at 1024 px, and the same below 300 px
-(``benchmarks/speed.py --convs direct,winograd``); the results differ from oneDNN's by about
-1e-6 relative per layer.
+takes 0.63x the time at 512 px and 0.70x at 1024 px, and the same at 256 px
+(``benchmarks/speed.py --convs direct,winograd``); the default 128 -> 512 px run, 0.81x. The
+results differ from oneDNN's by about 1e-6 relative per layer.
 
 Where it does not pay, a layer takes torch's own convolution (forward and backward): feature maps
 below :data:`MIN_PIXELS` or work below :data:`MIN_WORK` (NNPACK transforms the kernels on every
