@@ -28,9 +28,15 @@ from .objective import Targets
 from .regions import load_guide
 from .settings import Settings
 
-__all__ = ["RunCache"]
+__all__ = ["RunCache", "network_key"]
 
 Compute = Callable[[tuple[str, ...]], Any]
+
+
+def network_key(s: Settings, device: torch.device, dtype: torch.dtype, winograd: bool) -> tuple:
+    """What the network, and so every feature it computes, depends on: the key of its encoder
+    here, and part of the targets' keys (:func:`impasto.pyramid.scale_targets`)."""
+    return (s.pooling, s.weights, s.weights_format, str(device), dtype, winograd)
 
 
 class RunCache:
@@ -97,7 +103,7 @@ class RunCache:
         winograd: bool,
     ):
         """An encoder deep enough for ``layers`` (and this cache's extra layers)."""
-        k = (s.pooling, s.weights, s.weights_format, str(device), dtype, winograd)
+        k = network_key(s, device, dtype, winograd)
         need = deepest([*layers, *self.content_layers, *self.style_layers])
         enc = self._encoders.get(k)
         if enc is None or LAYER_NAMES.index(enc.last) < LAYER_NAMES.index(need):

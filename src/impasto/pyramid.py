@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from . import balance
-from .cache import RunCache
+from .cache import RunCache, network_key
 from .callbacks import Callback, Iterate
 from .checkpoint import Autosave, Checkpoint, CheckpointError, restore_rng, rng_state
 from .guides import background_guide, feather_guide, resize_guide
@@ -291,8 +291,7 @@ def scale_targets(
             propagation=plan.settings.guide_propagation,
         )
 
-    s = plan.settings
-    net = (s.pooling, s.weights, s.weights_format, str(plan.device), plan.dtype, plan.winograd)
+    net = network_key(plan.settings, plan.device, plan.dtype, plan.winograd)
     at = (*net, size, margin, tile)
     c = cache.content_targets((plan.content_key, at), plan.content_layers, content)
     st = cache.style_targets((plan.style_key, at), plan.style_layers, style)
