@@ -10,7 +10,7 @@ import torch
 
 from impasto import Settings, Stylizer
 from impasto.cache import RunCache
-from impasto.checkpoint import Autosave, load_checkpoint
+from impasto.checkpoint import Autosave, load_checkpoint, save_checkpoint
 from impasto.cli import main
 from impasto.encoder.weights import save_weights
 from impasto.errors import Cancelled, CheckpointError
@@ -174,6 +174,31 @@ def test_cli_checkpoint_and_resume(tiny_weights, content_path, style_path, tmp_p
     assert again.read_bytes() == out.read_bytes()
     assert main(["resume", str(tmp_path / "nope.ckpt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_resumes_a_checkpoint_of_the_previous_release(
+    tiny_weights, content_path, style_path, tmp_path
+):
+    """A checkpoint written before ``conv`` existed (all convolutions direct) resumes with direct
+    convolutions and the recorded settings, not with today's defaults (which it would refuse)."""
+    out, again, ckpt = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "run.ckpt"
+    flags = ["--size", "48", "--iterations", "3", "--pyramid-start", "0", "--device", "cpu"]
+    flags += ["--weights", tiny_weights, "--precision", "fp32", "--conv", "direct", "-q"]
+    rc = main([str(content_path), str(style_path), "-o", str(out), *flags,
+               "--checkpoint", str(ckpt), "--checkpoint-every", "1e-9"])  # fmt: skip
+    assert rc == 0
+    old = load_checkpoint(ckpt)
+    del old.settings["conv"]
+    caller = json.loads(old.extra["caller"])
+    del caller["args"]["conv"]
+    old.extra["caller"] = json.dumps(caller)
+    save_checkpoint(ckpt, old)
+    with pytest.raises(CheckpointError, match="made with conv 'direct', this run has 'auto'"):
+        Stylizer(settings(tiny_weights, size=48, iterations=3, pyramid_start=0)).run(
+            content_path, [style_path], resume=ckpt
+        )
+    assert main(["resume", str(ckpt), "-o", str(again), "-q"]) == 0
+    assert again.read_bytes() == out.read_bytes()
 
 
 def _quadratic(x):

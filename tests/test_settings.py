@@ -67,9 +67,11 @@ def test_tv_weight_defaults_by_loss_scale_and_yields_to_an_explicit_value():
     assert Settings().resolved()["tv_weight"] == 3.0
     assert Settings(loss_scale="paper").resolved()["style_weight"] == 1e3
     recorded = {"loss_scale": "paper", "style_weight": 5.0, "tv_weight": None}
-    assert resolve_weights(recorded) == {**recorded, "tv_weight": 0.0, "margin": 0}
-    # a record from before --margin existed was made without one; a recorded margin stays
-    assert resolve_weights({"margin": 4})["margin"] == 4
+    old = {**recorded, "tv_weight": 0.0, "margin": 0, "conv": "direct"}
+    assert resolve_weights(recorded) == old
+    # a record from before --margin existed was made without one, from before --conv with
+    # direct convolutions; a recorded value stays
+    assert resolve_weights({"margin": 4, "conv": "auto"}) == {"margin": 4, "conv": "auto"}
 
 
 def test_choices_come_from_one_home():

@@ -67,8 +67,8 @@ DEFAULT_TV_WEIGHT = {"normalized": 3.0, "paper": 0.0}
 # outer pixels get (fewer convolution windows and poolings reach them) forms there instead
 DEFAULT_MARGIN = 0
 # settings added after records (checkpoints, output metadata) were first written, at the value a
-# record without them was made with
-_ADDED_LATER = {"margin": 0}
+# record without them was made with (convolutions were all direct before `conv` existed)
+_ADDED_LATER = {"margin": 0, "conv": "direct"}
 # the settings whose default depends on the loss scale (None: that default)
 _SCALE_DEFAULTS = {"style_weight": DEFAULT_STYLE_WEIGHT, "tv_weight": DEFAULT_TV_WEIGHT}
 # alpha/beta values a ratio sweep shows by default, by loss scale: a decade apart, around and

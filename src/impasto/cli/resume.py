@@ -111,10 +111,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def _command(path: str) -> dict[str, Any]:
-    """The command line recorded in a checkpoint (loaded on the CPU, then dropped)."""
+    """The command line recorded in a checkpoint (loaded on the CPU, then dropped), with the
+    settings the run had in place of the ones the command line left to their defaults: a default
+    that changed since (or a setting added since) must not change or refuse the resumed run."""
     from ..checkpoint import load_checkpoint
+    from ..settings import resolve_weights
 
-    caller = load_checkpoint(path).extra.get("caller")
+    ckpt = load_checkpoint(path)
+    caller = ckpt.extra.get("caller")
     try:
         info = json.loads(caller) if isinstance(caller, str) else None
     except ValueError:
@@ -124,6 +128,9 @@ def _command(path: str) -> dict[str, Any]:
             f"{path} was not written by `impasto stylize --checkpoint`; resume it from Python "
             "with Stylizer.run(..., resume=PATH)"
         )
+    recorded = resolve_weights(ckpt.settings)
+    recorded.pop("max_memory", None)  # the budget may differ on resume; the flag's value stays
+    info["args"] = {**info["args"], **recorded}
     return info
 
 
