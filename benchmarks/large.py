@@ -72,7 +72,20 @@ def settings(spec: dict):
         precision=spec.get("precision", "auto"),
         tile=spec.get("tile"),
         max_memory=spec.get("max_memory"),
+        conv=spec.get("conv", "auto"),
     )
+
+
+def winograd_used(spec: dict) -> bool:
+    """Whether this measurement's network runs by Winograd (its ``conv`` resolved)."""
+    import torch
+
+    from impasto.encoder.winograd import resolve_winograd
+
+    device = torch.device(spec.get("device", "cpu"))
+    fp32 = device.type == "cpu" and spec.get("precision") == "fp32"
+    dtype = torch.float32 if fp32 else torch.bfloat16
+    return resolve_winograd(spec.get("conv", "auto"), device, dtype)
 
 
 class Clock:
@@ -123,6 +136,7 @@ def run_measurement(spec: dict) -> dict:
         "first_iteration_s": t[0] - start,  # includes the targets
         "s_per_iteration": (t[-1] - t[0]) / (len(t) - 1) if len(t) > 1 else None,
         "tiles": max((tk[2] for tk in clock.tiles), default=1),
+        "winograd": winograd_used(spec),
     }
     if cuda:
         out["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
@@ -208,6 +222,7 @@ def probe_measurement(spec: dict) -> dict:
             (t1 + t2) / side**2 * crop_px if mem.tile else t2 / side**2 * w * h
         ),
         "peak_rss_bytes": peak_rss(),
+        "winograd": plan.winograd,
     }  # fmt: skip
 
 
@@ -264,11 +279,12 @@ def cpu_main(args) -> dict:
     if args.only in (None, "overhead"):
         for label, extra in (("untiled", {"max_memory": 10**13}), ("tiles 1024", {"tile": 1024})):
             spec = {"size": 2048, "iterations": 2, "precision": "fp32", "label": label, **extra}
+            spec["conv"] = args.conv
             rows.append(child(spec))
             print(table(rows[-1:]), flush=True)
     if args.only in (None, "auto"):
         for size in (4096, 8192):
-            spec = {"size": size, "precision": "fp32", "label": "auto tiles"}
+            spec = {"size": size, "precision": "fp32", "label": "auto tiles", "conv": args.conv}
             if args.full:
                 spec["iterations"] = args.iterations
             else:
@@ -317,6 +333,10 @@ def main(argv=None) -> int:
     p.add_argument("--only", choices=("overhead", "auto"), help="CPU: one part only")
     p.add_argument("--full", action="store_true", help="CPU: real iterations at 4096 and 8192")
     p.add_argument("--iterations", type=int, default=2)
+    p.add_argument(
+        "--conv", choices=("auto", "direct", "winograd"), default="auto",
+        help="CPU: the convolution algorithm (Settings.conv)",
+    )  # fmt: skip
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:

@@ -544,3 +544,8 @@ def test_large_probe_plans_and_measures_a_small_size():
     r = large.probe_measurement({"size": 256})
     assert r["memory_plan"]["tile"] is None and r["tiles"] == 1
     assert r["tile_pass2_s"] > 0 and r["peak_rss_bytes"] > 0
+    # the row says which convolutions ran, as the run itself resolved them
+    direct = large.probe_measurement({"size": 256, "precision": "fp32", "conv": "direct"})
+    assert direct["winograd"] is False
+    assert large.winograd_used({"precision": "fp32", "conv": "direct"}) is False
+    assert large.winograd_used({"device": "cuda", "conv": "auto"}) is False
