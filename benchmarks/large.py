@@ -7,6 +7,11 @@ pyramid level (``pyramid_start=0``), the default settings otherwise.
 CPU (default; a few minutes per measurement on a small shared machine)::
 
     python benchmarks/large.py                     # writes benchmarks/results/large.json
+    python benchmarks/large.py --convs auto,direct # each measurement with both, in turn
+
+With ``--convs`` every measurement runs once per convolution algorithm, one after the other in
+the same invocation, and the JSON has their ratios (``conv_ratios``); each row records whether
+Winograd ran (``winograd``) and the load average as it started (``loadavg_1min_before``).
 
 * ``overhead``: 2048 x 2048, untiled (``max_memory`` large) and with 1024 px tiles, two
   iterations each: tiled / untiled seconds per iteration.
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -36,7 +42,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 GPU_DEADLINE_S = 170.0
-
 
 
 def peak_rss() -> int:
@@ -187,9 +192,7 @@ def probe_measurement(spec: dict) -> dict:
     cache = RunCache()
     plan = make_plan(settings(spec), photo, [style], None, cache)
     layers = tuple(dict.fromkeys([*plan.content_layers, *plan.style_layers]))
-    encoder = cache.encoder(
-        plan.settings, plan.device, plan.dtype, layers, winograd=plan.winograd
-    )
+    encoder = cache.encoder(plan.settings, plan.device, plan.dtype, layers, winograd=plan.winograd)
     budget, source = memory_budget(plan)
     mem = scale_memory(plan, 0, encoder, budget)
     held = _held_tensors(plan, mem)
@@ -244,7 +247,7 @@ def sec(n) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'run':<26} {'plan':<34} {'peak':>9} {'s/iteration':>14}"]
+    lines = [f"{'run':<34} {'plan':<34} {'peak':>9} {'s/iteration':>14}"]
     for r in rows:
         plan = r.get("memory_plan") or {}
         what = f"tiles {plan.get('tile')}" if plan.get("tile") else "whole"
@@ -252,8 +255,8 @@ def table(rows: list[dict]) -> str:
         peak = r.get("peak_rss_bytes") or r.get("peak_gpu_bytes")
         s = r.get("s_per_iteration") or r.get("s_per_iteration_extrapolated")
         mark = "*" if "s_per_iteration_extrapolated" in r else ""
-        label = f"{r['size']} {r['label']}"
-        lines.append(f"{label:<26} {r.get('error') or what:<34} {gb(peak):>9} {sec(s) + mark:>14}")
+        label = f"{r['size']} {r['label']}" + (f" ({r['conv']})" if r.get("conv") else "")
+        lines.append(f"{label:<34} {r.get('error') or what:<34} {gb(peak):>9} {sec(s) + mark:>14}")
     return "\n".join(lines)
 
 
@@ -274,24 +277,49 @@ def full_run_hours(final: dict, whole_2048: dict | None) -> float | None:
     return total / 3600
 
 
-def cpu_main(args) -> dict:
-    rows = []
+def cpu_specs(args) -> list[dict]:
+    """The CPU measurements, each once per ``--convs`` choice, one after the other."""
+    specs = []
     if args.only in (None, "overhead"):
         for label, extra in (("untiled", {"max_memory": 10**13}), ("tiles 1024", {"tile": 1024})):
-            spec = {"size": 2048, "iterations": 2, "precision": "fp32", "label": label, **extra}
-            spec["conv"] = args.conv
-            rows.append(child(spec))
-            print(table(rows[-1:]), flush=True)
+            specs.append({"size": 2048, "iterations": 2, "precision": "fp32", "label": label,
+                          **extra})  # fmt: skip
     if args.only in (None, "auto"):
         for size in (4096, 8192):
-            spec = {"size": size, "precision": "fp32", "label": "auto tiles", "conv": args.conv}
-            if args.full:
-                spec["iterations"] = args.iterations
-            else:
-                spec["probe"] = True
-            rows.append(child(spec))
-            print(table(rows[-1:]), flush=True)
-    return {"rows": rows}
+            spec = {"size": size, "precision": "fp32", "label": "auto tiles"}
+            spec.update({"iterations": args.iterations} if args.full else {"probe": True})
+            specs.append(spec)
+    return [{**spec, "conv": conv} for spec in specs for conv in args.convs]
+
+
+def cpu_main(args) -> dict:
+    rows = []
+    for spec in cpu_specs(args):
+        rows.append({**child(spec), "loadavg_1min_before": os.getloadavg()[0]})
+        print(table(rows[-1:]), flush=True)
+    return {"rows": rows, "conv_ratios": conv_ratios(rows, args.convs)}
+
+
+def conv_ratios(rows: list[dict], convs: list[str]) -> list[dict]:
+    """Seconds per iteration of each later ``--convs`` choice over the first's, per run."""
+
+    def rate(r):
+        return r.get("s_per_iteration") or r.get("s_per_iteration_extrapolated")
+
+    out = []
+    for base in (r for r in rows if r.get("conv") == convs[0] and rate(r)):
+        for r in rows:
+            same = (r["size"], r["label"]) == (base["size"], base["label"])
+            if same and r.get("conv") != convs[0] and rate(r):
+                out.append(
+                    {
+                        "size": r["size"],
+                        "label": r["label"],
+                        "ratio": f"{r['conv']}/{convs[0]}",
+                        "value": rate(r) / rate(base),
+                    }
+                )
+    return out  # fmt: skip
 
 
 def gpu_main(args) -> dict:
@@ -318,7 +346,7 @@ def machine(device: str) -> dict:
 
     from impasto.devices import cpu_name
 
-    info = {"cpu": cpu_name(), "cores": __import__("os").cpu_count(), "torch": torch.__version__}
+    info = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch": torch.__version__}
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name()
     return info
@@ -334,9 +362,12 @@ def main(argv=None) -> int:
     p.add_argument("--full", action="store_true", help="CPU: real iterations at 4096 and 8192")
     p.add_argument("--iterations", type=int, default=2)
     p.add_argument(
-        "--conv", choices=("auto", "direct", "winograd"), default="auto",
-        help="CPU: the convolution algorithm (Settings.conv)",
-    )  # fmt: skip
+        "--convs",
+        type=lambda t: t.split(","),
+        default=["auto"],
+        help="CPU: convolution algorithms (Settings.conv), comma-separated, each measured in "
+        "turn and compared with the first, e.g. auto,direct (default: auto)",
+    )
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
@@ -346,23 +377,28 @@ def main(argv=None) -> int:
         return 0
     data = gpu_main(args) if args.device == "cuda" else cpu_main(args)
     rows = data["rows"]
-    whole = next((r for r in rows if r["size"] == 2048 and r["label"] == "untiled"), None)
-    tiled = next((r for r in rows if r["size"] == 2048 and r["label"].startswith("tiles")), None)
+    base = args.convs[0] if args.device == "cpu" else None  # GPU rows name no conv
+    first = [r for r in rows if r.get("conv") == base]
+    whole = next((r for r in first if r["size"] == 2048 and r["label"] == "untiled"), None)
+    tiled = next((r for r in first if r["size"] == 2048 and r["label"].startswith("tiles")), None)
     if whole and tiled and whole.get("s_per_iteration") and tiled.get("s_per_iteration"):
         data["overhead_2048"] = tiled["s_per_iteration"] / whole["s_per_iteration"]
     for r in rows:
         if r["size"] >= 4096 and "error" not in r:
-            r["full_run_hours_extrapolated"] = full_run_hours(r, whole)
+            same = [w for w in rows if w["label"] == "untiled" and w.get("conv") == r.get("conv")]
+            r["full_run_hours_extrapolated"] = full_run_hours(r, (same or [None])[0])
     data["machine"] = machine(args.device)
     data["note"] = (
-        "CPU figures: 2 cores shared with other work (contended); * = extrapolated from one "
-        "tile of each pass (see the docstring)"
+        "CPU figures: the machine's cores (see loadavg_1min_before: how busy it was as each "
+        "measurement started); * = extrapolated from one tile of each pass (see the docstring)"
         if args.device == "cpu"
         else "one GPU"
     )
     print(table(rows))
     if "overhead_2048" in data:
         print(f"tiled / untiled s/iteration at 2048 px: {data['overhead_2048']:.2f}")
+    for q in data.get("conv_ratios", []):
+        print(f"{q['size']} {q['label']}: s/iteration {q['ratio']} = {q['value']:.2f}")
     args.out.mkdir(parents=True, exist_ok=True)
     name = "large.json" if args.device == "cpu" else "large_gpu.json"
     (args.out / name).write_text(json.dumps(data, indent=1) + "\n")

@@ -549,3 +549,24 @@ def test_large_probe_plans_and_measures_a_small_size():
     assert direct["winograd"] is False
     assert large.winograd_used({"precision": "fp32", "conv": "direct"}) is False
     assert large.winograd_used({"device": "cuda", "conv": "auto"}) is False
+
+
+def test_large_runs_each_measurement_per_conv_and_compares_them():
+    from argparse import Namespace
+
+    from benchmarks import large
+
+    args = Namespace(only="overhead", full=False, iterations=2, convs=["auto", "direct"])
+    specs = large.cpu_specs(args)
+    assert [(s["label"], s["conv"]) for s in specs] == [
+        ("untiled", "auto"), ("untiled", "direct"), ("tiles 1024", "auto"),
+        ("tiles 1024", "direct"),
+    ]  # fmt: skip
+    rows = [
+        {"size": 2048, "label": "untiled", "conv": "auto", "s_per_iteration": 45.0},
+        {"size": 2048, "label": "untiled", "conv": "direct", "s_per_iteration": 90.0},
+        {"size": 4096, "label": "auto tiles", "conv": "auto", "s_per_iteration_extrapolated": 3},
+        {"size": 4096, "label": "auto tiles", "conv": "direct", "error": "out of memory"},
+    ]
+    (q,) = large.conv_ratios(rows, ["auto", "direct"])
+    assert (q["size"], q["ratio"], q["value"]) == (2048, "direct/auto", 2.0)
