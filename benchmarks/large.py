@@ -8,10 +8,12 @@ CPU (default; a few minutes per measurement on a small shared machine)::
 
     python benchmarks/large.py                     # writes benchmarks/results/large.json
     python benchmarks/large.py --convs auto,direct # each measurement with both, in turn
+    python benchmarks/large.py --convs winograd,direct,direct:auto --name large_zen5.json
 
-With ``--convs`` every measurement runs once per convolution algorithm, one after the other in
-the same invocation, and the JSON has their ratios (``conv_ratios``); each row records whether
-Winograd ran (``winograd``) and the load average as it started (``loadavg_1min_before``).
+With ``--convs`` every measurement runs once per convolution algorithm (``conv[:precision]``,
+float32 unless a precision is named), one after the other in the same invocation, and the JSON
+has their ratios to the first (``conv_ratios``); each row records whether Winograd ran
+(``winograd``) and the load average as it started (``loadavg_1min_before``).
 
 * ``overhead``: 2048 x 2048, untiled (``max_memory`` large) and with 1024 px tiles, two
   iterations each: tiled / untiled seconds per iteration.
@@ -85,11 +87,12 @@ def winograd_used(spec: dict) -> bool:
     """Whether this measurement's network runs by Winograd (its ``conv`` resolved)."""
     import torch
 
+    from impasto.devices import resolve_dtype
     from impasto.encoder.winograd import resolve_winograd
 
     device = torch.device(spec.get("device", "cpu"))
-    fp32 = device.type == "cpu" and spec.get("precision") == "fp32"
-    dtype = torch.float32 if fp32 else torch.bfloat16
+    cpu = device.type == "cpu"
+    dtype = resolve_dtype(spec.get("precision", "auto"), device) if cpu else torch.bfloat16
     return resolve_winograd(spec.get("conv", "auto"), device, dtype)
 
 
@@ -255,25 +258,26 @@ def table(rows: list[dict]) -> str:
         peak = r.get("peak_rss_bytes") or r.get("peak_gpu_bytes")
         s = r.get("s_per_iteration") or r.get("s_per_iteration_extrapolated")
         mark = "*" if "s_per_iteration_extrapolated" in r else ""
-        label = f"{r['size']} {r['label']}" + (f" ({r['conv']})" if r.get("conv") else "")
+        label = f"{r['size']} {r['label']}" + (f" ({variant_of(r)})" if r.get("conv") else "")
         lines.append(f"{label:<34} {r.get('error') or what:<34} {gb(peak):>9} {sec(s) + mark:>14}")
     return "\n".join(lines)
 
 
 def full_run_hours(final: dict, whole_2048: dict | None) -> float | None:
-    """A default-settings run (pyramid from 256 px by factors of 2; 300 iterations per coarse
-    level, 200 at the top), from the measured top level and, for the coarse levels, the
-    untiled 2048 px rate per pixel (levels of 4096 px and more counted at the top's rate)."""
+    """A run with this release's default pyramid and iterations (``Settings``), from the
+    measured top level and, for the coarse levels, the untiled 2048 px rate per pixel (levels
+    above 2048 px counted at the top's rate)."""
+    from impasto import Settings
+
     top = final.get("s_per_iteration") or final.get("s_per_iteration_extrapolated")
     if top is None or whole_2048 is None or whole_2048.get("s_per_iteration") is None:
         return None
-    size = final["size"]
-    rate_top = top / size**2
+    defaults = Settings(size=final["size"])
+    rate_top = top / final["size"] ** 2
     rate_small = whole_2048["s_per_iteration"] / 2048**2
-    total, side = 200 * top, size // 2
-    while side >= 256:
-        total += 300 * side**2 * (rate_small if side <= 2048 else rate_top)
-        side //= 2
+    total = defaults.iterations * top
+    for side in defaults.sides[:-1]:
+        total += defaults.pyramid_iterations * side**2 * (rate_small if side <= 2048 else rate_top)
     return total / 3600
 
 
@@ -282,20 +286,30 @@ def cpu_specs(args) -> list[dict]:
     specs = []
     if args.only in (None, "overhead"):
         for label, extra in (("untiled", {"max_memory": 10**13}), ("tiles 1024", {"tile": 1024})):
-            specs.append({"size": 2048, "iterations": 2, "precision": "fp32", "label": label,
-                          **extra})  # fmt: skip
+            specs.append({"size": 2048, "iterations": 2, "label": label, **extra})
     if args.only in (None, "auto"):
         for size in (4096, 8192):
-            spec = {"size": size, "precision": "fp32", "label": "auto tiles"}
+            spec = {"size": size, "label": "auto tiles"}
             spec.update({"iterations": args.iterations} if args.full else {"probe": True})
             specs.append(spec)
-    return [{**spec, "conv": conv} for spec in specs for conv in args.convs]
+    return [{**spec, **variant(v)} for spec in specs for v in args.convs]
+
+
+def variant(text: str) -> dict:
+    """``conv[:precision]`` (precision fp32 unless named): how one row's network runs."""
+    conv, _, precision = text.partition(":")
+    return {"conv": conv, "precision": precision or "fp32", "variant": text}
+
+
+def variant_of(row: dict) -> str:
+    return row.get("variant", row.get("conv"))
 
 
 def cpu_main(args) -> dict:
     rows = []
     for spec in cpu_specs(args):
-        rows.append({**child(spec), "loadavg_1min_before": os.getloadavg()[0]})
+        load = os.getloadavg()[0]  # before the child starts: what else the machine was doing
+        rows.append({**child(spec), "loadavg_1min_before": load})
         print(table(rows[-1:]), flush=True)
     return {"rows": rows, "conv_ratios": conv_ratios(rows, args.convs)}
 
@@ -307,15 +321,15 @@ def conv_ratios(rows: list[dict], convs: list[str]) -> list[dict]:
         return r.get("s_per_iteration") or r.get("s_per_iteration_extrapolated")
 
     out = []
-    for base in (r for r in rows if r.get("conv") == convs[0] and rate(r)):
+    for base in (r for r in rows if variant_of(r) == convs[0] and rate(r)):
         for r in rows:
             same = (r["size"], r["label"]) == (base["size"], base["label"])
-            if same and r.get("conv") != convs[0] and rate(r):
+            if same and variant_of(r) != convs[0] and rate(r):
                 out.append(
                     {
                         "size": r["size"],
                         "label": r["label"],
-                        "ratio": f"{r['conv']}/{convs[0]}",
+                        "ratio": f"{variant_of(r)}/{convs[0]}",
                         "value": rate(r) / rate(base),
                     }
                 )
@@ -365,9 +379,11 @@ def main(argv=None) -> int:
         "--convs",
         type=lambda t: t.split(","),
         default=["auto"],
-        help="CPU: convolution algorithms (Settings.conv), comma-separated, each measured in "
-        "turn and compared with the first, e.g. auto,direct (default: auto)",
+        help="CPU: convolution algorithms (Settings.conv), each optionally with a precision "
+        "(conv:precision, fp32 unless named), comma-separated, each measured in turn and "
+        "compared with the first, e.g. auto,direct or winograd,direct,direct:auto (default: auto)",
     )
+    p.add_argument("--name", help="the JSON file's name (default large.json / large_gpu.json)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
@@ -378,14 +394,14 @@ def main(argv=None) -> int:
     data = gpu_main(args) if args.device == "cuda" else cpu_main(args)
     rows = data["rows"]
     base = args.convs[0] if args.device == "cpu" else None  # GPU rows name no conv
-    first = [r for r in rows if r.get("conv") == base]
+    first = [r for r in rows if variant_of(r) == base]
     whole = next((r for r in first if r["size"] == 2048 and r["label"] == "untiled"), None)
     tiled = next((r for r in first if r["size"] == 2048 and r["label"].startswith("tiles")), None)
     if whole and tiled and whole.get("s_per_iteration") and tiled.get("s_per_iteration"):
         data["overhead_2048"] = tiled["s_per_iteration"] / whole["s_per_iteration"]
     for r in rows:
         if r["size"] >= 4096 and "error" not in r:
-            same = [w for w in rows if w["label"] == "untiled" and w.get("conv") == r.get("conv")]
+            same = [w for w in rows if w["label"] == "untiled" and variant_of(w) == variant_of(r)]
             r["full_run_hours_extrapolated"] = full_run_hours(r, (same or [None])[0])
     data["machine"] = machine(args.device)
     data["note"] = (
@@ -400,7 +416,7 @@ def main(argv=None) -> int:
     for q in data.get("conv_ratios", []):
         print(f"{q['size']} {q['label']}: s/iteration {q['ratio']} = {q['value']:.2f}")
     args.out.mkdir(parents=True, exist_ok=True)
-    name = "large.json" if args.device == "cpu" else "large_gpu.json"
+    name = args.name or ("large.json" if args.device == "cpu" else "large_gpu.json")
     (args.out / name).write_text(json.dumps(data, indent=1) + "\n")
     return 0
 

@@ -556,12 +556,21 @@ def test_large_runs_each_measurement_per_conv_and_compares_them():
 
     from benchmarks import large
 
-    args = Namespace(only="overhead", full=False, iterations=2, convs=["auto", "direct"])
+    args = Namespace(only="overhead", full=False, iterations=2, convs=["auto", "direct:auto"])
     specs = large.cpu_specs(args)
-    assert [(s["label"], s["conv"]) for s in specs] == [
-        ("untiled", "auto"), ("untiled", "direct"), ("tiles 1024", "auto"),
-        ("tiles 1024", "direct"),
+    assert [(s["label"], s["conv"], s["precision"]) for s in specs] == [
+        ("untiled", "auto", "fp32"), ("untiled", "direct", "auto"),
+        ("tiles 1024", "auto", "fp32"), ("tiles 1024", "direct", "auto"),
     ]  # fmt: skip
+    assert large.winograd_used(specs[1]) is False
+    # a variant names its precision; the ratios compare variants, not bare algorithms
+    row = {"size": 2048, "label": "untiled", "conv": "direct"}
+    rows = [
+        {**row, "variant": "direct", "s_per_iteration": 4.0},
+        {**row, "variant": "direct:bf16", "s_per_iteration": 2.0},
+    ]
+    (q,) = large.conv_ratios(rows, ["direct", "direct:bf16"])
+    assert (q["ratio"], q["value"]) == ("direct:bf16/direct", 0.5)
     rows = [
         {"size": 2048, "label": "untiled", "conv": "auto", "s_per_iteration": 45.0},
         {"size": 2048, "label": "untiled", "conv": "direct", "s_per_iteration": 90.0},
@@ -570,3 +579,20 @@ def test_large_runs_each_measurement_per_conv_and_compares_them():
     ]
     (q,) = large.conv_ratios(rows, ["auto", "direct"])
     assert (q["size"], q["ratio"], q["value"]) == (2048, "direct/auto", 2.0)
+
+
+def test_large_full_run_hours_follow_the_default_pyramid():
+    """The extrapolated full run counts this release's defaults (128 px up by factors of 2, 100
+    iterations per coarse level, 80 at the top), coarse levels at the 2048 px rate per pixel."""
+    from benchmarks import large
+
+    rate = 1e-6  # seconds per pixel per iteration, the same at every size here
+    final = {"size": 4096, "s_per_iteration_extrapolated": rate * 4096**2}
+    whole = {"s_per_iteration": rate * 2048**2}
+    coarse = sum(side**2 for side in (128, 256, 512, 1024, 2048))
+    expected = rate * (80 * 4096**2 + 100 * coarse) / 3600
+    assert abs(large.full_run_hours(final, whole) - expected) < 1e-9
+    # the top level alone at twice the rate adds 80 more top iterations' worth
+    final["s_per_iteration_extrapolated"] *= 2
+    assert abs(large.full_run_hours(final, whole) - expected - rate * 80 * 4096**2 / 3600) < 1e-9
+    assert large.full_run_hours(final, None) is None
