@@ -2,15 +2,17 @@
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from impasto.errors import SettingsError
 from impasto.memory import (
     MAX_TILE,
     MIN_HISTORY,
+    MIN_TILE,
     available_memory,
     backward_bytes_per_pixel,
+    format_bytes,
     optimiser_bytes,
     parse_bytes,
     plan_memory,
@@ -82,8 +84,13 @@ def test_shorter_history_then_adam_as_the_budget_shrinks():
 
 
 @given(st.integers(1024, 8192), st.floats(8, 200))
+@example(7513, 18.0)  # history 5 with 752 px tiles, then history 19 with 576 px ones
 @settings(max_examples=40, deadline=None)
-def test_plans_fit_and_more_memory_never_gives_smaller_tiles(side, gb):
+def test_plans_fit_and_more_memory_never_gives_a_shorter_history_or_smaller_tiles(side, gb):
+    """The planner keeps the L-BFGS history first, then the largest tiles: more memory never
+    shortens the history, and at the same history never gives smaller tiles. (A shortened
+    history spends what is left under one more history pair on tiles, so twice the memory can
+    buy a much longer history with smaller, still >= 512 px, tiles.)"""
     try:
         small = _plan(side, gb * GB)
     except SettingsError:
@@ -93,7 +100,9 @@ def test_plans_fit_and_more_memory_never_gives_smaller_tiles(side, gb):
     if small.tile is None:
         assert big.tile is None
     elif big.tile is not None and big.optimizer == small.optimizer:
-        assert big.tile >= small.tile and big.history >= small.history
+        assert big.history >= small.history
+        assert big.tile >= small.tile or big.history > small.history
+        assert big.tile >= min(MIN_TILE, small.tile)
 
 
 def test_a_forced_tile_is_aligned_and_kept():
@@ -123,3 +132,11 @@ def test_parse_bytes():
 def test_available_memory_on_the_cpu():
     budget, where = available_memory(torch.device("cpu"))
     assert budget > 0 and "of the" in where
+
+
+def test_format_bytes_never_shows_a_small_budget_as_zero():
+    """`--max-memory 1KB` was reported as 'the 0 MB budget'."""
+    assert format_bytes(12.34e9) == "12.3 GB"
+    assert format_bytes(512e6) == "512 MB"
+    assert format_bytes(1000) == "1 kB"
+    assert format_bytes(12) == "12 B"

@@ -165,8 +165,11 @@ class MemoryPlan:
 
 
 def format_bytes(n: float) -> str:
-    """``12.3 GB`` / ``512 MB``."""
-    return f"{n / GB:.1f} GB" if n >= GB else f"{n / 1e6:.0f} MB"
+    """``12.3 GB`` / ``512 MB`` / ``4 kB`` / ``12 B``: never a budget shown as ``0 MB``."""
+    for unit, scale in (("GB", GB), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} GB" if unit == "GB" else f"{n / scale:.0f} {unit}"
+    return f"{n:.0f} B"
 
 
 def _largest_tile(avail: float, per_px: float, halo: int, align: int, cap: int) -> int:
