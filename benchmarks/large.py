@@ -288,10 +288,11 @@ def cpu_specs(args) -> list[dict]:
         for label, extra in (("untiled", {"max_memory": 10**13}), ("tiles 1024", {"tile": 1024})):
             specs.append({"size": 2048, "iterations": 2, "label": label, **extra})
     if args.only in (None, "auto"):
+        how = {"iterations": args.iterations} if args.full else {"probe": True}
         for size in (4096, 8192):
-            spec = {"size": size, "label": "auto tiles"}
-            spec.update({"iterations": args.iterations} if args.full else {"probe": True})
-            specs.append(spec)
+            specs.append({"size": size, "label": "auto tiles", **how})
+        for size, tile in getattr(args, "also_tiles", None) or []:
+            specs.append({"size": size, "label": f"tiles {tile}", "tile": tile, **how})
     return [{**spec, **variant(v)} for spec in specs for v in args.convs]
 
 
@@ -382,6 +383,12 @@ def main(argv=None) -> int:
         help="CPU: convolution algorithms (Settings.conv), each optionally with a precision "
         "(conv:precision, fp32 unless named), comma-separated, each measured in turn and "
         "compared with the first, e.g. auto,direct or winograd,direct,direct:auto (default: auto)",
+    )
+    p.add_argument(
+        "--also-tiles",
+        type=lambda t: [tuple(int(v) for v in x.split(":")) for x in t.split(",")],
+        help="CPU, with the automatic tiles: also SIZE:TILE forced tiles (e.g. an earlier plan's "
+        "4096:720,8192:1344), measured the same way",
     )
     p.add_argument("--name", help="the JSON file's name (default large.json / large_gpu.json)")
     p.add_argument("--one", help=argparse.SUPPRESS)

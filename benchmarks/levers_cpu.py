@@ -1,4 +1,4 @@
-"""Quality against time for one lever at a time, at 256 px on the CPU: how this release's
+"""Quality against time for one lever at a time, at 256 px (`--size`) on the CPU: how this release's
 defaults were chosen (README, "How the defaults were chosen").
 
 Each config runs through the Python API with 2 torch threads; images are taken at marked
@@ -48,6 +48,10 @@ CONFIGS: dict[str, dict] = {
     "tv10": dict(tv_weight=10.0),
     "style_scale0.7": dict(_PRE_TV, style_scale=0.7),
     "style_scale1.4": dict(_PRE_TV, style_scale=1.4),
+    # the defaults with a shorter L-BFGS history: what the memory plan gives up at print sizes
+    # before tiles shrink below 512 px (against "tv3", the defaults)
+    "hist10": dict(tv_weight=3.0, lbfgs_history=10),
+    "hist5": dict(tv_weight=3.0, lbfgs_history=5),
 }
 MARKS = (25, 50, 75, 100, 125, 150)  # and the last iteration
 OUT = ROOT / "results" / "levers_cpu.jsonl"
@@ -68,7 +72,7 @@ def run(pair: str, name: str, size: int = 256) -> tuple[list[dict], Image.Image]
     Stylizer(settings).run(photo, painting, callback=keep)
     scorer = PairScorer(photo, painting)
     rows = [
-        {"pair": pair, "config": name, "i": i, "t": round(t, 1), **scorer.score(im)}
+        {"pair": pair, "config": name, "size": size, "i": i, "t": round(t, 1), **scorer.score(im)}
         for i, (t, im) in sorted(snaps.items())
     ]
     return rows, snaps[max(snaps)][1]
@@ -79,6 +83,7 @@ def main() -> None:
     ap.add_argument("pairs", help="comma-separated pair names of benchmarks/compare.py")
     ap.add_argument("configs", help=f"comma-separated, from: {', '.join(CONFIGS)}")
     ap.add_argument("--sheet", type=Path, help="also a contact sheet: a row per pair")
+    ap.add_argument("--size", type=int, default=256, help="long side of the output (px)")
     args = ap.parse_args()
     pairs, names = args.pairs.split(","), args.configs.split(",")
     unknown = [n for n in names if n not in CONFIGS] + [p for p in pairs if p not in compare.PAIRS]
@@ -87,7 +92,7 @@ def main() -> None:
     cells = []
     for pair in pairs:
         for name in names:
-            rows, image = run(pair, name)
+            rows, image = run(pair, name, args.size)
             with OUT.open("a") as f:
                 f.writelines(json.dumps(r) + "\n" for r in rows)
             for r in rows:

@@ -563,6 +563,14 @@ def test_large_runs_each_measurement_per_conv_and_compares_them():
         ("tiles 1024", "auto", "fp32"), ("tiles 1024", "direct", "auto"),
     ]  # fmt: skip
     assert large.winograd_used(specs[1]) is False
+    # an earlier plan's tiles, forced, beside the automatic ones: the same probe
+    args = Namespace(only="auto", full=False, iterations=2, convs=["auto"])
+    args.also_tiles = [(4096, 720)]
+    labels = [(s["size"], s["label"], s.get("tile"), s["probe"]) for s in large.cpu_specs(args)]
+    assert labels == [
+        (4096, "auto tiles", None, True), (8192, "auto tiles", None, True),
+        (4096, "tiles 720", 720, True),
+    ]  # fmt: skip
     # a variant names its precision; the ratios compare variants, not bare algorithms
     row = {"size": 2048, "label": "untiled", "conv": "direct"}
     rows = [
