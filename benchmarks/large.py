@@ -186,6 +186,7 @@ def _tile_pass(encoder, layers, side: int, grad: bool) -> float:
 
 def probe_measurement(spec: dict) -> dict:
     """The memory plan, full-size held tensors and one tile of each pass (CPU; see above)."""
+    from impasto.allocator import keep_freed_memory
     from impasto.cache import RunCache
     from impasto.plan import make_plan
     from impasto.pyramid import memory_budget, scale_memory
@@ -202,9 +203,10 @@ def probe_measurement(spec: dict) -> dict:
     w, h = plan.size
     tile = mem.tile or max(w, h)
     side = min(max(w, h), tile + 2 * mem.halo)
-    _tile_pass(encoder, layers, side, grad=True)  # warm-up: kernels chosen, pages touched
-    t1 = _tile_pass(encoder, layers, side, grad=False)
-    t2 = _tile_pass(encoder, layers, side, grad=True)
+    with keep_freed_memory(plan.device.type == "cpu"):  # as a run does
+        _tile_pass(encoder, layers, side, grad=True)  # warm-up: kernels chosen, pages touched
+        t1 = _tile_pass(encoder, layers, side, grad=False)
+        t2 = _tile_pass(encoder, layers, side, grad=True)
     windows = tile_windows((h, w), tile, mem.halo, 16)
     crop_px = sum(
         (min(h, win.bottom + mem.halo) - win.origin[0])

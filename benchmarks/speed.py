@@ -97,6 +97,10 @@ def run_one(cfg: dict) -> dict:
     from impasto.errors import Cancelled
 
     warmup, timed = cfg["warmup"], cfg["timed"]
+    if cfg.get("allocator") == "system":  # the C library's own behaviour, for comparison
+        from impasto import allocator, api
+
+        api.keep_freed_memory = lambda enabled=True: allocator.keep_freed_memory(False)
     settings = Settings(
         size=cfg["size"],
         iterations=warmup + timed,
@@ -155,6 +159,19 @@ def conv_ratios(rows: list[dict]) -> list[dict]:
     return out
 
 
+def allocator_ratios(rows: list[dict]) -> list[dict]:
+    """Seconds per iteration keeping freed memory (the default) over the C library's own
+    behaviour, per configuration that ran both."""
+    out = []
+    same = ("size", "optimizer", "precision", "conv")
+    for k in (r for r in rows if r.get("allocator") == "keep"):
+        for s in (r for r in rows if r.get("allocator") == "system"):
+            if all(s.get(f) == k.get(f) for f in same):
+                ratio = k["s_per_it"] / s["s_per_it"]
+                out.append({**{f: k.get(f) for f in same}, "ratio": ratio})
+    return out
+
+
 def run_isolated(cfg: dict) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--one", json.dumps(cfg)],
@@ -178,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--optimizers", default="lbfgs,adam", help="comma-separated")
     p.add_argument("--convs", default="auto", help="comma-separated --conv choices")
     p.add_argument("--timed", type=int, default=None, help="timed iterations per configuration")
+    p.add_argument(
+        "--allocators",
+        default="keep",
+        help="comma-separated: keep (freed memory kept during a run, impasto's default on "
+        "glibc) and/or system (the C library's own behaviour)",
+    )
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
@@ -198,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         for pr in precisions
         for c in args.convs.split(",")
     ]
+    allocators = args.allocators.split(",")
+    if allocators != ["keep"]:
+        configs = [{**c, "allocator": a} for c in configs for a in allocators]
     if not args.quick and not args.sizes:  # memory (and speed) at print-ish size
         configs += [
             {"size": 1024, "optimizer": "lbfgs", "precision": pr, "warmup": 2, "timed": 3}
@@ -222,13 +248,17 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['width']:>4}x{row['height']:<4} {row['optimizer']:>6} {row['precision']:>5} "
             f"{row.get('conv', 'auto'):>8} {row['s_per_it']:7.3f} {row['gflops']:8.0f} "
             f"{100 * row['peak_fraction']:6.0f}% "
-            f"{row['peak_rss_mb']:7.0f}",
+            f"{row['peak_rss_mb']:7.0f} {row.get('allocator', '')}",
             flush=True,
         )
     ratios = conv_ratios(rows)
     for r in ratios:
         name = f"{r['size']} px {r['optimizer']} {r['precision']}"
         print(f"{name}: winograd / direct {r['ratio']:.2f}")
+    kept = allocator_ratios(rows)
+    for r in kept:
+        name = f"{r['size']} px {r['optimizer']} {r['precision']}"
+        print(f"{name}: keep / system {r['ratio']:.2f}")
     from impasto.devices import cpu_name
 
     result = {
@@ -243,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         "matmul_peak_gflops": peaks,
         "rows": rows,
         "winograd_over_direct": ratios,
+        "keep_over_system": kept,
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

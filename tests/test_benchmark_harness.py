@@ -604,3 +604,16 @@ def test_large_full_run_hours_follow_the_default_pyramid():
     final["s_per_iteration_extrapolated"] *= 2
     assert abs(large.full_run_hours(final, whole) - expected - rate * 80 * 4096**2 / 3600) < 1e-9
     assert large.full_run_hours(final, None) is None
+
+
+def test_speed_compares_keeping_freed_memory_with_the_system_allocator():
+    from benchmarks import speed
+
+    row = {"size": 512, "optimizer": "lbfgs", "precision": "bf16", "conv": "auto"}
+    rows = [
+        {**row, "allocator": "system", "s_per_it": 0.5},
+        {**row, "allocator": "keep", "s_per_it": 0.4},
+        {**row, "precision": "fp32", "allocator": "keep", "s_per_it": 0.9},  # no partner
+    ]
+    (q,) = speed.allocator_ratios(rows)
+    assert (q["precision"], q["ratio"]) == ("bf16", 0.8)

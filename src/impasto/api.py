@@ -20,6 +20,7 @@ from typing import Any
 
 from PIL import Image
 
+from .allocator import keep_freed_memory
 from .cache import RunCache
 from .callbacks import Callback
 from .checkpoint import Autosave, Checkpoint, check_inputs, input_identities, load_checkpoint
@@ -97,7 +98,10 @@ class Stylizer:
                 autosave = checkpoint if isinstance(checkpoint, Autosave) else Autosave(checkpoint)
                 checkpoints = Checkpoints(autosave, ids)
         progress = Progress(plan, callback, started)
-        image = run_pyramid(plan, cache, progress, cancel, checkpoints=checkpoints, resume=resume)
+        with keep_freed_memory(plan.device.type == "cpu"):
+            image = run_pyramid(
+                plan, cache, progress, cancel, checkpoints=checkpoints, resume=resume
+            )
         elapsed = time.perf_counter() - progress.started
         return finish(plan, image, elapsed, progress.history, progress.memory, progress.notes)
 
