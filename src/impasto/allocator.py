@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "keeps_freed_memory"]
 
 #: glibc's mallopt parameters (malloc.h) and their defaults.
 M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
@@ -46,6 +46,12 @@ def _glibc():
         return libc if libc.mallopt and libc.malloc_trim else None
     except (OSError, AttributeError):
         return None
+
+
+def keeps_freed_memory(device_type: str) -> bool:
+    """Whether a run on this kind of device keeps freed memory (the CPU, with glibc): the
+    memory plan counts the heap's slack for it (:data:`impasto.memory.KEPT_SLACK`)."""
+    return device_type == "cpu" and _glibc() is not None
 
 
 @contextmanager
