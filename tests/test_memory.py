@@ -10,6 +10,7 @@ from impasto.memory import (
     MAX_TILE,
     MIN_HISTORY,
     MIN_TILE,
+    TILE_HISTORY,
     available_memory,
     backward_bytes_per_pixel,
     format_bytes,
@@ -67,9 +68,30 @@ def test_tiles_when_the_whole_image_does_not_fit():
     plan = _plan(4096, 20 * GB)
     assert plan.tile is not None and plan.tile % 16 == 0 and 512 <= plan.tile <= MAX_TILE
     assert plan.halo == 80
-    assert (plan.optimizer, plan.history) == ("lbfgs", 20)
     assert plan.estimate <= plan.budget
     assert "tiles of" in plan.reason and "over 20.0 GB" in plan.reason
+    # the history is traded down to TILE_HISTORY for larger tiles (measured: the same quality)
+    assert (plan.optimizer, plan.history) == ("lbfgs", TILE_HISTORY)
+    assert "history 20 -> 10 for larger tiles" in plan.reason
+    kept = _plan(4096, 20 * GB, history=TILE_HISTORY)
+    assert kept.tile == plan.tile and kept.history == TILE_HISTORY and "->" not in kept.reason
+    eleven = _plan(4096, 20 * GB, history=TILE_HISTORY + 1)
+    assert (eleven.tile, eleven.history) == (plan.tile, TILE_HISTORY)
+    # keeping the history of 20 would not have fitted beside tiles this large
+    assert plan.estimate + _pair_bytes(4096) * (20 - TILE_HISTORY) > plan.budget
+
+
+def _pair_bytes(side):
+    """One more L-BFGS history pair of a side x side RGB image."""
+    return optimiser_bytes("lbfgs", 1, side * side, 3) - optimiser_bytes("lbfgs", 0, side * side, 3)
+
+
+def test_tiles_at_their_largest_keep_the_longest_history_that_reaches_them():
+    plan = _plan(8192, 80 * GB)
+    assert plan.tile == MAX_TILE and plan.history == 20 and "->" not in plan.reason
+    tighter = _plan(8192, 56 * GB)
+    assert tighter.tile == MAX_TILE and TILE_HISTORY <= tighter.history < 20
+    assert tighter.estimate + _pair_bytes(8192) > tighter.budget  # one more would not fit
 
 
 def test_shorter_history_then_adam_as_the_budget_shrinks():
@@ -84,13 +106,17 @@ def test_shorter_history_then_adam_as_the_budget_shrinks():
 
 
 @given(st.integers(1024, 8192), st.floats(8, 200))
-@example(7513, 18.0)  # history 5 with 752 px tiles, then history 19 with 576 px ones
+@example(7513, 18.0)  # history 5, 752 px tiles; at 36 GB history 19, 576 px before TILE_HISTORY
+@example(2195, 8.0)  # history 11, 1040 px tiles; at 16 GB history 10, 1776 px
 @settings(max_examples=40, deadline=None)
 def test_plans_fit_and_more_memory_never_gives_a_shorter_history_or_smaller_tiles(side, gb):
-    """The planner keeps the L-BFGS history first, then the largest tiles: more memory never
-    shortens the history, and at the same history never gives smaller tiles. (A shortened
-    history spends what is left under one more history pair on tiles, so twice the memory can
-    buy a much longer history with smaller, still >= 512 px, tiles.)"""
+    """Below TILE_HISTORY the planner keeps the L-BFGS history first, then the largest tiles:
+    more memory never shortens the history below it, and never gives smaller tiles unless a
+    longer history. (Above it, the longest history that reaches the same tiles is kept, so
+    alignment can make it 11 with less memory and 10 with more, where the tiles are larger.)
+    (A history shortened below TILE_HISTORY spends what is left under one more history pair on
+    tiles, so twice the memory can buy a much longer history with smaller, still >= 512 px,
+    tiles.)"""
     try:
         small = _plan(side, gb * GB)
     except SettingsError:
@@ -100,7 +126,7 @@ def test_plans_fit_and_more_memory_never_gives_a_shorter_history_or_smaller_tile
     if small.tile is None:
         assert big.tile is None
     elif big.tile is not None and big.optimizer == small.optimizer:
-        assert big.history >= small.history
+        assert min(big.history, TILE_HISTORY) >= min(small.history, TILE_HISTORY)
         assert big.tile >= small.tile or big.history > small.history
         assert big.tile >= min(MIN_TILE, small.tile)
 
