@@ -203,7 +203,7 @@ def probe_measurement(spec: dict) -> dict:
     w, h = plan.size
     tile = mem.tile or max(w, h)
     side = min(max(w, h), tile + 2 * mem.halo)
-    with keep_freed_memory(plan.device.type == "cpu"):  # as a run does
+    with keep_freed_memory(plan.device.type):  # as a run does
         _tile_pass(encoder, layers, side, grad=True)  # warm-up: kernels chosen, pages touched
         t1 = _tile_pass(encoder, layers, side, grad=False)
         t2 = _tile_pass(encoder, layers, side, grad=True)

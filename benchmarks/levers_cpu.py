@@ -49,7 +49,7 @@ CONFIGS: dict[str, dict] = {
     "style_scale0.7": dict(_PRE_TV, style_scale=0.7),
     "style_scale1.4": dict(_PRE_TV, style_scale=1.4),
     # the defaults with a shorter L-BFGS history: what the memory plan gives up at print sizes
-    # before tiles shrink below 512 px (against "tv3", the defaults)
+    # for larger tiles (down to 10) and below 512 px tiles (against "tv3", the defaults)
     "hist10": dict(tv_weight=3.0, lbfgs_history=10),
     "hist5": dict(tv_weight=3.0, lbfgs_history=5),
 }

@@ -98,9 +98,11 @@ def run_one(cfg: dict) -> dict:
 
     warmup, timed = cfg["warmup"], cfg["timed"]
     if cfg.get("allocator") == "system":  # the C library's own behaviour, for comparison
-        from impasto import allocator, api
+        from contextlib import nullcontext
 
-        api.keep_freed_memory = lambda enabled=True: allocator.keep_freed_memory(False)
+        from impasto import api
+
+        api.keep_freed_memory = lambda device_type: nullcontext(False)
     settings = Settings(
         size=cfg["size"],
         iterations=warmup + timed,
@@ -148,28 +150,26 @@ def run_one(cfg: dict) -> dict:
     }
 
 
+def ratios(rows: list[dict], key: str, new: str, old: str, same: tuple[str, ...]) -> list[dict]:
+    """Seconds per iteration of the rows whose ``key`` is ``new`` over those where it is
+    ``old``, per configuration (the ``same`` fields) that ran both."""
+    out = []
+    for n in (r for r in rows if r.get(key) == new):
+        for o in (r for r in rows if r.get(key) == old):
+            if all(o.get(f) == n.get(f) for f in same):
+                out.append({**{f: n.get(f) for f in same}, "ratio": n["s_per_it"] / o["s_per_it"]})
+    return out
+
+
 def conv_ratios(rows: list[dict]) -> list[dict]:
     """Seconds per iteration by Winograd over direct, per configuration that ran both."""
-    out = []
-    for w in (r for r in rows if r.get("conv") == "winograd"):
-        same = ("size", "optimizer", "precision")
-        for d in (r for r in rows if r.get("conv") == "direct"):
-            if all(d[k] == w[k] for k in same):
-                out.append({**{k: w[k] for k in same}, "ratio": w["s_per_it"] / d["s_per_it"]})
-    return out
+    return ratios(rows, "conv", "winograd", "direct", ("size", "optimizer", "precision"))
 
 
 def allocator_ratios(rows: list[dict]) -> list[dict]:
     """Seconds per iteration keeping freed memory (the default) over the C library's own
     behaviour, per configuration that ran both."""
-    out = []
-    same = ("size", "optimizer", "precision", "conv")
-    for k in (r for r in rows if r.get("allocator") == "keep"):
-        for s in (r for r in rows if r.get("allocator") == "system"):
-            if all(s.get(f) == k.get(f) for f in same):
-                ratio = k["s_per_it"] / s["s_per_it"]
-                out.append({**{f: k.get(f) for f in same}, "ratio": ratio})
-    return out
+    return ratios(rows, "allocator", "keep", "system", ("size", "optimizer", "precision", "conv"))
 
 
 def run_isolated(cfg: dict) -> dict:
@@ -251,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['peak_rss_mb']:7.0f} {row.get('allocator', '')}",
             flush=True,
         )
-    ratios = conv_ratios(rows)
-    for r in ratios:
+    by_conv = conv_ratios(rows)
+    for r in by_conv:
         name = f"{r['size']} px {r['optimizer']} {r['precision']}"
         print(f"{name}: winograd / direct {r['ratio']:.2f}")
     kept = allocator_ratios(rows)
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "matmul_peak_gflops": peaks,
         "rows": rows,
-        "winograd_over_direct": ratios,
+        "winograd_over_direct": by_conv,
         "keep_over_system": kept,
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }

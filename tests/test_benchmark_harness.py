@@ -617,3 +617,8 @@ def test_speed_compares_keeping_freed_memory_with_the_system_allocator():
     ]
     (q,) = speed.allocator_ratios(rows)
     assert (q["precision"], q["ratio"]) == ("bf16", 0.8)
+    # Winograd over direct is the same pairing by another field
+    rows = [{**row, "conv": c, "s_per_it": t} for c, t in (("winograd", 2.0), ("direct", 4.0))]
+    assert speed.conv_ratios(rows) == [
+        {"size": 512, "optimizer": "lbfgs", "precision": "bf16", "ratio": 0.5}
+    ]

@@ -19,6 +19,7 @@ defaults come back and ``malloc_trim(0)`` returns the free memory to the system.
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 import threading
 from collections.abc import Iterator
@@ -36,8 +37,10 @@ _lock = threading.Lock()
 _runs = 0
 
 
+@functools.cache
 def _glibc():
-    """The process's C library when it is glibc (it has ``mallopt`` and ``malloc_trim``)."""
+    """The process's C library when it is glibc (it has ``mallopt`` and ``malloc_trim``); looked
+    up once (the web studio's capacity search plans many sizes)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -55,11 +58,12 @@ def keeps_freed_memory(device_type: str) -> bool:
 
 
 @contextmanager
-def keep_freed_memory(enabled: bool = True) -> Iterator[bool]:
-    """Within it (and any number of concurrent ones), freed memory stays in the process for the
-    next iteration; yields whether that is in effect."""
+def keep_freed_memory(device_type: str = "cpu") -> Iterator[bool]:
+    """For a run on ``device_type``: within it (and any number of concurrent ones), freed memory
+    stays in the process for the next iteration where :func:`keeps_freed_memory` says so (the
+    memory plan asks the same); yields whether that is in effect."""
     global _runs
-    libc = _glibc() if enabled else None
+    libc = _glibc() if keeps_freed_memory(device_type) else None
     if libc is None:
         yield False
         return

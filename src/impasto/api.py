@@ -98,7 +98,7 @@ class Stylizer:
                 autosave = checkpoint if isinstance(checkpoint, Autosave) else Autosave(checkpoint)
                 checkpoints = Checkpoints(autosave, ids)
         progress = Progress(plan, callback, started)
-        with keep_freed_memory(plan.device.type == "cpu"):
+        with keep_freed_memory(plan.device.type):
             image = run_pyramid(
                 plan, cache, progress, cancel, checkpoints=checkpoints, resume=resume
             )

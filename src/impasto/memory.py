@@ -69,7 +69,7 @@ MIN_HISTORY = 5
 #: Tiles first shorten the asked L-BFGS history down to this where that makes them larger: a
 #: history of 10 scored as 20 did (content x 0.996, style x 0.987, median of 6 pairs at 256 px;
 #: README, "How the defaults were chosen"), and larger tiles pay less halo (4096 px on a Zen 5,
-#: bf16: 9 tiles of 1472 px 0.83x the time of 36 of 720 px).
+#: bf16: 9 tiles of 1472 px 0.68-0.83x the time of 36 of 720 px, two measurements).
 TILE_HISTORY = 10
 #: The default budget's share of the RAM: room for the OS, other programs and allocator slack.
 CPU_FRACTION = 0.5
@@ -240,9 +240,9 @@ def plan_memory(
     """Choose whole image or tiles, and the optimiser state, for an ``(h, w)`` scale.
 
     The whole image when it fits with the requested optimiser. Otherwise the largest tiles that
-    fit with the requested L-BFGS history, if at least :data:`MIN_TILE` px; else a shorter
-    history (down to :data:`MIN_HISTORY`) with such tiles; else Adam with the largest tiles that
-    fit. A user's ``tile`` is kept (a multiple of ``align``); only the optimiser state adapts.
+    fit with the requested history (or one down to :data:`TILE_HISTORY` where that gives larger
+    tiles), if at least :data:`MIN_TILE` px; else a shorter history (to :data:`MIN_HISTORY`);
+    else Adam. A user's ``tile`` is kept (a multiple of ``align``); only the optimiser adapts.
 
     Args:
         size: ``(h, w)`` of the scale; layers: every layer the objective reads.
