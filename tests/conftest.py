@@ -1,3 +1,5 @@
+import signal
+
 import pytest
 import torch
 from PIL import Image
@@ -23,3 +25,14 @@ def tiny_rgb(tmp_path):
     path = tmp_path / "tiny.png"
     Image.fromarray(arr).save(path)
     return path
+
+
+@pytest.fixture
+def ctrl_c():
+    """Ctrl-C reaches Python as from a terminal, also where pytest itself runs with SIGINT
+    ignored (a background job of a non-interactive shell: ``pytest &`` in a script). Python's
+    handler in this process; a child started now gets the default disposition (exec resets a
+    handled signal, but keeps an ignored one ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

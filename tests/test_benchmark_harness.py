@@ -622,3 +622,28 @@ def test_speed_compares_keeping_freed_memory_with_the_system_allocator():
     assert speed.conv_ratios(rows) == [
         {"size": 512, "optimizer": "lbfgs", "precision": "bf16", "ratio": 0.5}
     ]
+
+
+def test_large_writes_its_results_under_the_name_asked(tmp_path, monkeypatch):
+    from benchmarks import large
+
+    rows = [{"size": 2048, "label": "untiled", "conv": "auto", "s_per_iteration": 2.0}]
+    monkeypatch.setattr(large, "cpu_main", lambda args: {"rows": rows, "conv_ratios": []})
+    assert large.main(["--out", str(tmp_path), "--name", "large_here.json"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["large_here.json"]
+    data = json.loads((tmp_path / "large_here.json").read_text())
+    assert data["rows"] == rows and data["machine"]["cores"] > 0
+    assert large.main(["--out", str(tmp_path)]) == 0  # without it, the default name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["large.json", "large_here.json"]
+
+
+def test_levers_run_at_the_size_asked(monkeypatch):
+    from benchmarks import levers_cpu
+
+    tiny = dict(iterations=3, pyramid_start=0, tv_weight=3.0)
+    monkeypatch.setitem(levers_cpu.CONFIGS, "tiny", tiny)
+    rows, image = levers_cpu.run("chelsea_starry_night", "tiny", size=64)
+    assert max(image.size) == 64
+    (row,) = rows  # the last iteration only: 3 is not a mark
+    assert (row["size"], row["i"], row["config"]) == (64, 3, "tiny")
+    assert row["content"] > 0 and row["style"] > 0

@@ -95,7 +95,7 @@ def test_intermediate_files_record_seed_and_inputs(tmp_path):
     assert final["seed"] == meta["seed"]
 
 
-def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+def test_ctrl_c_during_start_up_is_one_line(tmp_path, ctrl_c):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     cmd = [sys.executable, "-m", "impasto", *PAIR, *FAST, "-o", str(tmp_path / "o.png")]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)

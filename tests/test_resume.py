@@ -206,7 +206,7 @@ def _quadratic(x):
     return loss, {"q": loss}
 
 
-def test_ctrl_c_during_an_evaluation_saves_the_last_iteration():
+def test_ctrl_c_during_an_evaluation_saves_the_last_iteration(ctrl_c):
     import signal
 
     from impasto.optimise import optimise
@@ -227,7 +227,7 @@ def test_ctrl_c_during_an_evaluation_saves_the_last_iteration():
     assert saved == [(2, 2)]
 
 
-def test_ctrl_c_during_the_optimisers_update_waits_for_its_end():
+def test_ctrl_c_during_the_optimisers_update_waits_for_its_end(ctrl_c):
     import signal
 
     from impasto.optimise import Descent, _DeferredInterrupt

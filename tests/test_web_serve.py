@@ -100,7 +100,7 @@ def test_data_dir_that_is_a_file_is_one_line_exit_2(tmp_path, capsys):
     assert cli.main(["serve", "--port", "0", "--data-dir", str(tmp_path / "d")]) == 2
 
 
-def test_ctrl_c_with_an_open_event_stream_is_quick_and_quiet(tmp_path):
+def test_ctrl_c_with_an_open_event_stream_is_quick_and_quiet(tmp_path, ctrl_c):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
