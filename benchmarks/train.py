@@ -3,6 +3,8 @@ benchmarks/results/train.json).
 
     python benchmarks/train.py                  # CPU: images/s, 1 vs 2 DDP processes, caffemodel
     python benchmarks/train.py --device cuda    # the same images/s table on a GPU (fp32 and bf16)
+    python benchmarks/train.py --allocators system,keep  # images/s with and without freed memory
+                                                         # kept (impasto train keeps it), ratios
     python benchmarks/train.py --fashion-mnist 5 --out benchmarks/results/train_fmnist.json \
         --fm-figure docs/img/fmnist_vs_imagenet.jpg
 
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +39,22 @@ ROOT = Path(__file__).resolve().parent
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
-def images_per_s(arch: str, size: int, batch: int, steps: int, device: str, bf16: bool) -> float:
+def images_per_s(
+    arch: str, size: int, batch: int, steps: int, device: str, bf16: bool, allocator: str = "keep"
+) -> float:
+    """Whole SGD steps per second; ``allocator`` "keep": freed memory kept in the process as
+    ``impasto train`` does (``impasto.allocator``), "system": the C library's own behaviour."""
+    from impasto.allocator import keep_freed_memory
     from impasto.train.model import build_model
 
+    kept = keep_freed_memory(torch.device(device).type) if allocator == "keep" else nullcontext()
     model = build_model(arch, 1.0, 10).to(device)
+    with kept:
+        return _images_per_s(model, size, batch, steps, device, bf16)
+
+
+def _images_per_s(model, size: int, batch: int, steps: int, device: str, bf16: bool) -> float:
+
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = torch.rand(batch, 3, size, size, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
@@ -258,12 +273,21 @@ def main() -> None:
         help="the style-transfer figure from the network in --workdir/run (after training, "
         "when --fashion-mnist is given too)",
     )
+    ap.add_argument(
+        "--allocators",
+        default="keep",
+        help="images/s rows with freed memory kept in the process (keep, as impasto train does) "
+        "and/or the C library's own behaviour (system), e.g. system,keep (default: keep)",
+    )
     ap.add_argument("--ddp-worker", action="store_true", help=argparse.SUPPRESS)
     for a in ("--data", "--run-dir"):
         ap.add_argument(a, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one:
+        return print(images_per_s(*json.loads(args.one)))
     if args.ddp_worker:
         return ddp_worker(args)
     machine = cpu_name() if args.device == "cpu" else torch.cuda.get_device_name()
@@ -283,28 +307,50 @@ def main() -> None:
         if not args.fashion_mnist:
             return None
     if not args.fashion_mnist:
-        result["rows"] += throughput_rows(args.device)
+        result["rows"] += throughput_rows(args.device, args.allocators.split(","))
+        result["allocator_ratios"] = allocator_ratios(result["rows"])
         if args.device == "cpu":
             result["rows"] += ddp_rows()
             result["rows"].append(caffemodel_row())
-    for row in result["rows"]:
+    for row in result["rows"] + result.get("allocator_ratios", []):
         print(" | ".join(f"{k}: {v}" for k, v in row.items() if k != "epochs"))
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(f"({machine}; {os.cpu_count()} CPUs) -> {args.out}")
 
 
-def throughput_rows(device: str) -> list[dict]:
+def throughput_rows(device: str, allocators: list[str]) -> list[dict]:
     rows = []
     modes = [False] if device == "cpu" else [False, True]
     for arch in ("vgg11", "vgg19"):
-        for size, batch, steps in ((32, 16, 10), (224, 2, 4)) if device == "cpu" else (
+        for size, batch, steps in ((32, 16, 10), (224, 2, 4), (224, 8, 3)) if device == "cpu" else (
             (32, 256, 10), (224, 64, 10)
         ):  # fmt: skip
-            for bf16 in modes:
-                ips = images_per_s(arch, size, batch, steps, device, bf16)
+            for bf16, allocator in ((b, a) for b in modes for a in allocators):
+                spec = [arch, size, batch, steps, device, bf16, allocator]
+                ips = isolated(spec) if device == "cpu" else images_per_s(*spec)
                 what = f"{arch} {size}px batch {batch} {'bf16' if bf16 else 'fp32'} {device}"
-                rows.append({"what": what, "images_per_s": round(ips, 2)})
+                row = {"what": what, "images_per_s": round(ips, 2)}
+                rows.append(row if allocators == ["keep"] else {**row, "allocator": allocator})
     return rows
+
+
+def isolated(spec: list) -> float:
+    """images_per_s(*spec) in a fresh process: on the CPU the heap an earlier row left behind
+    slowed the next one (VGG19 224 px batch 2 without kept memory: 2.9 images/s after other
+    rows, 3.4 alone)."""
+    cmd = [sys.executable, __file__, "--one", json.dumps(spec)]
+    return float(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+
+
+def allocator_ratios(rows: list[dict]) -> list[dict]:
+    """Time per image keeping freed memory (what ``impasto train`` does) over the C library's
+    own behaviour, per configuration that ran both."""
+    ips = {(r["what"], r.get("allocator")): r["images_per_s"] for r in rows}
+    return [
+        {"what": what, "time_keep_over_system": round(ips[what, "system"] / ips[what, "keep"], 3)}
+        for what, allocator in ips
+        if allocator == "keep" and (what, "system") in ips
+    ]
 
 
 if __name__ == "__main__":

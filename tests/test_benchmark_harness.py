@@ -647,3 +647,17 @@ def test_levers_run_at_the_size_asked(monkeypatch):
     (row,) = rows  # the last iteration only: 3 is not a mark
     assert (row["size"], row["i"], row["config"]) == (64, 3, "tiny")
     assert row["content"] > 0 and row["style"] > 0
+
+
+def test_train_benchmark_compares_keeping_freed_memory_with_the_system_allocator():
+    from benchmarks import train
+
+    rows = [
+        {"what": "vgg19 224px batch 8 fp32 cpu", "images_per_s": 3.0, "allocator": "system"},
+        {"what": "vgg19 224px batch 8 fp32 cpu", "images_per_s": 3.6, "allocator": "keep"},
+        {"what": "vgg11 32px batch 16 fp32 cpu", "images_per_s": 300.0, "allocator": "keep"},
+    ]
+    assert train.allocator_ratios(rows) == [
+        {"what": "vgg19 224px batch 8 fp32 cpu", "time_keep_over_system": 0.833}
+    ]
+    assert train.isolated(["vgg11", 16, 2, 1, "cpu", False, "system"]) > 0  # a fresh process

@@ -112,6 +112,21 @@ def test_folder_training_skips_broken_images_and_reports(folder, tmp_path):
     assert seen[-1].phase == "epoch" and seen[0].images_per_s > 0
 
 
+def test_training_keeps_freed_memory_while_it_runs_only(folder, tmp_path):
+    """As a style run does (impasto.allocator), on the CPU with glibc; given back at the end."""
+    from impasto import allocator
+
+    if not allocator.keeps_freed_memory("cpu"):
+        pytest.skip("glibc only")
+    cfg = TrainConfig(
+        data=str(folder), out_dir=str(tmp_path), arch="vgg11", width=1 / 16, size=16,
+        epochs=1, batch_size=8, val_fraction=0.2, device="cpu",
+    )  # fmt: skip
+    runs = []
+    train(cfg, lambda progress: runs.append(allocator._runs))
+    assert runs and set(runs) == {1} and allocator._runs == 0
+
+
 def test_resume_with_other_settings_is_refused(packed, tmp_path):
     base = ["train", "run", str(packed), "-o", str(tmp_path), "--epochs", "1", *TINY]
     assert main([*base, "--max-steps", "1"]) == 0

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
+from ..allocator import keep_freed_memory
 from ..devices import resolve_device, resolve_dtype
 from ..encoder.arch import Arch
 from ..errors import SettingsError
@@ -373,10 +374,11 @@ def train(cfg: TrainConfig, callback: Callable[[TrainProgress], None] | None = N
     try:
         t0, done0 = time.perf_counter(), run.global_step
         finished = True
-        while run.epoch < cfg.epochs:
-            if run._out_of_steps() or not run.run_epoch(t0, done0):
-                finished = run.epoch >= cfg.epochs
-                break
+        with keep_freed_memory(run.world.device.type):  # as a style run does (allocator.py)
+            while run.epoch < cfg.epochs:
+                if run._out_of_steps() or not run.run_epoch(t0, done0):
+                    finished = run.epoch >= cfg.epochs
+                    break
         return TrainResult(
             run.metrics, Path(cfg.out_dir) / CHECKPOINT, run.net.arch, finished, run.skipped[:5]
         )
