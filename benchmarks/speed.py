@@ -89,6 +89,15 @@ def _load() -> list[float]:
         return []
 
 
+def in_thread(fn, *args) -> None:
+    """``fn(*args)`` in a worker thread, as the web studio runs its jobs."""
+    import threading
+
+    worker = threading.Thread(target=fn, args=args)
+    worker.start()
+    worker.join()
+
+
 def run_one(cfg: dict) -> dict:
     """Run one configuration in this process and return its measurements."""
     import torch
@@ -97,6 +106,10 @@ def run_one(cfg: dict) -> dict:
     from impasto.errors import Cancelled
 
     warmup, timed = cfg["warmup"], cfg["timed"]
+    if cfg.get("where") == "shared-heap-thread":  # as `impasto serve` starts, before any thread
+        from impasto.allocator import share_main_heap
+
+        share_main_heap()
     if cfg.get("allocator") == "system":  # the C library's own behaviour, for comparison
         from contextlib import nullcontext
 
@@ -121,15 +134,19 @@ def run_one(cfg: dict) -> dict:
         if cfg.get("stop_after") and it.step >= cfg["stop_after"]:
             raise Cancelled("enough")
 
+    def stylize(out: list) -> None:
+        try:
+            r = Stylizer(settings).run(
+                examples.path("chelsea"), examples.path("starry_night"), callback=mark
+            )
+            out.append(tuple(reversed(r.image.shape[-2:])))
+        except Cancelled:
+            pass
+
     t0 = time.perf_counter()
-    size = None
-    try:
-        r = Stylizer(settings).run(
-            examples.path("chelsea"), examples.path("starry_night"), callback=mark
-        )
-        size = tuple(reversed(r.image.shape[-2:]))
-    except Cancelled:
-        pass
+    done: list = []
+    in_thread(stylize, done) if cfg.get("where", "main") != "main" else stylize(done)
+    size = done[0] if done else None
     if torch.cuda.is_available() and settings.device != "cpu":
         torch.cuda.synchronize()
     per_it = (marks[warmup + timed] - marks[warmup]) / timed if timed else float("nan")
@@ -163,13 +180,25 @@ def ratios(rows: list[dict], key: str, new: str, old: str, same: tuple[str, ...]
 
 def conv_ratios(rows: list[dict]) -> list[dict]:
     """Seconds per iteration by Winograd over direct, per configuration that ran both."""
-    return ratios(rows, "conv", "winograd", "direct", ("size", "optimizer", "precision"))
+    return ratios(rows, "conv", "winograd", "direct", ("size", "optimizer", "precision", "where"))
+
+
+def where_ratios(rows: list[dict]) -> list[dict]:
+    """Seconds per iteration in a worker thread, then in one sharing the main heap, over the
+    main thread, per configuration that ran both."""
+    same = ("size", "optimizer", "precision", "conv", "allocator")
+    return [
+        {**r, "where": f"{where}/main"}
+        for where in ("thread", "shared-heap-thread")
+        for r in ratios(rows, "where", where, "main", same)
+    ]
 
 
 def allocator_ratios(rows: list[dict]) -> list[dict]:
     """Seconds per iteration keeping freed memory (the default) over the C library's own
     behaviour, per configuration that ran both."""
-    return ratios(rows, "allocator", "keep", "system", ("size", "optimizer", "precision", "conv"))
+    same = ("size", "optimizer", "precision", "conv", "where")
+    return ratios(rows, "allocator", "keep", "system", same)
 
 
 def run_isolated(cfg: dict) -> dict:
@@ -201,6 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: keep (freed memory kept during a run, impasto's default on "
         "glibc) and/or system (the C library's own behaviour)",
     )
+    p.add_argument(
+        "--where",
+        default="main",
+        help="comma-separated: where the run runs: main (the main thread, as the command line), "
+        "thread (a worker thread), shared-heap-thread (a worker thread of a process whose "
+        "threads share the main heap, as impasto serve's)",
+    )
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
@@ -224,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     allocators = args.allocators.split(",")
     if allocators != ["keep"]:
         configs = [{**c, "allocator": a} for c in configs for a in allocators]
+    if args.where != "main":
+        configs = [{**c, "where": w} for c in configs for w in args.where.split(",")]
     if not args.quick and not args.sizes:  # memory (and speed) at print-ish size
         configs += [
             {"size": 1024, "optimizer": "lbfgs", "precision": pr, "warmup": 2, "timed": 3}
@@ -248,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['width']:>4}x{row['height']:<4} {row['optimizer']:>6} {row['precision']:>5} "
             f"{row.get('conv', 'auto'):>8} {row['s_per_it']:7.3f} {row['gflops']:8.0f} "
             f"{100 * row['peak_fraction']:6.0f}% "
-            f"{row['peak_rss_mb']:7.0f} {row.get('allocator', '')}",
+            f"{row['peak_rss_mb']:7.0f} {row.get('allocator', '')} {row.get('where', '')}",
             flush=True,
         )
     by_conv = conv_ratios(rows)
@@ -259,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     for r in kept:
         name = f"{r['size']} px {r['optimizer']} {r['precision']}"
         print(f"{name}: keep / system {r['ratio']:.2f}")
+    by_where = where_ratios(rows)
+    for r in by_where:
+        name = f"{r['size']} px {r['optimizer']} {r['precision']} {r.get('allocator') or ''}"
+        print(f"{name}: {r['where']} {r['ratio']:.2f}")
     from impasto.devices import cpu_name
 
     result = {
@@ -274,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "winograd_over_direct": by_conv,
         "keep_over_system": kept,
+        "where_over_main": by_where,
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -61,3 +61,57 @@ def test_a_cpu_run_keeps_freed_memory_while_it_runs_only(content_path, style_pat
     s = Settings(size=48, iterations=2, pyramid_start=0, seed=0, device="cpu", precision="fp32")
     Stylizer(s).run(content_path, style_path, callback=lambda it: seen.append(allocator._runs))
     assert seen == [1, 1] and allocator._runs == 0
+
+
+THREAD_PROBE = textwrap.dedent(
+    """
+    import json, sys, threading
+    from impasto import allocator
+    shared = sys.argv[1] == "shared" and allocator.share_main_heap()
+    import torch
+    rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 / 1e6
+    out = {"shared": shared}
+
+    def run():  # as a web studio job: a worker thread, freed memory kept while it runs
+        with allocator.keep_freed_memory():
+            start = rss()
+            t = torch.ones(64 * 1024 * 1024)  # 256 MB: more than a thread's own heap holds
+            del t
+            out["kept"] = rss() - start
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+    print(json.dumps(out))
+    """
+)
+
+
+@needs_glibc
+def test_a_worker_thread_keeps_freed_memory_once_threads_share_the_main_heap():
+    def probe(mode):
+        done = subprocess.run(
+            [sys.executable, "-c", THREAD_PROBE, mode], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    own, shared = probe("own"), probe("shared")
+    assert own["kept"] < 50  # glibc's per-thread heap: mapped anew, unmapped at free
+    assert shared["shared"] is True and shared["kept"] > 200
+
+
+def test_impasto_serve_shares_the_main_heap_before_starting_threads(monkeypatch, tmp_path):
+    from impasto.cli import main, serve
+    from impasto.web.lock import DataDirLock
+
+    calls = []
+    monkeypatch.setattr(serve, "share_main_heap", lambda: calls.append("shared"))
+
+    def acquire(self, port):  # the first step that holds anything: stop the start-up there
+        calls.append("lock")
+        raise serve.ServeError("stopped here")
+
+    monkeypatch.setattr(DataDirLock, "acquire", acquire)
+    assert main(["serve", "--data-dir", str(tmp_path), "--port", "8123"]) != 0
+    assert calls == ["shared", "lock"]

@@ -620,8 +620,24 @@ def test_speed_compares_keeping_freed_memory_with_the_system_allocator():
     # Winograd over direct is the same pairing by another field
     rows = [{**row, "conv": c, "s_per_it": t} for c, t in (("winograd", 2.0), ("direct", 4.0))]
     assert speed.conv_ratios(rows) == [
-        {"size": 512, "optimizer": "lbfgs", "precision": "bf16", "ratio": 0.5}
+        {"size": 512, "optimizer": "lbfgs", "precision": "bf16", "where": None, "ratio": 0.5}
     ]
+    # a worker thread, then one sharing the main heap (impasto serve's), against the main thread
+    rows = [
+        {**row, "where": w, "s_per_it": t}
+        for w, t in (("main", 2.0), ("thread", 2.8), ("shared-heap-thread", 2.1))
+    ]
+    assert [(q["where"], q["ratio"]) for q in speed.where_ratios(rows)] == [
+        ("thread/main", 1.4), ("shared-heap-thread/main", 1.05)
+    ]  # fmt: skip
+
+
+def test_speed_runs_a_configuration_in_a_worker_thread():
+    from benchmarks import speed
+
+    cfg = {"size": 32, "optimizer": "lbfgs", "precision": "fp32", "warmup": 1, "timed": 1}
+    row = speed.run_isolated({**cfg, "where": "shared-heap-thread"})
+    assert row["where"] == "shared-heap-thread" and row["s_per_it"] > 0 and row["width"] == 32
 
 
 def test_large_writes_its_results_under_the_name_asked(tmp_path, monkeypatch):

@@ -14,6 +14,13 @@ So, while at least one run is in progress, large blocks come from the heap (``M_
 and the heap is never trimmed (``M_TRIM_THRESHOLD`` maximal). When the last run ends, glibc's
 defaults come back and ``malloc_trim(0)`` returns the free memory to the system. Elsewhere
 (macOS, Windows, musl) nothing changes.
+
+That holds for a run in a process's main thread (the command line, a batch's worker processes).
+glibc gives other threads heaps of their own, of 64 MB each at most, and serves any larger block
+with ``mmap`` there, unmapped again when freed, whatever ``mallopt`` says: a run in a worker
+thread (the web studio's) page-faulted in every iteration at 1024 px as before.
+:func:`share_main_heap`, called by ``impasto serve`` at its start, makes threads allocate from the
+main heap instead.
 """
 
 from __future__ import annotations
@@ -25,10 +32,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["keep_freed_memory", "keeps_freed_memory"]
+__all__ = ["keep_freed_memory", "keeps_freed_memory", "share_main_heap"]
 
 #: glibc's mallopt parameters (malloc.h) and their defaults.
-M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 DEFAULT_TRIM_THRESHOLD, DEFAULT_MMAP_MAX = 128 * 1024, 65536
 #: mallopt takes an int and glibc reads this one as a size_t: -1 is the largest, never trim.
 NEVER = -1
@@ -81,3 +88,13 @@ def keep_freed_memory(device_type: str = "cpu") -> Iterator[bool]:
                 libc.mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)
                 libc.mallopt(M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
                 libc.malloc_trim(0)
+
+
+def share_main_heap() -> bool:
+    """Make threads started from now on allocate from the main thread's heap (glibc: one arena,
+    ``M_ARENA_MAX`` 1), so that a run in a worker thread keeps freed memory as one in the main
+    thread does (module docstring). For a process of its own that runs the engine in worker
+    threads (``impasto serve``), called at its start: glibc settles how many heaps there may be
+    when a thread first needs one of its own. Returns whether it is in effect (glibc)."""
+    libc = _glibc()
+    return libc is not None and libc.mallopt(M_ARENA_MAX, 1) == 1

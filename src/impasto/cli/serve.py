@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..allocator import share_main_heap
 from ..errors import ImpastoError
 from .common import memory_size
 
@@ -214,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
         ImpastoError: a bad option, a data directory in use or unusable, a busy port.
     """
     _check(args)
+    # Before any thread starts: jobs run in worker threads, which should keep freed memory too.
+    share_main_heap()
     try:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
