@@ -677,3 +677,10 @@ def test_train_benchmark_compares_keeping_freed_memory_with_the_system_allocator
         {"what": "vgg19 224px batch 8 fp32 cpu", "time_keep_over_system": 0.833}
     ]
     assert train.isolated(["vgg11", 16, 2, 1, "cpu", False, "system"]) > 0  # a fresh process
+
+
+def test_studio_job_runs_one_job_on_a_real_server_in_each_mode():
+    from benchmarks import studio_job
+
+    settings = {"size": 32, "iterations": 2, "pyramid_start": 0, "seed": 0, "init": "content"}
+    assert all(studio_job.job_seconds(mode, settings) > 0 for mode in studio_job.MODES)
