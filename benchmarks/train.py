@@ -54,7 +54,6 @@ def images_per_s(
 
 
 def _images_per_s(model, size: int, batch: int, steps: int, device: str, bf16: bool) -> float:
-
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     x = torch.rand(batch, 3, size, size, device=device)
     y = torch.randint(0, 10, (batch,), device=device)
