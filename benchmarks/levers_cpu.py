@@ -84,7 +84,20 @@ def main() -> None:
     ap.add_argument("configs", help=f"comma-separated, from: {', '.join(CONFIGS)}")
     ap.add_argument("--sheet", type=Path, help="also a contact sheet: a row per pair")
     ap.add_argument("--size", type=int, default=256, help="long side of the output (px)")
+    ap.add_argument(
+        "--gram",
+        choices=("eq6", "autograd"),
+        default="eq6",
+        help="the Gram matrices' gradient: eq. (6) in one product (impasto's) or autograd's two "
+        "(the rows say which)",
+    )
     args = ap.parse_args()
+    if args.gram == "autograd":
+        import torch
+
+        from impasto import losses
+
+        losses._Gram.apply = lambda f: torch.bmm(f, f.transpose(1, 2))
     pairs, names = args.pairs.split(","), args.configs.split(",")
     unknown = [n for n in names if n not in CONFIGS] + [p for p in pairs if p not in compare.PAIRS]
     if unknown:
@@ -93,6 +106,7 @@ def main() -> None:
     for pair in pairs:
         for name in names:
             rows, image = run(pair, name, args.size)
+            rows = [{**r, "gram": args.gram} for r in rows]
             with OUT.open("a") as f:
                 f.writelines(json.dumps(r) + "\n" for r in rows)
             for r in rows:

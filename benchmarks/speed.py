@@ -106,6 +106,10 @@ def run_one(cfg: dict) -> dict:
     from impasto.errors import Cancelled
 
     warmup, timed = cfg["warmup"], cfg["timed"]
+    if cfg.get("gram") == "autograd":  # the Gram's gradient as autograd takes it: two products
+        from impasto import losses
+
+        losses._Gram.apply = lambda f: torch.bmm(f, f.transpose(1, 2))
     if cfg.get("where") == "shared-heap-thread":  # as `impasto serve` starts, before any thread
         from impasto.allocator import share_main_heap
 
@@ -237,6 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         "thread (a worker thread), shared-heap-thread (a worker thread of a process whose "
         "threads share the main heap, as impasto serve's)",
     )
+    p.add_argument(
+        "--grams",
+        default="eq6",
+        help="comma-separated: the Gram matrices' gradient as eq. (6) has it, one product (eq6, "
+        "impasto's) and/or as autograd takes it through the product, two (autograd)",
+    )
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.one:
@@ -260,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     allocators = args.allocators.split(",")
     if allocators != ["keep"]:
         configs = [{**c, "allocator": a} for c in configs for a in allocators]
+    if args.grams != "eq6":
+        configs = [{**c, "gram": g} for c in configs for g in args.grams.split(",")]
     if args.where != "main":
         configs = [{**c, "where": w} for c in configs for w in args.where.split(",")]
     if not args.quick and not args.sizes:  # memory (and speed) at print-ish size
@@ -286,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['width']:>4}x{row['height']:<4} {row['optimizer']:>6} {row['precision']:>5} "
             f"{row.get('conv', 'auto'):>8} {row['s_per_it']:7.3f} {row['gflops']:8.0f} "
             f"{100 * row['peak_fraction']:6.0f}% "
-            f"{row['peak_rss_mb']:7.0f} {row.get('allocator', '')} {row.get('where', '')}",
+            f"{row['peak_rss_mb']:7.0f} {row.get('allocator', '')} {row.get('where', '')} "
+            f"{row.get('gram', '')}",
             flush=True,
         )
     by_conv = conv_ratios(rows)
@@ -297,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     for r in kept:
         name = f"{r['size']} px {r['optimizer']} {r['precision']}"
         print(f"{name}: keep / system {r['ratio']:.2f}")
+    by_gram = ratios(rows, "gram", "eq6", "autograd", ("size", "optimizer", "precision", "conv"))
+    for r in by_gram:
+        print(f"{r['size']} px {r['optimizer']} {r['precision']}: eq6 / autograd {r['ratio']:.2f}")
     by_where = where_ratios(rows)
     for r in by_where:
         name = f"{r['size']} px {r['optimizer']} {r['precision']} {r.get('allocator') or ''}"
@@ -317,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         "winograd_over_direct": by_conv,
         "keep_over_system": kept,
         "where_over_main": by_where,
+        "gram_eq6_over_autograd": by_gram,
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)

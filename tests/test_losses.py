@@ -57,6 +57,24 @@ def test_gram_is_eq3():
     torch.testing.assert_close(losses.gram_matrix(f, normalize=True), g / 20)
 
 
+@given(st.integers(0, 10_000), st.booleans())
+@settings(max_examples=20, deadline=None)
+def test_the_grams_one_product_gradient_is_autograds_two(seed, masked):
+    """gram_matrix differentiates as eq. (6), (D + D^T) F in one product; autograd through
+    bmm(F, F^T) takes two and adds them: the same gradient, and a Gram of its own gradient."""
+    g = torch.Generator().manual_seed(seed)
+    f = torch.rand(2, 4, 5, 3, generator=g, dtype=D).requires_grad_(True)
+    d = torch.randn(2, 4, 4, generator=g, dtype=D)  # not symmetric: the general case
+    mask = torch.rand(1, 1, 5, 3, generator=g, dtype=D) if masked else None
+    fm = f if mask is None else f * mask
+    flat = fm.reshape(2, 4, -1)
+    (autograds,) = torch.autograd.grad((d * torch.bmm(flat, flat.transpose(1, 2))).sum(), f)
+    (ours,) = torch.autograd.grad((d * losses.gram_matrix(f, mask)).sum(), f)
+    torch.testing.assert_close(ours, autograds)
+    assert torch.autograd.gradcheck(lambda x: losses.gram_matrix(x, mask), (f,))
+    assert torch.autograd.gradgradcheck(lambda x: losses.gram_matrix(x, mask), (f,))
+
+
 def test_style_layer_loss_is_eq4():
     f = torch.rand(1, 3, 2, 2, dtype=D)
     a = torch.rand(1, 3, 3, dtype=D)
