@@ -93,11 +93,9 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.gram == "autograd":
-        import torch
-
         from impasto import losses
 
-        losses._Gram.apply = lambda f: torch.bmm(f, f.transpose(1, 2))
+        losses._Gram.apply = losses.gram_by_autograd
     pairs, names = args.pairs.split(","), args.configs.split(",")
     unknown = [n for n in names if n not in CONFIGS] + [p for p in pairs if p not in compare.PAIRS]
     if unknown:

@@ -109,7 +109,7 @@ def run_one(cfg: dict) -> dict:
     if cfg.get("gram") == "autograd":  # the Gram's gradient as autograd takes it: two products
         from impasto import losses
 
-        losses._Gram.apply = lambda f: torch.bmm(f, f.transpose(1, 2))
+        losses._Gram.apply = losses.gram_by_autograd
     if cfg.get("where") == "shared-heap-thread":  # as `impasto serve` starts, before any thread
         from impasto.allocator import share_main_heap
 

@@ -638,6 +638,8 @@ def test_speed_runs_a_configuration_in_a_worker_thread():
     cfg = {"size": 32, "optimizer": "lbfgs", "precision": "fp32", "warmup": 1, "timed": 1}
     row = speed.run_isolated({**cfg, "where": "shared-heap-thread"})
     assert row["where"] == "shared-heap-thread" and row["s_per_it"] > 0 and row["width"] == 32
+    # and with the Gram's gradient as autograd takes it (the comparison of --grams)
+    assert speed.run_isolated({**cfg, "gram": "autograd"})["s_per_it"] > 0
 
 
 def test_large_writes_its_results_under_the_name_asked(tmp_path, monkeypatch):

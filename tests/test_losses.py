@@ -75,6 +75,23 @@ def test_the_grams_one_product_gradient_is_autograds_two(seed, masked):
     assert torch.autograd.gradgradcheck(lambda x: losses.gram_matrix(x, mask), (f,))
 
 
+def test_bf16_features_give_a_float32_gram_and_a_bf16_gradient_close_to_float32s():
+    """Mixed precision: the Gram is summed in float32; its gradient comes back in the features'
+    bf16 (what the network's backward pass takes) within bf16's rounding of float32's."""
+    g = torch.Generator().manual_seed(3)
+    f16 = torch.rand(1, 16, 12, 10, generator=g).bfloat16().requires_grad_(True)
+    f32 = f16.detach().float().requires_grad_(True)  # the same values in float32
+    d = torch.randn(1, 16, 16, generator=g)
+    gram16, gram32 = losses.gram_matrix(f16), losses.gram_matrix(f32)
+    assert gram16.dtype == torch.float32
+    torch.testing.assert_close(gram16, gram32)
+    (grad16,) = torch.autograd.grad((d * gram16).sum(), f16)
+    (grad32,) = torch.autograd.grad((d * gram32).sum(), f32)
+    assert grad16.dtype == torch.bfloat16
+    scale = grad32.abs().max().item()
+    torch.testing.assert_close(grad16.float(), grad32, rtol=1e-2, atol=1e-2 * scale)
+
+
 def test_style_layer_loss_is_eq4():
     f = torch.rand(1, 3, 2, 2, dtype=D)
     a = torch.rand(1, 3, 3, dtype=D)

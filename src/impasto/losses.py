@@ -45,19 +45,31 @@ def _flat(features: torch.Tensor) -> torch.Tensor:
 
 
 class _Gram(torch.autograd.Function):
-    """``F F^T`` for ``(B, N, M)`` features, differentiated as eq. (6) has it: ``(D + D^T) F``,
-    one product. Autograd through ``bmm(F, F^T)`` takes two (one per operand, each as costly as
-    the Gram itself) and adds them: a third of the Gram work per iteration saved."""
+    """``F F^T`` for ``(B, N, M)`` features, summed in float32 (float64 stays), and
+    differentiated as eq. (6) has it: ``(D + D^T) F``, one product in the features' own dtype.
+
+    Autograd through ``bmm(F, F^T)`` takes two products (one per operand, each as costly as the
+    Gram itself) and adds them. With bf16 features (mixed precision) the product runs in bf16
+    and its result is what the bf16 network's backward pass takes anyway; only the features
+    themselves are kept for it (the network keeps them already), not a float32 copy."""
 
     @staticmethod
     def forward(ctx, f: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(f)
-        return torch.bmm(f, f.transpose(1, 2))
+        a = _acc(f)
+        return torch.bmm(a, a.transpose(1, 2))
 
     @staticmethod
     def backward(ctx, d: torch.Tensor) -> torch.Tensor:
         (f,) = ctx.saved_tensors
-        return torch.bmm(d + d.transpose(1, 2), f)
+        return torch.bmm((d + d.transpose(1, 2)).to(f.dtype), f)
+
+
+def gram_by_autograd(f: torch.Tensor) -> torch.Tensor:
+    """What :class:`_Gram` replaced, for comparison (``benchmarks/speed.py --grams``): the
+    features copied to float32 once, their product, autograd's two-product gradient."""
+    a = _acc(f)
+    return torch.bmm(a, a.transpose(1, 2))
 
 
 def gram_matrix(
@@ -77,7 +89,7 @@ def gram_matrix(
     f = features
     if mask is not None:
         f = f * mask.to(f.dtype)
-    f = _flat(f)
+    f = f.reshape(*f.shape[:2], -1)
     g = _Gram.apply(f)
     if normalize:
         g = g / f.shape[-1]
