@@ -90,6 +90,10 @@ def test_bf16_features_give_a_float32_gram_and_a_bf16_gradient_close_to_float32s
     assert grad16.dtype == torch.bfloat16
     scale = grad32.abs().max().item()
     torch.testing.assert_close(grad16.float(), grad32, rtol=1e-2, atol=1e-2 * scale)
+    # the tiles' explicit gradient: the same product, returned in float32 for their sums
+    tiles16 = losses.gram_backward(f16.detach(), d)
+    assert tiles16.dtype == torch.float32
+    torch.testing.assert_close(tiles16, grad16.float(), rtol=1e-2, atol=1e-2 * scale)
 
 
 def test_style_layer_loss_is_eq4():

@@ -38,12 +38,6 @@ def _acc(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
-def _flat(features: torch.Tensor) -> torch.Tensor:
-    """``(B, N, H, W)`` -> ``(B, N, M)`` in the accumulation dtype."""
-    b, n = features.shape[:2]
-    return _acc(features.reshape(b, n, -1))
-
-
 class _Gram(torch.autograd.Function):
     """``F F^T`` for ``(B, N, M)`` features, summed in float32 (float64 stays), and
     differentiated as eq. (6) has it: ``(D + D^T) F``, one product in the features' own dtype.
@@ -126,11 +120,13 @@ def gram_backward(
         mask: optional ``(B or 1, 1, H, W)`` spatial guide, as in :func:`gram_matrix`.
 
     Returns:
-        ``(B, N, H, W)`` in the accumulation dtype.
+        ``(B, N, H, W)`` in the accumulation dtype; the product runs in the features' dtype
+        (bf16 under mixed precision), as :func:`gram_matrix`'s gradient does.
     """
     f = features if mask is None else features * mask.to(features.dtype)
     d = _acc(grad_gram)
-    g = torch.matmul(d + d.transpose(-1, -2), _flat(f)).reshape(f.shape)
+    flat = f.reshape(*f.shape[:2], -1)
+    g = _acc(torch.matmul((d + d.transpose(-1, -2)).to(flat.dtype), flat)).reshape(f.shape)
     return g if mask is None else g * mask.to(g.dtype)
 
 
