@@ -168,16 +168,9 @@ def test_format_bytes_never_shows_a_small_budget_as_zero():
     assert format_bytes(12) == "12 B"
 
 
-def test_a_whole_image_counts_the_kept_heap_on_the_cpu():
-    """While freed memory is kept (impasto.allocator) a whole bf16 image peaked 11 % over the
-    model (2048 px: 13.8 GB against 12.4 GB), so the network's part gets KEPT_SLACK there."""
-    plain = _plan(2048, 100 * GB, dtype=torch.bfloat16, pooling="max")
-    kept = _plan(2048, 100 * GB, dtype=torch.bfloat16, pooling="max", kept_memory=True)
-    assert plain.tile is None and kept.tile is None
-    assert kept.estimate > 13.8e9 > plain.estimate
-    between = (plain.estimate + kept.estimate) // 2
-    assert _plan(2048, between, dtype=torch.bfloat16, pooling="max", kept_memory=True).tile
-    assert _plan(2048, between, dtype=torch.bfloat16, pooling="max").tile is None
-    # float32's model has the room already: no slack there
-    fp32 = [_plan(2048, 100 * GB, pooling="max", kept_memory=k).estimate for k in (False, True)]
-    assert fp32[0] == fp32[1]
+def test_a_whole_bf16_image_is_modelled_above_what_it_measured():
+    """2048 x 2048, bf16, freed memory kept, 21 L-BFGS iterations (the history full): 10.6 GB
+    peak (benchmarks/large.py --one, 2026-12-01); the plan must count at least that, and with
+    its room a 25 GB machine's default budget (12.6 GB) holds the whole image."""
+    plan = _plan(2048, 100 * GB, dtype=torch.bfloat16, pooling="max")
+    assert plan.tile is None and 10.6e9 * 1.1 < plan.estimate < 12.6e9

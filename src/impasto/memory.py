@@ -33,7 +33,6 @@ __all__ = [
     "MAX_TILE",
     "MIN_HISTORY",
     "MIN_TILE",
-    "KEPT_SLACK",
     "TILE_HISTORY",
     "SAFETY",
     "MemoryPlan",
@@ -51,14 +50,6 @@ __all__ = [
 BASE_BYTES = 1 << 30
 #: Multiplies the per-pixel network model (measured peaks exceed it by up to ~40 % with tiles).
 SAFETY = 1.5
-#: Multiplies the network's part of a *whole* image's estimate on the CPU in bf16 while freed
-#: memory is kept for the next iteration (:mod:`impasto.allocator`): the heap then holds blocks
-#: of every layer's size, float32 ones from autocast among them, which the bf16 model counts at
-#: half. Measured: 2048 x 2048, bf16, 21 iterations, 13.8 GB peak against 12.4 GB modelled
-#: without it (14.2 GB with it). The float32 model has the room already (19.8 GB planned for
-#: what needed 12.9 GB before; kept memory added 14-16 % at 1024 px in both precisions), and
-#: tiles reuse blocks of one size (2048 px in 1024 px tiles: 3.4 GB peak, far inside the model).
-KEPT_SLACK = 1.2
 #: Below this tile side the halos cost more than shortening the L-BFGS history.
 MIN_TILE = 512
 #: Automatic tiles grow no larger: past it the halo's overhead is small ((2048 + 160)^2 / 2048^2
@@ -226,7 +217,6 @@ def plan_memory(
     pooling: str,
     dtype: torch.dtype,
     winograd: bool = False,
-    kept_memory: bool = False,
     optimizer: str,
     history: int,
     budget: int,
@@ -249,8 +239,7 @@ def plan_memory(
         content_layers: layers whose targets are stored at the image's resolution; regions:
             number of styled regions (their guides are stored per style layer).
         pooling: ``"max"`` or ``"avg"``; dtype: the network's arithmetic.
-        winograd: whether it runs by Winograd (its workspace); kept_memory: whether freed memory
-            stays in the process (:func:`impasto.allocator.keeps_freed_memory`).
+        winograd: whether it runs by Winograd (its workspace).
         optimizer: the optimiser asked for; history: its L-BFGS history.
         budget: bytes available (:func:`available_memory` or ``--max-memory``).
         halo: the exact halo (:func:`impasto.tiles.required_halo`); align: tile alignment.
@@ -267,7 +256,7 @@ def plan_memory(
     )  # fmt: skip
     hist = history if optimizer == "lbfgs" else 0
     whole = need.fixed + need.opt(optimizer, hist)
-    whole += int(need.per_px * _whole_slack(kept_memory, dtype) * h * w)
+    whole += int(need.per_px * h * w)
     label = f"{w}x{h}"
     if tile is not None:
         forced = max(align, tile // align * align)
@@ -277,12 +266,6 @@ def plan_memory(
         return MemoryPlan(None, 0, optimizer, hist, whole, budget, reason)
     why = f"the whole image needs ~{format_bytes(whole)}, over {format_bytes(budget)}"
     return _fit_tiles(need, optimizer, hist, budget, label, why)
-
-
-def _whole_slack(kept_memory: bool, dtype: torch.dtype) -> float:
-    """:data:`KEPT_SLACK` for a whole image in bf16 (or fp16) with freed memory kept, else 1."""
-    half = torch.empty((), dtype=dtype).element_size() == 2
-    return KEPT_SLACK if kept_memory and half else 1.0
 
 
 def _need(

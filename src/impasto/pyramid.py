@@ -31,7 +31,6 @@ from typing import Any
 import torch
 
 from . import balance
-from .allocator import keeps_freed_memory
 from .cache import RunCache, network_key
 from .callbacks import Callback, Iterate
 from .checkpoint import Autosave, Checkpoint, CheckpointError, restore_rng, rng_state
@@ -384,7 +383,6 @@ def scale_memory(plan: Plan, k: int, encoder, budget: int) -> MemoryPlan:
         pooling=s.pooling,
         dtype=plan.dtype,
         winograd=plan.winograd,
-        kept_memory=keeps_freed_memory(plan.device.type),
         optimizer=s.optimizer,
         history=s.lbfgs_history,
         budget=budget,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from ..allocator import keeps_freed_memory
 from ..errors import SettingsError
 from ..memory import MemoryPlan, available_memory, format_bytes, plan_memory
 from ..schedule import scales_of
@@ -105,7 +104,6 @@ def plan_job_memory(
         pooling=s.pooling,
         dtype=dtype,
         winograd=_winograd(s, device, dtype),
-        kept_memory=keeps_freed_memory(device.type),
         optimizer=s.optimizer,
         history=s.lbfgs_history,
         budget=job_budget(s.max_memory, budget),
