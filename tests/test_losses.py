@@ -96,6 +96,16 @@ def test_bf16_features_give_a_float32_gram_and_a_bf16_gradient_close_to_float32s
     torch.testing.assert_close(tiles16, grad16.float(), rtol=1e-2, atol=1e-2 * scale)
 
 
+def test_float16_features_keep_small_gram_gradients():
+    """float16 would flush dL/dG entries under 6e-8 to zero before the product: its product runs
+    in float32 (bf16 has float32's range and keeps its own)."""
+    f = (torch.rand(1, 8, 6, 5, generator=torch.Generator().manual_seed(1)) * 100).half()
+    d = torch.full((1, 8, 8), 1e-9)  # zero in float16; the products are ~1e-5, representable
+    (grad,) = torch.autograd.grad((d * losses.gram_matrix(f.requires_grad_())).sum(), f)
+    assert grad.dtype == torch.float16 and grad.abs().min().item() > 0
+    assert losses.gram_backward(f.detach(), d).abs().min().item() > 0
+
+
 def test_style_layer_loss_is_eq4():
     f = torch.rand(1, 3, 2, 2, dtype=D)
     a = torch.rand(1, 3, 3, dtype=D)

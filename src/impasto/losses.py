@@ -38,9 +38,16 @@ def _acc(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
+def _product_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of a Gram gradient's product for features in ``dtype``: their own, except
+    float16, whose range could flush ``dL/dG``'s small entries to zero (float32 then)."""
+    return torch.float32 if dtype == torch.float16 else dtype
+
+
 class _Gram(torch.autograd.Function):
     """``F F^T`` for ``(B, N, M)`` features, summed in float32 (float64 stays), and
-    differentiated as eq. (6) has it: ``(D + D^T) F``, one product in the features' own dtype.
+    differentiated as eq. (6) has it: ``(D + D^T) F``, one product in the features' own dtype
+    (float16 excepted: :func:`_product_dtype`).
 
     Autograd through ``bmm(F, F^T)`` takes two products (one per operand, each as costly as the
     Gram itself) and adds them. With bf16 features (mixed precision) the product runs in bf16
@@ -56,7 +63,8 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def backward(ctx, d: torch.Tensor) -> torch.Tensor:
         (f,) = ctx.saved_tensors
-        return torch.bmm((d + d.transpose(1, 2)).to(f.dtype), f)
+        dt = _product_dtype(f.dtype)
+        return torch.bmm((d + d.transpose(1, 2)).to(dt), f.to(dt)).to(f.dtype)
 
 
 def gram_by_autograd(f: torch.Tensor) -> torch.Tensor:
@@ -125,8 +133,9 @@ def gram_backward(
     """
     f = features if mask is None else features * mask.to(features.dtype)
     d = _acc(grad_gram)
-    flat = f.reshape(*f.shape[:2], -1)
-    g = _acc(torch.matmul((d + d.transpose(-1, -2)).to(flat.dtype), flat)).reshape(f.shape)
+    dt = _product_dtype(f.dtype)
+    flat = f.reshape(*f.shape[:2], -1).to(dt)
+    g = _acc(torch.matmul((d + d.transpose(-1, -2)).to(dt), flat)).reshape(f.shape)
     return g if mask is None else g * mask.to(g.dtype)
 
 
