@@ -371,6 +371,7 @@ def train(cfg: TrainConfig, callback: Callable[[TrainProgress], None] | None = N
         (False when ``max_steps`` stopped the run; ``resume`` continues it).
     """
     run = _Run(cfg, callback)
+    ended = False
     try:
         t0, done0 = time.perf_counter(), run.global_step
         finished = True
@@ -379,8 +380,9 @@ def train(cfg: TrainConfig, callback: Callable[[TrainProgress], None] | None = N
                 if run._out_of_steps() or not run.run_epoch(t0, done0):
                     finished = run.epoch >= cfg.epochs
                     break
+        ended = True
         return TrainResult(
             run.metrics, Path(cfg.out_dir) / CHECKPOINT, run.net.arch, finished, run.skipped[:5]
         )
     finally:
-        ddp.teardown(run.world)
+        ddp.teardown(run.world, ended)
