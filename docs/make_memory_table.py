@@ -41,7 +41,6 @@ def cell(size: tuple[int, int], budget_gb: int, dtype: torch.dtype, winograd: bo
             pooling="max",
             dtype=dtype,
             winograd=winograd,
-            kept_memory=dtype == torch.float32,  # the CPU columns keep freed memory (glibc)
             optimizer="lbfgs",
             history=20,
             budget=budget_gb * 10**9,

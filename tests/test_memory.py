@@ -174,3 +174,19 @@ def test_a_whole_bf16_image_is_modelled_above_what_it_measured():
     its room a 25 GB machine's default budget (12.6 GB) holds the whole image."""
     plan = _plan(2048, 100 * GB, dtype=torch.bfloat16, pooling="max")
     assert plan.tile is None and 10.6e9 * 1.1 < plan.estimate < 12.6e9
+
+
+def test_the_readmes_memory_table_is_what_the_plan_chooses():
+    """docs/make_memory_table.py prints the README's table from plan_memory: it still runs, and
+    the README shows what it prints."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = root / "docs" / "make_memory_table.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    readme = (root / "README.md").read_text()
+    rows = done.stdout.strip().splitlines()
+    assert len(rows) == 7 and all(row in readme for row in rows)
