@@ -42,6 +42,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # benchmarks.baselines, when run as a script
+    sys.path.insert(0, str(HERE.parent))
 RESULTS = HERE / "results"
 GPU_DEADLINE_S = 170.0
 
@@ -234,25 +236,6 @@ def probe_measurement(spec: dict) -> dict:
     }  # fmt: skip
 
 
-def autograd_grams() -> None:
-    """The Gram gradients as before the one-product change, for a side-by-side run (environment
-    ``IMPASTO_BENCH_GRAMS=autograd``): autograd's two products, and the tiles' product in
-    float32."""
-    import torch
-
-    from impasto import losses
-
-    def gram_backward(features, grad_gram, mask=None):
-        f = features if mask is None else features * mask.to(features.dtype)
-        d = grad_gram.float()
-        flat = f.reshape(*f.shape[:2], -1).float()
-        g = torch.matmul(d + d.transpose(-1, -2), flat).reshape(f.shape)
-        return g if mask is None else g * mask.to(g.dtype)
-
-    losses._Gram.apply = losses.gram_by_autograd
-    losses.gram_backward = gram_backward
-
-
 def child(spec: dict) -> dict:
     """Run one measurement in a fresh process; its JSON result."""
     cmd = [sys.executable, __file__, "--one", json.dumps(spec)]
@@ -417,6 +400,8 @@ def main(argv=None) -> int:
     if args.one:
         spec = json.loads(args.one)
         if os.environ.get("IMPASTO_BENCH_GRAMS") == "autograd":
+            from benchmarks.baselines import autograd_grams
+
             autograd_grams()
         out = probe_measurement(spec) if spec.get("probe") else run_measurement(spec)
         print(json.dumps(out))

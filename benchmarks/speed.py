@@ -32,6 +32,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # benchmarks.baselines, when run as a script
+    sys.path.insert(0, str(HERE.parent))
 RESULTS = HERE / "results"
 
 
@@ -107,9 +109,9 @@ def run_one(cfg: dict) -> dict:
 
     warmup, timed = cfg["warmup"], cfg["timed"]
     if cfg.get("gram") == "autograd":  # the Gram's gradient as autograd takes it: two products
-        from impasto import losses
+        from benchmarks.baselines import autograd_grams
 
-        losses._Gram.apply = losses.gram_by_autograd
+        autograd_grams()
     if cfg.get("where") == "shared-heap-thread":  # as `impasto serve` starts, before any thread
         from impasto.allocator import share_main_heap
 
@@ -196,6 +198,12 @@ def where_ratios(rows: list[dict]) -> list[dict]:
         for where in ("thread", "shared-heap-thread")
         for r in ratios(rows, "where", where, "main", same)
     ]
+
+
+def gram_ratios(rows: list[dict]) -> list[dict]:
+    """Seconds per iteration with the Gram gradient in one product (impasto's) over autograd's
+    two (``benchmarks.baselines``), per configuration that ran both."""
+    return ratios(rows, "gram", "eq6", "autograd", ("size", "optimizer", "precision", "conv"))
 
 
 def allocator_ratios(rows: list[dict]) -> list[dict]:
@@ -302,21 +310,14 @@ def main(argv: list[str] | None = None) -> int:
             f"{row.get('gram', '')}",
             flush=True,
         )
-    by_conv = conv_ratios(rows)
-    for r in by_conv:
-        name = f"{r['size']} px {r['optimizer']} {r['precision']}"
-        print(f"{name}: winograd / direct {r['ratio']:.2f}")
-    kept = allocator_ratios(rows)
-    for r in kept:
-        name = f"{r['size']} px {r['optimizer']} {r['precision']}"
-        print(f"{name}: keep / system {r['ratio']:.2f}")
-    by_gram = ratios(rows, "gram", "eq6", "autograd", ("size", "optimizer", "precision", "conv"))
-    for r in by_gram:
-        print(f"{r['size']} px {r['optimizer']} {r['precision']}: eq6 / autograd {r['ratio']:.2f}")
-    by_where = where_ratios(rows)
-    for r in by_where:
-        name = f"{r['size']} px {r['optimizer']} {r['precision']} {r.get('allocator') or ''}"
-        print(f"{name}: {r['where']} {r['ratio']:.2f}")
+    by_conv, kept = conv_ratios(rows), allocator_ratios(rows)
+    by_gram, by_where = gram_ratios(rows), where_ratios(rows)
+    for label, found in (("winograd / direct", by_conv), ("keep / system", kept),
+                         ("eq6 / autograd", by_gram), (None, by_where)):  # fmt: skip
+        for r in found:
+            name = f"{r['size']} px {r['optimizer']} {r['precision']}"
+            name += f" {r['allocator']}" if r.get("allocator") else ""
+            print(f"{name}: {label or r['where']} {r['ratio']:.2f}")
     from impasto.devices import cpu_name
 
     result = {

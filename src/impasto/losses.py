@@ -67,13 +67,6 @@ class _Gram(torch.autograd.Function):
         return torch.bmm((d + d.transpose(1, 2)).to(dt), f.to(dt)).to(f.dtype)
 
 
-def gram_by_autograd(f: torch.Tensor) -> torch.Tensor:
-    """What :class:`_Gram` replaced, for comparison (``benchmarks/speed.py --grams``): the
-    features copied to float32 once, their product, autograd's two-product gradient."""
-    a = _acc(f)
-    return torch.bmm(a, a.transpose(1, 2))
-
-
 def gram_matrix(
     features: torch.Tensor, mask: torch.Tensor | None = None, normalize: bool = False
 ) -> torch.Tensor:

@@ -255,8 +255,7 @@ def plan_memory(
         channels, winograd,
     )  # fmt: skip
     hist = history if optimizer == "lbfgs" else 0
-    whole = need.fixed + need.opt(optimizer, hist)
-    whole += int(need.per_px * h * w)
+    whole = need.fixed + need.opt(optimizer, hist) + int(need.per_px * h * w)
     label = f"{w}x{h}"
     if tile is not None:
         forced = max(align, tile // align * align)
