@@ -78,7 +78,7 @@ def run(pair: str, name: str, size: int = 256) -> tuple[list[dict], Image.Image]
     return rows, snaps[max(snaps)][1]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("pairs", help="comma-separated pair names of benchmarks/compare.py")
     ap.add_argument("configs", help=f"comma-separated, from: {', '.join(CONFIGS)}")
@@ -91,7 +91,7 @@ def main() -> None:
         help="the Gram matrices' gradient: eq. (6) in one product (impasto's) or autograd's two "
         "(the rows say which)",
     )
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.gram == "autograd":
         from benchmarks.baselines import autograd_grams
 

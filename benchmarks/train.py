@@ -256,7 +256,7 @@ def fashion_mnist_figure(run_dir: Path, out: Path, size: int = 160, iterations: 
     os.replace(tmp_out, out)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=str(ROOT / "results" / "train.json"))
@@ -284,7 +284,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--one", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.one:
         return print(images_per_s(*json.loads(args.one)))
     if args.ddp_worker:

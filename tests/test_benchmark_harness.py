@@ -686,3 +686,36 @@ def test_studio_job_runs_one_job_on_a_real_server_in_each_mode():
 
     settings = {"size": 32, "iterations": 2, "pyramid_start": 0, "seed": 0, "init": "content"}
     assert all(studio_job.job_seconds(mode, settings) > 0 for mode in studio_job.MODES)
+
+
+def test_levers_gram_and_size_options_reach_the_run_and_its_rows(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from benchmarks import levers_cpu
+    from impasto import losses
+
+    def run(pair, name, size):
+        row = {"pair": pair, "config": name, "size": size, "i": 3, "content": 1, "style": 1}
+        return [row], Image.new("RGB", (8, 8))
+
+    monkeypatch.setattr(levers_cpu, "run", run)
+    monkeypatch.setattr(levers_cpu, "OUT", tmp_path / "rows.jsonl")
+    monkeypatch.setattr(losses._Gram, "apply", losses._Gram.apply)  # restored after the test
+    monkeypatch.setattr(losses, "gram_backward", losses.gram_backward)
+    levers_cpu.main(["chelsea_starry_night", "tv3", "--size", "64", "--gram", "autograd"])
+    (row,) = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert (row["size"], row["gram"]) == (64, "autograd")
+    assert losses._Gram.apply.__name__ == "_gram_by_autograd"  # the old gradient patched in
+
+
+def test_train_benchmark_allocators_option_gives_rows_and_ratios(tmp_path, monkeypatch):
+    from benchmarks import train
+
+    monkeypatch.setattr(train, "isolated", lambda spec: 2.0 if spec[-1] == "system" else 2.5)
+    monkeypatch.setattr(train, "ddp_rows", lambda: [])
+    monkeypatch.setattr(train, "caffemodel_row", lambda: {"what": "caffemodel"})
+    out = tmp_path / "train.json"
+    train.main(["--allocators", "system,keep", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert {r.get("allocator") for r in data["rows"][:-1]} == {"system", "keep"}
+    assert {q["time_keep_over_system"] for q in data["allocator_ratios"]} == {0.8}
