@@ -688,6 +688,24 @@ def test_studio_job_runs_one_job_on_a_real_server_in_each_mode():
     assert all(studio_job.job_seconds(mode, settings) > 0 for mode in studio_job.MODES)
 
 
+def test_studio_job_flags_reach_the_jobs_settings_and_its_report(tmp_path, monkeypatch):
+    from benchmarks import studio_job
+
+    seen = []
+    times = {"own": 10.0, "shared": 8.0}
+    monkeypatch.setattr(studio_job, "job_seconds", lambda m, s: seen.append((m, s)) or times[m])
+    out = tmp_path / "job.json"
+    argv = ["--size", "96", "--iterations", "3", "--precision", "fp32", "--rounds", "2"]
+    assert studio_job.main([*argv, "--json", str(out)]) == 0
+    assert [m for m, _ in seen] == ["own", "shared", "own", "shared"]
+    assert {(s["size"], s["iterations"], s["precision"]) for _, s in seen} == {(96, 3, "fp32")}
+    report = json.loads(out.read_text())
+    assert [(r["round"], r["mode"]) for r in report["rows"]] == [
+        (1, "own"), (1, "shared"), (2, "own"), (2, "shared")
+    ]
+    assert report["mean_s"] == times and report["shared_over_own"] == 0.8
+
+
 def test_levers_gram_and_size_options_reach_the_run_and_its_rows(tmp_path, monkeypatch):
     from PIL import Image
 
