@@ -13,6 +13,8 @@ and printed next to this machine's measured matrix-multiply peak in the same pre
         --convs direct,winograd --timed 6 --json benchmarks/results/speed_avx2.json
                                                # a CPU without AVX-512 BF16: the convolutions
                                                # side by side (``--conv``), with their ratio
+    python benchmarks/speed.py --isa avx2 ...  # on an AVX-512 CPU, torch capped at AVX2's
+                                               # kernels (benchmarks/isa.py): ratios only
 
 With ``--convs``, GFLOP/s still counts the direct convolutions' FLOPs (Winograd's are fewer), so
 the column compares throughput of the same work.
@@ -35,6 +37,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:  # benchmarks.baselines, when run as a script
     sys.path.insert(0, str(HERE.parent))
 RESULTS = HERE / "results"
+
+from benchmarks import isa  # noqa: E402
 
 
 def conv_flops(width: int, height: int, last: str = "relu5_1") -> float:
@@ -65,7 +69,6 @@ def matmul_peak(dtype_name: str, n: int = 2048, repeats: int = 10) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
-
 
 
 def _cpu_flags() -> list[str]:
@@ -173,9 +176,14 @@ def run_one(cfg: dict) -> dict:
     }
 
 
-def ratios(rows: list[dict], key: str, new: str, old: str, same: tuple[str, ...]) -> list[dict]:
+# What a row was run with: a ratio pairs rows that agree on all of these but the one it compares.
+SETTINGS = ("size", "optimizer", "precision", "conv", "allocator", "gram", "where")
+
+
+def ratios(rows: list[dict], key: str, new: str, old: str) -> list[dict]:
     """Seconds per iteration of the rows whose ``key`` is ``new`` over those where it is
-    ``old``, per configuration (the ``same`` fields) that ran both."""
+    ``old``, per configuration that ran both (rows alike in every other setting)."""
+    same = [f for f in SETTINGS if f != key]
     out = []
     for n in (r for r in rows if r.get(key) == new):
         for o in (r for r in rows if r.get(key) == old):
@@ -186,31 +194,29 @@ def ratios(rows: list[dict], key: str, new: str, old: str, same: tuple[str, ...]
 
 def conv_ratios(rows: list[dict]) -> list[dict]:
     """Seconds per iteration by Winograd over direct, per configuration that ran both."""
-    return ratios(rows, "conv", "winograd", "direct", ("size", "optimizer", "precision", "where"))
+    return ratios(rows, "conv", "winograd", "direct")
 
 
 def where_ratios(rows: list[dict]) -> list[dict]:
     """Seconds per iteration in a worker thread, then in one sharing the main heap, over the
     main thread, per configuration that ran both."""
-    same = ("size", "optimizer", "precision", "conv", "allocator")
     return [
         {**r, "where": f"{where}/main"}
         for where in ("thread", "shared-heap-thread")
-        for r in ratios(rows, "where", where, "main", same)
+        for r in ratios(rows, "where", where, "main")
     ]
 
 
 def gram_ratios(rows: list[dict]) -> list[dict]:
     """Seconds per iteration with the Gram gradient in one product (impasto's) over autograd's
     two (``benchmarks.baselines``), per configuration that ran both."""
-    return ratios(rows, "gram", "eq6", "autograd", ("size", "optimizer", "precision", "conv"))
+    return ratios(rows, "gram", "eq6", "autograd")
 
 
 def allocator_ratios(rows: list[dict]) -> list[dict]:
     """Seconds per iteration keeping freed memory (the default) over the C library's own
     behaviour, per configuration that ran both."""
-    same = ("size", "optimizer", "precision", "conv", "where")
-    return ratios(rows, "allocator", "keep", "system", same)
+    return ratios(rows, "allocator", "keep", "system")
 
 
 def run_isolated(cfg: dict) -> dict:
@@ -255,14 +261,22 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated: the Gram matrices' gradient as eq. (6) has it, one product (eq6, "
         "impasto's) and/or as autograd takes it through the product, two (autograd)",
     )
+    p.add_argument(
+        "--isa",
+        choices=sorted(isa.CAPS),
+        help="cap torch's CPU kernels at this instruction set (benchmarks/isa.py): the code "
+        "paths of a CPU without AVX-512 on one with it; compare rows as ratios",
+    )
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    capped = isa.cap(args.isa)
     if args.one:
         print(json.dumps(run_one(json.loads(args.one))))
         return 0
 
     import torch
 
+    capability = isa.check(args.isa)
     sizes = [256] if args.quick else [256, 512]
     if args.sizes:
         sizes = [int(x) for x in args.sizes.split(",")]
@@ -316,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                          ("eq6 / autograd", by_gram), (None, by_where)):  # fmt: skip
         for r in found:
             name = f"{r['size']} px {r['optimizer']} {r['precision']}"
-            name += f" {r['allocator']}" if r.get("allocator") else ""
+            name += "".join(f" {r[f]}" for f in ("conv", "allocator", "gram") if r.get(f))
             print(f"{name}: {label or r['where']} {r['ratio']:.2f}")
     from impasto.devices import cpu_name
 
@@ -325,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "processor": cpu_name(),
             "cpu_flags": _cpu_flags(),
+            "torch_cpu_capability": capability,
+            "isa_cap": capped or None,
             "load_average_before": _load(),
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,

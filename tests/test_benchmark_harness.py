@@ -620,8 +620,21 @@ def test_speed_compares_keeping_freed_memory_with_the_system_allocator():
     # Winograd over direct is the same pairing by another field
     rows = [{**row, "conv": c, "s_per_it": t} for c, t in (("winograd", 2.0), ("direct", 4.0))]
     assert speed.conv_ratios(rows) == [
-        {"size": 512, "optimizer": "lbfgs", "precision": "bf16", "where": None, "ratio": 0.5}
-    ]
+        {"size": 512, "optimizer": "lbfgs", "precision": "bf16", "allocator": None, "gram": None,
+         "where": None, "ratio": 0.5}
+    ]  # fmt: skip
+    # two levers crossed: each ratio pairs rows alike in the other lever (2 pairs, not 4)
+    rows = [
+        {**row, "allocator": a, "gram": g, "s_per_it": t}
+        for a, g, t in (("keep", "eq6", 0.8), ("keep", "autograd", 1.0),
+                        ("system", "eq6", 1.0), ("system", "autograd", 1.6))
+    ]  # fmt: skip
+    assert [(q["gram"], q["ratio"]) for q in speed.allocator_ratios(rows)] == [
+        ("eq6", 0.8), ("autograd", 0.625)
+    ]  # fmt: skip
+    assert [(q["allocator"], q["ratio"]) for q in speed.gram_ratios(rows)] == [
+        ("keep", 0.8), ("system", 0.625)
+    ]  # fmt: skip
     # a worker thread, then one sharing the main heap (impasto serve's), against the main thread
     rows = [
         {**row, "where": w, "s_per_it": t}
@@ -737,3 +750,66 @@ def test_train_benchmark_allocators_option_gives_rows_and_ratios(tmp_path, monke
     data = json.loads(out.read_text())
     assert {r.get("allocator") for r in data["rows"][:-1]} == {"system", "keep"}
     assert {q["time_keep_over_system"] for q in data["allocator_ratios"]} == {0.8}
+
+
+@pytest.mark.skipif(
+    "avx2" not in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else True,
+    reason="needs an x86 CPU with AVX2",
+)
+def test_isa_cap_makes_torch_and_impasto_take_an_avx2_cpus_paths():
+    from benchmarks import isa
+
+    code = (
+        "from benchmarks import isa; isa.cap('avx2'); print(isa.check('avx2'))\n"
+        "import torch\n"
+        "from impasto.devices import resolve_dtype\n"
+        "from impasto.encoder.winograd import available, resolve_winograd\n"
+        "cpu = torch.device('cpu')\n"
+        "print(resolve_dtype('auto', cpu), resolve_winograd('auto', cpu, torch.float32) "
+        "== available())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in isa.CAPS["avx2"]}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["AVX2", "torch.float32", "True"]
+    with pytest.raises(RuntimeError, match="before torch"):  # torch is loaded in pytest
+        isa.cap("avx2")
+    with pytest.raises(SystemExit, match="unknown --isa"):
+        isa.cap("avx1024")
+    assert isa.cap(None) == {}
+
+
+def test_first_command_alternates_versions_and_compares_them(tmp_path):
+    from benchmarks import first_command
+
+    tiny = "example:chelsea example:starry_night -o {out} -q --size 32 --iterations 1"
+    out = tmp_path / "fc.json"
+    argv = ["--versions", ".,HEAD", "--rounds", "2", "--args", tiny + " --pyramid-start 0"]
+    assert first_command.main([*argv, "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [(r["version"], r["round"]) for r in data["rows"]] == [
+        (".", 0), ("HEAD", 0), (".", 1), ("HEAD", 1)
+    ]  # fmt: skip
+    assert all(r["wall_s"] > 0 and r["peak_rss_mb"] > 50 for r in data["rows"])
+    assert [s["version"] for s in data["summary"]] == [".", "HEAD"]
+    assert data["summary"][0]["over_first"] == 1.0
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True)
+    assert data["summary"][1]["commit"] == head.stdout.decode().strip()
+    assert data["machine"]["isa_cap"] is None
+    with pytest.raises(SystemExit, match="no version"):
+        first_command.main(["--versions", "no-such-commit", "--json", str(out)])
+
+
+def test_first_command_summary_takes_medians_and_ratios():
+    from benchmarks import first_command
+
+    rows = [
+        {"version": v, "wall_s": t, "peak_rss_mb": m}
+        for v, t, m in (("new", 10, 900), ("old", 20, 800), ("new", 12, 950), ("old", 22, 700))
+    ]
+    assert first_command.summarise(rows, ["new", "old"]) == [
+        {"version": "new", "median_wall_s": 11, "max_peak_rss_mb": 950, "over_first": 1.0},
+        {"version": "old", "median_wall_s": 21, "max_peak_rss_mb": 800, "over_first": 1.909},
+    ]

@@ -1,0 +1,46 @@
+"""Run a benchmark as on a CPU with fewer instructions: cap torch's kernels at an ISA.
+
+On a CPU with AVX-512 BF16, ``--isa avx2`` makes torch take the code paths an AVX2-only CPU
+takes: oneDNN's ``jit:avx2`` convolutions, ATen's AVX2 kernels and MKL's AVX2 ones. impasto's
+``auto`` choices then follow, as there: fp32 arithmetic and Winograd convolutions. The clock,
+caches and cores are still this CPU's, so the times are not an AVX2 CPU's; what carries over is
+the ratio between two code versions or two settings measured side by side under the same cap.
+
+The caps are environment variables read when torch loads its libraries: ``cap`` must run before
+``import torch`` in this process, and every child started afterwards inherits them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+CAPS: dict[str, dict[str, str]] = {
+    "avx2": {
+        "ONEDNN_MAX_CPU_ISA": "AVX2",
+        "ATEN_CPU_CAPABILITY": "avx2",
+        "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    },
+}
+
+
+def cap(isa: str | None) -> dict[str, str]:
+    """Set the environment that caps torch at ``isa`` (``None``: nothing) and return it."""
+    if isa is None:
+        return {}
+    if isa not in CAPS:
+        raise SystemExit(f"unknown --isa {isa!r}; use {', '.join(CAPS)}")
+    if "torch" in sys.modules:
+        raise RuntimeError("isa.cap must run before torch is imported")
+    os.environ.update(CAPS[isa])
+    return dict(CAPS[isa])
+
+
+def check(isa: str | None) -> str:
+    """torch's CPU capability now, after checking it is the one ``isa`` asked for."""
+    import torch
+
+    found = torch.backends.cpu.get_cpu_capability()
+    if isa is not None and found.lower() != isa.lower():
+        raise SystemExit(f"--isa {isa}: torch runs {found} kernels (this CPU lacks {isa}?)")
+    return found
