@@ -7,7 +7,11 @@ caches and cores are still this CPU's, so the times are not an AVX2 CPU's; what 
 the ratio between two code versions or two settings measured side by side under the same cap.
 
 The caps are environment variables read when torch loads its libraries: ``cap`` must run before
-``import torch`` in this process, and every child started afterwards inherits them.
+``import torch`` in this process, and every child started afterwards inherits them. As a command
+it runs another under the caps (CI runs the tests of impasto's CPU choices this way, so that an
+AVX2-only CPU's choices are tested whatever CPU CI has):
+
+    python benchmarks/isa.py avx2 python -m pytest tests/test_winograd.py
 """
 
 from __future__ import annotations
@@ -44,3 +48,16 @@ def check(isa: str | None) -> str:
     if isa is not None and found.lower() != isa.lower():
         raise SystemExit(f"--isa {isa}: torch runs {found} kernels (this CPU lacks {isa}?)")
     return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``isa.py ISA COMMAND...``: replace this process with ``COMMAND`` under ``ISA``'s caps."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 2:
+        raise SystemExit("usage: isa.py ISA COMMAND [ARG...]")
+    cap(argv[0])
+    os.execvp(argv[1], argv[1:])
+
+
+if __name__ == "__main__":
+    main()

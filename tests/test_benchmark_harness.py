@@ -779,6 +779,15 @@ def test_isa_cap_makes_torch_and_impasto_take_an_avx2_cpus_paths():
     with pytest.raises(SystemExit, match="unknown --isa"):
         isa.cap("avx1024")
     assert isa.cap(None) == {}
+    # as a command (CI's capped test run): the command runs under the caps
+    probe = "import os, torch; print(os.environ['MKL_ENABLE_INSTRUCTIONS'], " \
+        "torch.backends.cpu.get_cpu_capability())"  # fmt: skip
+    run = [sys.executable, "benchmarks/isa.py"]
+    out = subprocess.run([*run, "avx2", sys.executable, "-c", probe], cwd=ROOT, env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    assert out.stdout.split() == ["AVX2", "AVX2"], out.stderr
+    out = subprocess.run([*run, "avx2"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 1 and out.stderr.startswith("usage: isa.py ISA COMMAND")
 
 
 def test_first_command_alternates_versions_and_compares_them(tmp_path):
