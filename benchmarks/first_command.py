@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import statistics
 import subprocess
@@ -34,7 +33,7 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:  # benchmarks.isa, when run as a script
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import isa  # noqa: E402
+from benchmarks import isa, report  # noqa: E402
 
 COMMAND = ["example:chelsea", "example:starry_night", "-o", "{out}", "-q"]
 
@@ -101,17 +100,6 @@ def summarise(rows: list[dict], versions: list[str]) -> list[dict]:
     ]
 
 
-def _cpu_family() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("cpu family"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
-def _load() -> list[float]:
-    return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -122,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--args", help="the command's options instead of the README's, one string")
     p.add_argument("--json", type=Path, default=HERE / "results" / "first_command_versions.json")
     args = p.parse_args(argv)
-    capped = isa.cap(args.isa)
-    capability = isa.check(args.isa)
+    isa.cap(args.isa)
+    isa.check(args.isa)
     versions = args.versions.split(",")
     commits = {v: commit_of(v) for v in versions}  # before any run: a bad name fails at once
     command = args.args.split() if args.args else COMMAND
@@ -132,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         srcs = {v: export_src(v, Path(tmp)) for v in versions}
         for rnd in range(args.rounds):
             for v in versions:
-                load = _load()
+                load = isa.load_average()
                 row = run_once(srcs[v], command, Path(tmp) / f"out_{rnd}.png")
                 rows.append({"version": v, "round": rnd, **row, "load_before": load})
                 print(f"round {rnd} {v:>10}: {row['wall_s']:7.1f} s "
@@ -141,25 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     for s in summary:
         print(f"{s['version']:>10}: median {s['median_wall_s']:.1f} s, "
               f"x{s['over_first']:.3f} of {versions[0]}")  # fmt: skip
-    from impasto.devices import cpu_name
-
     result = {
         "what": "README's first command, each version's src on PYTHONPATH, alternated",
         "command": ["impasto", *command],
-        "machine": {
-            "processor": cpu_name(),
-            "cpu_family": _cpu_family(),
-            "cores": os.cpu_count(),
-            "torch_cpu_capability": capability,
-            "isa_cap": capped or None,
-        },  # fmt: skip
+        "machine": isa.machine(args.isa),
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "rows": rows,
         "summary": summary,
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.json}")
+    report.write_json(args.json, result)
     return 0
 
 

@@ -17,7 +17,9 @@ AVX2-only CPU's choices are tested whatever CPU CI has):
 from __future__ import annotations
 
 import os
+import platform
 import sys
+from pathlib import Path
 
 CAPS: dict[str, dict[str, str]] = {
     "avx2": {
@@ -48,6 +50,48 @@ def check(isa: str | None) -> str:
     if isa is not None and found.lower() != isa.lower():
         raise SystemExit(f"--isa {isa}: torch runs {found} kernels (this CPU lacks {isa}?)")
     return found
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's AVX-512 / AMX / AVX2 flags: they decide whether bf16 is fast."""
+    for line in _cpuinfo():
+        if line.startswith("flags"):
+            flags = line.split(":", 1)[1].split()
+            return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
+    return []
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages: how busy the machine is besides the benchmark."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else []
+
+
+def machine(isa: str | None) -> dict:
+    """What a benchmark ran on: the CPU (model, family, flags), the kernels torch took and the
+    cap that made it take them, threads, torch."""
+    import torch
+
+    from impasto.devices import cpu_name
+
+    family = [ln.split(":", 1)[1].strip() for ln in _cpuinfo() if ln.startswith("cpu family")]
+    return {
+        "platform": platform.platform(),
+        "processor": cpu_name(),
+        "cpu_family": family[0] if family else None,
+        "cpu_flags": cpu_flags(),
+        "torch_cpu_capability": check(isa),
+        "isa_cap": CAPS.get(isa) if isa else None,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -38,7 +37,7 @@ if str(HERE.parent) not in sys.path:  # benchmarks.baselines, when run as a scri
     sys.path.insert(0, str(HERE.parent))
 RESULTS = HERE / "results"
 
-from benchmarks import isa  # noqa: E402
+from benchmarks import isa, report  # noqa: E402
 
 
 def conv_flops(width: int, height: int, last: str = "relu5_1") -> float:
@@ -69,29 +68,6 @@ def matmul_peak(dtype_name: str, n: int = 2048, repeats: int = 10) -> float:
     for _ in range(repeats):
         a @ b
     return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
-
-
-def _cpu_flags() -> list[str]:
-    """The CPU's AVX-512 / AMX / AVX2 flags: they decide whether bf16 is fast."""
-    for line in _cpuinfo():
-        if line.startswith("flags"):
-            flags = line.split(":", 1)[1].split()
-            return sorted(f for f in flags if f.startswith(("avx512", "amx", "avx2", "fma")))
-    return []
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
-
-
-def _load() -> list[float]:
-    try:
-        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return []
 
 
 def in_thread(fn, *args) -> None:
@@ -269,14 +245,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    capped = isa.cap(args.isa)
+    isa.cap(args.isa)
     if args.one:
         print(json.dumps(run_one(json.loads(args.one))))
         return 0
 
     import torch
 
-    capability = isa.check(args.isa)
+    isa.check(args.isa)  # before any work: a CPU without the ISA asked for stops here
+    load = isa.load_average()  # what else the machine was doing as the benchmark started
     sizes = [256] if args.quick else [256, 512]
     if args.sizes:
         sizes = [int(x) for x in args.sizes.split(",")]
@@ -332,19 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             name = f"{r['size']} px {r['optimizer']} {r['precision']}"
             name += "".join(f" {r[f]}" for f in ("conv", "allocator", "gram") if r.get(f))
             print(f"{name}: {label or r['where']} {r['ratio']:.2f}")
-    from impasto.devices import cpu_name
-
     result = {
-        "machine": {
-            "platform": platform.platform(),
-            "processor": cpu_name(),
-            "cpu_flags": _cpu_flags(),
-            "torch_cpu_capability": capability,
-            "isa_cap": capped or None,
-            "load_average_before": _load(),
-            "threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "machine": {**isa.machine(args.isa), "load_average_before": load},
         "matmul_peak_gflops": peaks,
         "rows": rows,
         "winograd_over_direct": by_conv,
@@ -353,9 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "gram_eq6_over_autograd": by_gram,
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2))
-    print(f"wrote {args.json}")
+    report.write_json(args.json, result)
     return 0
 
 

@@ -806,7 +806,7 @@ def test_first_command_alternates_versions_and_compares_them(tmp_path):
     assert data["summary"][0]["over_first"] == 1.0
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True)
     assert data["summary"][1]["commit"] == head.stdout.decode().strip()
-    assert data["machine"]["isa_cap"] is None
+    assert data["machine"]["isa_cap"] is None and data["machine"]["torch_cpu_capability"]
     with pytest.raises(SystemExit, match="no version"):
         first_command.main(["--versions", "no-such-commit", "--json", str(out)])
 
