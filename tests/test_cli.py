@@ -65,6 +65,19 @@ def test_help_lists_options(capsys):
         assert flag in out, flag
 
 
+def test_help_explains_the_dial_with_todays_defaults(capsys):
+    """The epilog's dial names each loss scale's default beta as Settings has it (it once kept
+    the paper scale's 1e3 after the default became the normalized scale's 10)."""
+    from impasto.settings import DEFAULT_STYLE_WEIGHT, Settings
+
+    with pytest.raises(SystemExit):
+        main(["stylize", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert Settings().loss_scale == "normalized" and Settings().beta == 10
+    assert f"the default, {DEFAULT_STYLE_WEIGHT['normalized']:g}, paints" in out
+    assert f"the default beta is {DEFAULT_STYLE_WEIGHT['paper']:g} (alpha/beta 1e-3" in out
+
+
 def test_stylize_end_to_end_with_metadata(tmp_path, content_path, style_path):
     out = tmp_path / "out.png"
     assert run(content_path, style_path, "-o", out, *FAST) == 0

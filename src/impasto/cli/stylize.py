@@ -9,7 +9,7 @@ import sys
 
 from ..errors import SettingsError
 from ..inputs import resolve_input
-from ..settings import DEFAULT_FEATHER, DEFAULT_LABEL_TOLERANCE
+from ..settings import DEFAULT_FEATHER, DEFAULT_LABEL_TOLERANCE, DEFAULT_STYLE_WEIGHT
 from .common import (
     add_output_arguments,
     add_settings_arguments,
@@ -25,11 +25,16 @@ __all__ = ["add_parser", "prepare", "run", "parse_region", "parse_label_style", 
 
 NONE_WORDS = ("none", "-", "")
 
-EPILOG = """\
-The dial: alpha/beta (content weight / style weight). With the defaults (alpha 1, beta 1e3 -> 1e-3,
-the ratio of Gatys et al. Fig. 3) the photo stays clearly recognisable; beta 1e4 (1e-4) paints
-more strongly, beta 1e2 (1e-2) keeps more of the photo; below ~1e-5 the photo dissolves into
-texture, above ~1e-1 little style is applied. `impasto sweep` shows it on your images.
+_BETA, _BETA_PAPER = DEFAULT_STYLE_WEIGHT["normalized"], DEFAULT_STYLE_WEIGHT["paper"]
+EPILOG = f"""\
+The dial: beta/alpha (--style-weight / --content-weight). By default each loss term is
+relative to its target (--loss-scale normalized), so beta (alpha 1) is a style strength that
+means the same on every photo, painting and size: the default, {_BETA:g}, paints clearly while
+the photo's objects stay recognisable; 30 paints more strongly, 3 keeps more of the photo;
+below ~1 little style remains, above ~100 the photo dissolves into texture. --loss-scale paper
+takes the paper's raw eqs. (1)-(7), where the default beta is {_BETA_PAPER:g} (alpha/beta 1e-3,
+Gatys et al. Fig. 3) and one beta paints one pair strongly and another barely.
+`impasto sweep --over ratio` shows the range on your images.
 
 Inputs may be paths or bundled examples: example:chelsea, example:coffee, example:rocket,
 example:starry_night, example:great_wave, example:the_scream, example:composition_viii."""

@@ -1,7 +1,8 @@
 """``impasto sweep``: one labelled contact sheet over one dial, to see a trade-off at a glance.
 
 ``--over ratio`` varies alpha/beta (content weight / style weight, Gatys et al. 2016 Fig. 3;
-default 1e-4, 1e-3, 1e-2, 1e-1), ``--over style-layers`` the style layer set (cumulative:
+default 1, 0.3, 0.1, 0.03 with the normalized loss scale, 1e-4, 1e-3, 1e-2, 1e-1 with
+``--loss-scale paper``), ``--over style-layers`` the style layer set (cumulative:
 relu1_1; relu1_1..relu2_1; ... ; relu1_1..relu5_1, as in Fig. 1's style rows), and
 ``--over OPTION --values ...`` any engine setting (``--over style-scale --values 0.5,1,2``,
 ``--over preserve-colors --values none,luminance,histogram,swap``).
