@@ -406,7 +406,10 @@ def test_job_progress_events_preview_result_and_settings(tmp_path):
         assert meta["settings"]["seed"] == 3 and meta["settings"]["size"] == 48
         assert meta["inputs"]["content"] == "cat.png"  # display names, not storage paths
         got = c.get(done["settings_url"]).json()
-        assert Settings.from_dict(got["settings"]) == Settings(**TINY)
+        # the settings as run: the weights in use filled in
+        assert Settings.from_dict(got["settings"]) == Settings.from_dict(
+            Settings(**TINY).resolved()
+        )
         assert [s["name"] for s in got["inputs"]["styles"]] == ["starry night", "great wave"]
         # the stream of a finished job gives its final view and ends
         assert [e["status"] for e in sse_events(c, f"/api/jobs/{job['id']}/events")] == ["done"]
@@ -483,6 +486,23 @@ def test_cancel_running_then_resume_and_rerun(tmp_path):
         assert wait(c, again["id"])["status"] == "done"
         bad = c.post(f"/api/jobs/{job['id']}/rerun", json={"settings": {"size": 1}})
         assert bad.status_code == 422
+
+
+def test_a_job_shows_the_weights_it_ran_with_and_a_rerun_follows_a_new_loss_scale(tmp_path):
+    """A job left to the default weights showed them as null: the page read beta/alpha 0 and
+    its edit kept the form's previous beta. Views show the weights in use; the stored settings
+    keep "the default", so a re-run that changes the loss scale takes that scale's weights."""
+    with client(tmp_path) as c:
+        job = wait(c, submit(c).json()["id"])
+        assert (job["settings"]["style_weight"], job["settings"]["tv_weight"]) == (10.0, 3.0)
+        shown = c.get(job["settings_url"]).json()["settings"]
+        assert (shown["style_weight"], shown["tv_weight"]) == (10.0, 3.0)
+        paper = c.post(f"/api/jobs/{job['id']}/rerun", json={"settings": {"loss_scale": "paper"}})
+        paper = wait(c, paper.json()["id"])
+        assert paper["status"] == "done", paper["error"]
+        assert (paper["settings"]["style_weight"], paper["settings"]["tv_weight"]) == (1e3, 0.0)
+        given = wait(c, submit(c, style_weight=20.0).json()["id"])
+        assert given["settings"]["style_weight"] == 20.0  # a weight given stays as given
 
 
 def test_rerun_reproduces_a_result_and_delete_removes_it(tmp_path):

@@ -52,7 +52,7 @@ class Checkpoint:
     """The state of a run between two iterations.
 
     Attributes:
-        settings: ``Settings.to_dict()`` of the run.
+        settings: ``Settings.resolved()`` of the run (the weights in use filled in).
         seed: the run's seed.
         level: the pyramid scale being optimised (0 = coarsest).
         iteration: iterations done at that scale.

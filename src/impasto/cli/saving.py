@@ -38,7 +38,7 @@ def intermediate_saver(args: argparse.Namespace, settings: Settings, content: An
         "partial": True,
         "version": __version__,
         "seed": settings.seed,
-        "settings": settings.to_dict(),
+        "settings": settings.resolved(),  # the weights in use, as the final file records
         "inputs": {"content": _name(content), "styles": [_name(s) for s in styles]},
     }
 

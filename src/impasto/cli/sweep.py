@@ -405,6 +405,6 @@ def _sheet_metadata(out: SweepResult, over: str) -> dict[str, str]:
     info = {
         "sweep": {"over": over, "cells": [c for c, _ in out.cells]},
         "inputs": first.inputs,
-        "settings": {**first.settings.to_dict(), "seed": first.seed},
+        "settings": {**first.settings.resolved(), "seed": first.seed},
     }
     return {"impasto": json.dumps(info, sort_keys=True), "Software": first.metadata["Software"]}

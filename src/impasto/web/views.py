@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..inputs import EXAMPLE_PREFIX
+from ..settings import resolve_weights
 from .store import FileRecord, JobRecord
 
 __all__ = [
@@ -83,8 +84,10 @@ def file_view(rec: FileRecord) -> dict[str, Any]:
 
 
 def job_settings_view(job: JobRecord, files: FileLookup) -> dict[str, Any]:
-    """The job's settings as they ran: a resumed job's ``init`` names its start image."""
-    settings = dict(job.settings)
+    """The job's settings as they ran: the weights in use where the job left them to the
+    defaults (stored as ``None``, so a re-run changing the loss scale takes that scale's), and a
+    resumed job's ``init`` naming its start image."""
+    settings = resolve_weights(job.settings)
     if job.init_file:
         rec = files(job.init_file)
         settings["init"] = (rec.display_name if rec is not None else None) or "partial.png"
@@ -250,7 +253,7 @@ def batch_view(
         "elapsed": finite(batch.elapsed + float(progress.get("elapsed") or 0.0)),
         "eta": finite(progress.get("eta")),
         "runs": batch.runs,
-        "settings": dict(batch.settings),
+        "settings": resolve_weights(batch.settings),  # the weights in use, as for a job
         "contents": [input_view(ref, files) for ref in batch.contents],
         "styles": [input_view(ref, files) for ref in batch.styles],
         "jobs": jobs,

@@ -175,7 +175,7 @@ def get_partial(job: JobDep, studio: StudioDep, download: bool = False) -> FileR
 
 @router.get("/api/jobs/{job_id}/settings.json")
 def get_settings(job: JobDep, studio: StudioDep, download: bool = False) -> JSONResponse:
-    """The job's settings (``Settings.to_dict()``, seed included), inputs and outcome.
+    """The job's settings (as run: seed and the weights in use included), inputs and outcome.
     ``settings`` can be passed back to ``POST /api/jobs`` or to ``Settings.from_dict`` (a
     resumed job's ``init`` names the partial image it started from)."""
     view = studio.view(job)
