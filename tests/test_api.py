@@ -128,6 +128,19 @@ def test_reconstruct_style_is_texture_synthesis(style_path, scale, drop):
     assert r.image.shape[-1] == 40 and r.image.shape[-2] == round(40 * h / w)
 
 
+def test_reconstructions_have_no_tv_unless_asked(content_path, style_path):
+    """Stylizing's default TV (3 with the normalized scale) smoothed every reconstruction: a
+    deep layer's lost detail looked kept. Off unless settings or a keyword give a weight."""
+    s = Settings(size=32, iterations=2, seed=0)
+    assert s.tv == 3.0  # the stylizer's default, which reconstructions do not take
+    for r in (reconstruct_content(content_path, "relu2_1", s),
+              reconstruct_style(style_path, ["relu1_1"], s)):  # fmt: skip
+        assert r.settings.tv == 0.0 and "tv" not in r.history[-1]
+    assert reconstruct_content(content_path, "relu2_1", s, tv_weight=1.0).settings.tv == 1.0
+    given = reconstruct_style(style_path, ["relu1_1"], s.replace(tv_weight=2.0))
+    assert given.settings.tv == 2.0 and given.history[-1]["tv"] > 0
+
+
 def test_metadata_records_settings_and_seed(content_path, style_path, tmp_path):
     r = Stylizer(TINY.replace(seed=None)).run(content_path, [StyleInput(style_path, weight=2.0)])
     out = tmp_path / "out.png"

@@ -29,7 +29,7 @@ from .finish import Result, finish
 from .layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from .plan import as_regions, as_styles, make_plan
 from .pyramid import Checkpoints, Progress, run_pyramid
-from .settings import Settings
+from .settings import RECONSTRUCTION_TV_WEIGHT, Settings
 
 __all__ = [
     "Result",
@@ -115,11 +115,15 @@ def _reconstruction_settings(
     settings: Settings | None, overrides: dict[str, Any], fixed: dict[str, Any]
 ) -> Settings:
     """``settings`` with ``overrides``, then the reconstruction's own ``fixed`` choices; an
-    override of a fixed choice is an error rather than silently ignored."""
+    override of a fixed choice is an error rather than silently ignored. TV is off
+    (:data:`RECONSTRUCTION_TV_WEIGHT`) unless ``settings`` or ``overrides`` give a weight."""
     clash = sorted(set(overrides) & set(fixed))
     if clash:
         raise SettingsError(f"a reconstruction sets {', '.join(clash)} itself")
-    return (settings or Settings()).replace(**overrides).replace(**fixed)
+    base = (settings or Settings()).replace(**overrides)
+    if base.tv_weight is None:  # "the default": the stylizer's, not a reconstruction's
+        base = base.replace(tv_weight=RECONSTRUCTION_TV_WEIGHT)
+    return base.replace(**fixed)
 
 
 def stylize(
@@ -132,7 +136,8 @@ def stylize(
         style: a path, PIL image or :class:`StyleInput`, or a sequence of them (blended).
         settings: a :class:`Settings`; keyword overrides replace its fields, e.g.
             ``stylize("cat.jpg", "starry.jpg", size=256, iterations=100)``. ``callback``,
-            ``cancel`` and ``cache`` are passed to :meth:`Stylizer.run`.
+            ``cancel``, ``cache``, ``checkpoint`` and ``resume`` are passed to
+            :meth:`Stylizer.run`.
     """
     run_options = _split_run_options(overrides)
     return Stylizer(settings, **overrides).run(content, style, **run_options).to_pil()
@@ -144,7 +149,8 @@ def reconstruct_content(
     settings: Settings | None = None,
     **overrides: Any,
 ) -> Result:
-    """Content reconstruction: from white noise, match ``image``'s features at one layer only.
+    """Content reconstruction: from white noise, match ``image``'s features at one layer only
+    (no TV unless a weight is given).
 
     Shows what that layer keeps of the photo (Gatys et al. 2016, Fig. 1, content reconstructions).
     """
@@ -168,7 +174,8 @@ def reconstruct_style(
     **overrides: Any,
 ) -> Result:
     """Style reconstruction (texture synthesis): from white noise, match only the Gram matrices
-    of ``image`` at ``layers`` (Gatys et al. 2016, Fig. 1, style reconstructions)."""
+    of ``image`` at ``layers``, no TV unless a weight is given (Gatys et al. 2016, Fig. 1,
+    style reconstructions)."""
     run_options = _split_run_options(overrides)
     fixed = dict(
         style_layers=tuple(layers),

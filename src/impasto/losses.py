@@ -203,7 +203,9 @@ def style_loss(
 def tv_loss(image: torch.Tensor, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """Total variation (squared differences of neighbouring pixels), summed.
 
-    Not in Gatys et al. 2016; a common smoothness prior (Mahendran & Vedaldi 2015), off by default.
+    Not in Gatys et al. 2016; a common smoothness prior (Mahendran & Vedaldi 2015): on by
+    default with the normalized loss scale (``settings.DEFAULT_TV_WEIGHT``), off with the
+    paper's and in reconstructions.
 
     Args:
         image: ``(B, C, H, W)``.

