@@ -346,3 +346,11 @@ def test_weights_by_path_and_format(tmp_path, content_path, style_path, capsys):
         run(content_path, style_path, "-o", out, "--weights", tmp_path / "missing.pth"),
         "missing.pth",
     )
+
+
+def test_reconstruct_help_gives_its_own_tv_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["reconstruct", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "smoothness) weight (default: 0: a reconstruction shows" in out
+    assert "3 with loss scale normalized" not in out  # the stylizer's default is not shown

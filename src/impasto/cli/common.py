@@ -12,7 +12,7 @@ import functools
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +87,13 @@ def memory_size(text: str) -> int:
 _FLAG_TYPES: dict[str, Callable[[str], Any]] = {"max_memory": memory_size}
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
-    """Add one ``--flag`` per :class:`Settings` field (default shown, help from the field)."""
+def add_settings_arguments(
+    parser: argparse.ArgumentParser,
+    skip: Sequence[str] = (),
+    help_for: Mapping[str, str] | None = None,
+) -> None:
+    """Add one ``--flag`` per :class:`Settings` field (default shown, help from the field;
+    ``help_for``: whole help texts for a sub-command whose defaults differ)."""
     hints = typing.get_type_hints(Settings, include_extras=True)
     group = parser.add_argument_group("engine settings")
     for name, (default, help_text) in field_help().items():
@@ -99,6 +104,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, skip: Sequence[str] 
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         if default is not None:
             help_text += f" (default: {shown})"
+        help_text = (help_for or {}).get(name, help_text)
         group.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,

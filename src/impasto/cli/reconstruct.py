@@ -16,6 +16,7 @@ import sys
 from ..errors import SettingsError
 from ..inputs import resolve_input
 from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from ..settings import RECONSTRUCTION_TV_WEIGHT
 from .common import add_output_arguments, add_settings_arguments, check_output, make_progress
 from .common import strings as _strings
 from .saving import settings_with_seed
@@ -67,7 +68,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="render one reconstruction per layer (content) or per growing set of layers (style: "
         "relu1_1; relu1_1+relu2_1; ...) side by side in one labelled image",
     )
-    add_settings_arguments(p, skip=_FIXED)
+    tv = (
+        f"total-variation (smoothness) weight (default: {RECONSTRUCTION_TV_WEIGHT:g}: a "
+        "reconstruction shows what the layers keep, unsmoothed)"
+    )
+    add_settings_arguments(p, skip=_FIXED, help_for={"tv_weight": tv})
     add_output_arguments(p, intermediates=False)
     p.set_defaults(run=run)
     return p
