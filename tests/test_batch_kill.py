@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
@@ -52,3 +53,52 @@ def test_sigkill_mid_batch_then_rerun_does_every_job_exactly_once(tmp_path, caps
     for png in out.glob("*.png"):
         pixels(png)
     assert not list(out.glob(".*.tmp"))  # leftovers of the killed write are cleaned up
+
+
+@pytest.mark.parametrize("to_the_group", [True, False])
+def test_ctrl_c_ends_a_batch_of_worker_processes_at_once(tmp_path, ctrl_c, to_the_group):
+    """Ctrl-C on a batch with worker processes hung for ever when the workers got it too (a
+    terminal's Ctrl-C, or `timeout -s INT`, reaches the group), and waited for the running jobs
+    when only the driver did. Now the driver ends the workers and exits 130 at once; a re-run
+    does the jobs that were running."""
+    photos, paintings = make_inputs(tmp_path, 2, 1)
+    out = tmp_path / "out"
+    args = ["batch", "--contents", str(photos), "--styles", str(paintings), "-o", str(out)]
+    args += ["--size", "32", "--iterations", "100000", "--pyramid-start", "0", "--device", "cpu"]
+    args += ["--workers", "2", "--threads", "1", "-q"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "impasto", *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        time.sleep(8)  # the workers have started and are painting (a job takes minutes)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        if to_the_group:
+            time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGINT)
+        rc = proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    err = proc.stderr.read()
+    proc.stderr.close()
+    # 130, or killed by the second SIGINT that `timeout` sends the group while Python exits
+    assert rc in (130, -signal.SIGINT) and "interrupted" in err and "Traceback" not in err, err
+    assert not _group_alive(proc.pid, within=10.0)  # no worker left behind
+    assert not [r for r in records(out) if r["status"] == "done"]
+
+
+def _group_alive(pgid: int, within: float) -> bool:
+    """Whether process group ``pgid`` still has a process after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.1)
+    return True

@@ -2,12 +2,15 @@
 
 Each worker process loads the network once (one :class:`~impasto.batch.worker.Worker`) and runs
 one job at a time; the driver keeps exactly one job in flight per worker, so a crash loses only
-those. With CUDA there is one worker per GPU.
+those. With CUDA there is one worker per GPU. Ctrl-C is the driver's alone: worker processes
+ignore SIGINT, and the driver ends them at once (their running jobs are not recorded, so a re-run
+of the batch does them; every finished job is already in the manifest).
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -34,6 +37,9 @@ def gpu_count() -> int:
 
 def _init(threads: int | None, counter: Any, gpus: int) -> None:
     global _WORKER
+    # a terminal's Ctrl-C reaches the whole process group: the driver decides (_stop_workers);
+    # a worker interrupted mid-job or mid-reply could leave the pool waiting on it for ever
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with counter.get_lock():
         index = counter.value
         counter.value += 1
@@ -60,37 +66,53 @@ def _in_process(jobs, outdir, threads, bits, quality, on_start, on_finish, stop,
         torch.set_num_threads(before)
 
 
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the pool's worker processes now (Ctrl-C), rather than wait for their jobs."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _pool_pass(pending: list[Job], workers, threads, gpus, args, on_start, on_finish, stop):
     """Run jobs from ``pending`` (consumed from the end) in one pool; False if the pool broke."""
     ctx = multiprocessing.get_context("spawn")
     counter = ctx.Value("i", 0)
-    inflight: dict[Future, Job] = {}
     with ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_init, initargs=(threads, counter, gpus)
     ) as pool:
-        while (pending and not stop()) or inflight:
-            while pending and len(inflight) < workers and not stop():
-                job = pending.pop()
-                on_start(job)
-                try:
-                    inflight[pool.submit(_run, job, *args)] = job
-                except BrokenProcessPool:
-                    pending.append(job)
-                    break
-            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-            broken = False
-            for fut in done:
-                job = inflight.pop(fut)
-                try:
-                    record = fut.result()
-                except BrokenProcessPool:
-                    broken = True
-                    record = failed_record(job, "worker process died (killed or out of memory)")
-                on_finish(job, record)
-            if broken:
-                for job in inflight.values():
-                    on_finish(job, failed_record(job, "worker process died (pool broken)"))
-                return False
+        try:
+            return _fill(pool, pending, workers, args, on_start, on_finish, stop)
+        except KeyboardInterrupt:
+            _stop_workers(pool)
+            raise
+
+
+def _fill(pool, pending: list[Job], workers, args, on_start, on_finish, stop) -> bool:
+    """Keep one job in flight per worker until none is left; False if the pool broke."""
+    inflight: dict[Future, Job] = {}
+    while (pending and not stop()) or inflight:
+        while pending and len(inflight) < workers and not stop():
+            job = pending.pop()
+            on_start(job)
+            try:
+                inflight[pool.submit(_run, job, *args)] = job
+            except BrokenProcessPool:
+                pending.append(job)
+                break
+        done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+        broken = False
+        for fut in done:
+            job = inflight.pop(fut)
+            try:
+                record = fut.result()
+            except BrokenProcessPool:
+                broken = True
+                record = failed_record(job, "worker process died (killed or out of memory)")
+            on_finish(job, record)
+        if broken:
+            for job in inflight.values():
+                on_finish(job, failed_record(job, "worker process died (pool broken)"))
+            return False
     return True
 
 
