@@ -135,9 +135,7 @@ class Recorder:
 def test_a_tight_budget_shortens_the_history_and_says_so(tiny_weights, content_path, style_path):
     s = settings(tiny_weights, tile=32, pyramid_start=0)
     plan = make_plan(s, content_path, [style_path], None, RunCache())
-    enc = RunCache().encoder(
-        s, plan.device, plan.dtype, plan.style_layers, winograd=plan.winograd
-    )
+    enc = RunCache().encoder(s, plan.device, plan.dtype, plan.style_layers, winograd=plan.winograd)
     roomy = scale_memory(plan, 0, enc, 1 << 40)
     pixels = 64 * 43 * 3 * 4  # one image-sized float32 vector
     budget = roomy.estimate - 10 * 2 * pixels  # 10 curvature pairs fewer
@@ -174,6 +172,27 @@ def test_cli_checkpoint_and_resume(tiny_weights, content_path, style_path, tmp_p
     assert again.read_bytes() == out.read_bytes()
     assert main(["resume", str(tmp_path / "nope.ckpt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_refuses_checkpoint_flags_it_cannot_honour_before_any_work(
+    content_path, style_path, tmp_path, capsys
+):
+    """A directory as --checkpoint failed at the first save (an internal error, the state
+    lost); the output's own path was accepted and the checkpoint replaced the image; and
+    --checkpoint-every without --checkpoint was silently ignored."""
+    out = tmp_path / "a.png"
+    base = [str(content_path), str(style_path), "-o", str(out), "--size", "32", "-q"]
+    (tmp_path / "dir.ckpt").mkdir()
+    for extra, words in (
+        (["--checkpoint", str(tmp_path / "dir.ckpt")], "is a directory"),
+        (["--checkpoint", str(out)], "another file than the output"),
+        (["--checkpoint", str(tmp_path / "." / "a.png")], "another file than the output"),
+        (["--checkpoint-every", "1"], "--checkpoint-every needs --checkpoint"),
+    ):
+        assert main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
 
 
 def test_cli_resumes_a_checkpoint_of_the_previous_release(

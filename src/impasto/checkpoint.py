@@ -216,6 +216,10 @@ class Autosave:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise CheckpointError(f"checkpoint directory {self.path.parent} does not exist")
+        if self.path.is_dir():
+            raise CheckpointError(f"checkpoint {self.path} is a directory; name a file")
+        if not os.access(self.path.parent, os.W_OK | os.X_OK):
+            raise CheckpointError(f"checkpoint directory {self.path.parent} is not writable")
         self.every = every
         self.meta = meta
         self.clock = clock

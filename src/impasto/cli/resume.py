@@ -44,7 +44,7 @@ def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--checkpoint-every",
         type=float,
-        default=DEFAULT_EVERY_MINUTES,
+        default=None,
         metavar="MINUTES",
         help=f"minutes between checkpoints (default: {DEFAULT_EVERY_MINUTES:g}; 0: only on "
         "Ctrl-C and cancel)",
@@ -75,11 +75,17 @@ def checkpoint_options(args: argparse.Namespace, settings) -> tuple[Any, Any, An
         if "seed" not in vars(args):
             settings = settings.replace(seed=ckpt.seed)
     autosave = None
-    if getattr(args, "checkpoint", None):
-        if args.checkpoint_every < 0:
-            raise SettingsError("--checkpoint-every must be >= 0 minutes")
-        meta = _recorded(args, settings.seed)
-        autosave = Autosave(args.checkpoint, args.checkpoint_every * 60, meta=meta)
+    every = getattr(args, "checkpoint_every", None)
+    if not getattr(args, "checkpoint", None):
+        if every is not None:
+            raise SettingsError("--checkpoint-every needs --checkpoint PATH")
+        return settings, autosave, ckpt
+    every = DEFAULT_EVERY_MINUTES if every is None else every
+    if every < 0:
+        raise SettingsError("--checkpoint-every must be >= 0 minutes")
+    if Path(args.checkpoint).resolve() == Path(args.output).resolve():
+        raise SettingsError("--checkpoint must be another file than the output (-o)")
+    autosave = Autosave(args.checkpoint, every * 60, meta=_recorded(args, settings.seed))
     return settings, autosave, ckpt
 
 
