@@ -312,6 +312,21 @@ def test_reconstruct_bad_layer(tmp_path, content_path, capsys):
     one_line_error(capsys, 2, rc, "valid names")
 
 
+def test_reconstruct_refuses_layer_flags_it_would_not_use(tmp_path, content_path, capsys):
+    """They were silently ignored: content with --layers (no sheet) painted relu4_2, style with
+    --layer painted all five layers, an empty --layers fell back to the defaults."""
+    out = tmp_path / "c.png"
+    for kind, flags, words in (
+        ("content", ["--layers", "relu1_1"], "--layers needs --layers-sheet"),
+        ("style", ["--layer", "relu2_1"], "--layer is for content"),
+        ("style", ["--layers", ""], "--layers is empty"),
+        ("content", ["--layers-sheet", "--layer", "relu2_1"], "not --layer"),
+    ):
+        rc = run("reconstruct", kind, content_path, *flags, "-o", out)
+        one_line_error(capsys, 2, rc, words)
+    assert not out.exists()
+
+
 def test_weights_by_path_and_format(tmp_path, content_path, style_path, capsys):
     import torch
 

@@ -52,7 +52,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("image", help="the image to reconstruct (path or example:NAME)")
     p.add_argument(
         "--layer",
-        default=DEFAULT_CONTENT_LAYERS[0],
+        default=None,
         help=f"content: the layer to match (default {DEFAULT_CONTENT_LAYERS[0]})",
     )
     p.add_argument(
@@ -78,6 +78,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
+def _check_layer_flags(args: argparse.Namespace) -> None:
+    """Refuse a layer flag the reconstruction would not use (it was silently ignored)."""
+    if args.layers is not None and not args.layers:
+        raise SettingsError("--layers is empty; name layers such as relu1_1,relu2_1")
+    if args.kind == "style" and args.layer is not None:
+        raise SettingsError("--layer is for content reconstructions; a style one takes --layers")
+    if args.kind == "content" and args.layers_sheet and args.layer is not None:
+        raise SettingsError("--layers-sheet shows --layers (default conv1_2..conv5_2), not --layer")
+    if args.kind == "content" and not args.layers_sheet and args.layers is not None:
+        raise SettingsError(
+            "a content reconstruction matches one --layer; --layers needs --layers-sheet"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from ..api import reconstruct_content, reconstruct_style
     from ..image import save_image
@@ -86,10 +100,12 @@ def run(args: argparse.Namespace) -> int:
     check_output(args)
     if args.layers_sheet and args.bits == 16:
         raise SettingsError("--layers-sheet writes an 8-bit contact sheet; drop --bits 16")
+    _check_layer_flags(args)
     settings = settings_with_seed(args)
     image = resolve_input(args.image)
     if args.kind == "content":
-        runs = list(args.layers or FIG1_CONTENT) if args.layers_sheet else [args.layer]
+        layer = args.layer or DEFAULT_CONTENT_LAYERS[0]
+        runs = list(args.layers or FIG1_CONTENT) if args.layers_sheet else [layer]
         jobs = [
             (
                 f"content from {lay}",
