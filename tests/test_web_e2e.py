@@ -11,6 +11,7 @@ With ``IMPASTO_SCREENSHOT=1`` it also runs a larger job on the bundled examples 
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -214,5 +215,57 @@ def test_upload_start_preview_download(server, images, tmp_path):
                 shot = Image.open(io.BytesIO(page.screenshot(full_page=True))).convert("RGB")
                 # 256 colours keep the README's screenshot small (~0.4 MB instead of ~1.1 MB)
                 shot.quantize(256, method=Image.Quantize.MEDIANCUT).save(SCREENSHOT, optimize=True)
+        finally:
+            browser.close()
+
+
+def _api(base: str, method: str, path: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {} if body is None else {"Content-Type": "application/json"}
+    req = urllib.request.Request(base + path, data=data, headers=headers, method=method)
+    with urllib.request.urlopen(req, timeout=20) as r:
+        return json.loads(r.read() or b"null")
+
+
+def _until(base: str, job_id: str, cond, timeout: float = 90.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while not cond(job := _api(base, "GET", f"/api/jobs/{job_id}")):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+    return job
+
+
+def test_edit_on_a_resumed_job_loads_a_startable_form(server):
+    """'edit' on a resumed job put its start image (the parent's partial PNG) into the Init
+    select, which has no such option: blank, and the page said 'Not startable'. It now loads
+    the parent's settings, as the user chose them."""
+    body = {
+        "content": "example:chelsea",
+        "styles": [{"image": "example:starry_night", "weight": 1.0}],
+        "settings": {"size": 48, "iterations": 5000, "seed": 3, "device": "cpu"},
+    }
+    job = _api(server, "POST", "/api/jobs", body)
+    _until(server, job["id"], lambda j: j["step"] >= 2)
+    _api(server, "POST", f"/api/jobs/{job['id']}/cancel")
+    _until(server, job["id"], lambda j: j["status"] == "cancelled")
+    resumed = _api(server, "POST", f"/api/jobs/{job['id']}/resume", {"settings": {"iterations": 3}})
+    _until(server, resumed["id"], lambda j: j["status"] == "done")
+    assert resumed["settings"]["init"].endswith("-partial.png")
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(server)
+            card = page.locator(f'#gallery .card[data-id="{resumed["id"]}"]')
+            card.get_by_role("button", name="edit").click()
+            expect(page.locator("#iterations")).to_have_value("5000")  # the parent's
+            assert page.locator("#init").input_value() == "noise"
+            expect(page.locator("#estimate")).to_contain_text("About")  # startable
+            assert errors == []
         finally:
             browser.close()

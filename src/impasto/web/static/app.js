@@ -200,7 +200,12 @@ const SELECT_FIELDS = ["preserve_colors", "init", "optimizer", "pooling", "loss_
 
 function fillSettings(s) {
   for (const k of NUMBER_FIELDS) if (s[k] !== undefined && s[k] !== null) $(k).value = s[k];
-  for (const k of SELECT_FIELDS) if (s[k] !== undefined && s[k] !== null) $(k).value = s[k];
+  for (const k of SELECT_FIELDS) {
+    if (s[k] === undefined || s[k] === null) continue;
+    const known = Array.from($(k).options).some((o) => o.value === String(s[k]));
+    // a value the form cannot offer (a resumed job's start image) falls back to the default
+    $(k).value = known ? s[k] : state.config.defaults[k];
+  }
   $("seed").value = s.seed === null || s.seed === undefined ? "" : s.seed;
   syncStrength();
 }
@@ -452,8 +457,14 @@ function renderQueue() {
   $("queue-empty").hidden = active.length > 0;
 }
 
-function loadIntoForm(job) {
-  fillSettings(job.settings);
+async function loadIntoForm(job) {
+  // a resumed job ran from its parent's partial image for the remaining iterations: what the
+  // user chose are the parent's settings, where the parent is still there
+  let chosen = job;
+  if (job.origin === "resume" && job.parent) {
+    try { chosen = await api("GET", `/api/jobs/${job.parent}`); } catch (e) { chosen = job; }
+  }
+  fillSettings(chosen.settings);
   setContent(job.content ? { ref: job.content.ref, name: job.content.name,
     thumb_url: job.content.thumb_url } : null);
   state.styles = (job.styles || []).map((s) => ({ ref: s.ref, name: s.name,
