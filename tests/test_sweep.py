@@ -79,6 +79,11 @@ def test_title_states_the_fixed_settings():
     title = describe_settings(s, "style-layers")
     assert "alpha/beta 1e-04" in title and "relu" not in title
     assert "preserve-colors" not in describe_settings(s, "preserve-colors")
+    # the swept value is each cell's, never the title's (size and iterations were shown)
+    assert describe_settings(s, "size").startswith("8 it lbfgs, init")
+    assert "it lbfgs" not in describe_settings(s, "iterations")
+    assert "lbfgs" not in describe_settings(s, "optimizer")
+    assert "seed" not in describe_settings(s, "seed") and "init" not in describe_settings(s, "init")
 
 
 def test_ratio_sweep_shares_targets_and_trades_content_for_style(photo, starry):

@@ -194,7 +194,14 @@ def describe_settings(settings: Settings, over: str) -> str:
         if key.replace("-", "_") in ("content_weight", "style_weight"):
             skip.add("ratio")
     s = settings
-    parts = [f"{s.size} px", f"{s.iterations} it {s.optimizer}", f"init {s.init}"]
+
+    def unless_swept(*named: tuple[str, str]) -> str:
+        return " ".join(text for name, text in named if name not in skip)
+
+    parts = [unless_swept(("size", f"{s.size} px")),
+             unless_swept(("iterations", f"{s.iterations} it"), ("optimizer", s.optimizer)),
+             unless_swept(("init", f"init {s.init}"))]  # fmt: skip
+    parts = [p for p in parts if p]
     if "ratio" not in skip and "style_weight" not in skip and "content_weight" not in skip:
         ratio = s.content_weight / s.beta if s.beta else float("inf")
         parts.append(f"alpha/beta {_ratio_label(ratio)}")
@@ -209,7 +216,8 @@ def describe_settings(settings: Settings, over: str) -> str:
         if v != getattr(defaults, f.name):
             text = ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
             parts.append(f"{f.name.replace('_', '-')} {text}")
-    parts.append(f"seed {s.seed}")
+    if "seed" not in skip:
+        parts.append(f"seed {s.seed}")
     return ", ".join(parts)
 
 
