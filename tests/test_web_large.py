@@ -122,7 +122,9 @@ def test_a_tiled_job_publishes_tile_progress_and_memory_notes(tmp_path):
         done = c.get(f"/api/jobs/{job['id']}").json()
     assert done["tile"] is None  # only while running
     texts = [n["text"] for n in done["notes"]]
-    assert any(t.startswith("memory budget") for t in texts)
+    (budget,) = [t for t in texts if t.startswith("memory budget")]
+    # whose budget it is: the server's (it said "--max-memory", which nobody had set)
+    assert "(the server's: " in budget and "% of the" in budget and "--max-memory" not in budget
     assert any("tiles of 48 px" in t for t in texts), texts
     assert done["settings"]["max_memory"] is None  # the server's budget is not the job's setting
 

@@ -95,6 +95,8 @@ class JobRunner:
         weights: the server's VGG19 weights file for every job (None: the engine's default).
         budget: the server's memory budget in bytes; a job runs within it (or within its own
             ``max_memory`` when lower). None: the engine's default.
+        budget_source: where the server's budget comes from (``--max-memory`` or the share of
+            the machine's memory), for the jobs' memory notes.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class JobRunner:
         partial_every_s: float = 2.0,
         weights: str | None = None,
         budget: int | None = None,
+        budget_source: str | None = None,
     ) -> None:
         if preview_every < 1:
             raise ValueError("preview_every must be >= 1")
@@ -117,6 +120,7 @@ class JobRunner:
         self.partial_every_s = partial_every_s
         self.weights = weights
         self.budget = budget
+        self.budget_source = budget_source
         self.lock = threading.RLock()
 
     def _inputs(self, job: JobRecord) -> tuple[Settings, Any, list[StyleInput]]:
@@ -263,7 +267,11 @@ class JobRunner:
 
     def _on_note(self, job: JobRecord, live: LiveJob, note: Any) -> None:
         """Keep a note of the engine (memory plan, upscaled painting) in the progress."""
-        entry = {"kind": note.kind, "text": note.text, "warning": bool(note.warning)}
+        text = note.text
+        if note.kind == "memory" and self.budget_source and not job.settings.get("max_memory"):
+            # the engine saw the server's budget as the job's max_memory: say whose it is
+            text = text.replace("(--max-memory)", f"(the server's: {self.budget_source})")
+        entry = {"kind": note.kind, "text": text, "warning": bool(note.warning)}
         with self.lock:
             notes = [*live.progress.get("notes", []), entry][-MAX_NOTES:]
             live.progress = {**live.progress, "notes": notes}

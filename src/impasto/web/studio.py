@@ -77,6 +77,7 @@ class Studio:
             preview_every=config.preview_every,
             weights=config.weights,
             budget=self.capacity.budget,
+            budget_source=self.capacity.source,
         )
         self.batches = BatchStore(self.store.data_dir)
         self.batch_runner = BatchRunner(
