@@ -171,7 +171,7 @@ def test_cli_exit_codes_summary_and_verbose_lines(tmp_path, capsys):
     assert "2 jobs: 1 done, 1 failed" in err and "failed: zz_broken__paint0.png" in err
     os.unlink(photos / "zz_broken.png")
     assert main([*argv, *TINY_FLAGS, "-q"]) == 0
-    assert "1 jobs: 0 done, 1 done before, 0 failed" in capsys.readouterr().err
+    assert "1 job: 0 done, 1 done before, 0 failed" in capsys.readouterr().err
     assert main(["batch", "jobs.jsonl", "--contents", "x", "-o", str(out)]) == 2
     assert "not both" in capsys.readouterr().err
 

@@ -220,8 +220,8 @@ def test_bad_inputs_one_line_exit_2(tmp_path, content_path, style_path, capsys):
     one_line_error(
         capsys,
         2,
-        run(content_path, style_path, "-o", out, "--style-layers", "relu9_9"),
-        "valid names",
+        run(content_path, style_path, "-o", out, "--style-layers", "relu1_1,relu9_9"),
+        "pool5 (got 'relu1_1,relu9_9')",  # as typed, not a tuple's repr
     )
     one_line_error(capsys, 2, run(content_path, style_path, "-o", out, "--size", "2"), "size")
     one_line_error(
@@ -235,7 +235,9 @@ def test_bad_inputs_one_line_exit_2(tmp_path, content_path, style_path, capsys):
         else 2,
         "cuda",
     )
-    one_line_error(capsys, 2, run("example:nope", style_path, "-o", out), "no bundled example")
+    one_line_error(  # the names as typed, not the files' names
+        capsys, 2, run("example:nope", style_path, "-o", out), "available: example:chelsea, "
+    )
     assert not out.exists()
 
 

@@ -142,6 +142,7 @@ def test_page_config_examples_and_openapi(tmp_path):
         assert c.get("/docs").status_code == 404  # Swagger UI would load assets from a CDN
 
         cfg = c.get("/api/config").json()
+        assert isinstance(cfg["limits"]["max_size"], int)  # was 10723.0
         weights = {"style_weight": Settings().beta, "tv_weight": Settings().tv}
         assert cfg["defaults"] == {**Settings().to_dict(), **weights}
         assert cfg["choices"]["loss_scale"] == ["normalized", "paper"]

@@ -101,7 +101,10 @@ def describe(error: ValidationError) -> str:
         return f"unknown setting {where!r}{tail}"
     if not first["loc"]:  # a rule across settings
         return f"{msg}{tail}"
-    return f"{where}: {msg} (got {first.get('input')!r}){tail}"
+    got = first.get("input")
+    if isinstance(got, (tuple, list)):  # as typed: relu1_1,relu9_9 (a tuple's repr is noise)
+        got = ",".join(map(str, got))
+    return f"{where}: {msg} (got {got!r}){tail}"
 
 
 def _one_line_errors(cls: type) -> type:

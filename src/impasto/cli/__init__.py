@@ -98,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Cancelled.exit_code
     except KeyboardInterrupt:
         print(
-            "\nimpasto: interrupted; no output written beyond the last saved one", file=sys.stderr
+            "\nimpasto: interrupted; every file written is complete, none half-written",
+            file=sys.stderr,
         )
         return 130
     except ImpastoError as e:

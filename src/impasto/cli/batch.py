@@ -160,7 +160,7 @@ def _summary(summary) -> None:
     if summary.not_run:
         parts.append(f"{summary.not_run} not run")
     print(
-        f"impasto batch: {summary.total} jobs: {', '.join(parts)} in "
+        f"impasto batch: {summary.total} job{'s' * (summary.total != 1)}: {', '.join(parts)} in "
         f"{_duration(summary.elapsed)}; manifest {summary.manifest}",
         file=sys.stderr,
     )

@@ -16,4 +16,5 @@ def path(name: str) -> Path:
     for candidate in (*CONTENT, *STYLES):
         if name in (candidate, Path(candidate).stem):
             return DIR / candidate
-    raise KeyError(f"no bundled example {name!r}; available: {', '.join(CONTENT + STYLES)}")
+    names = ", ".join(f"example:{Path(c).stem}" for c in (*CONTENT, *STYLES))
+    raise KeyError(f"no bundled example {name!r}; available: {names}")

@@ -174,7 +174,9 @@ class MemoryInfo(BaseModel):
 
 class ConfigInfo(BaseModel):
     version: str
-    limits: dict[str, float]
+    limits: dict[str, int | float] = Field(
+        description="the server's limits (sizes, bytes and counts are integers)"
+    )
     memory: MemoryInfo
     preview_every: int
     defaults: dict[str, Any]
