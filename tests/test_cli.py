@@ -235,6 +235,9 @@ def test_bad_inputs_one_line_exit_2(tmp_path, content_path, style_path, capsys):
         else 2,
         "cuda",
     )
+    one_line_error(  # it was silently ignored
+        capsys, 2, run(content_path, style_path, "-o", out, "--color-match", "pca"), "--color-match"
+    )
     one_line_error(  # the names as typed, not the files' names
         capsys, 2, run("example:nope", style_path, "-o", out), "available: example:chelsea, "
     )

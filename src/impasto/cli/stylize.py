@@ -253,6 +253,10 @@ def prepare(args: argparse.Namespace) -> tuple:
 
     check_output(args)
     settings = settings_with_seed(args)
+    if "color_match" in vars(args) and not settings.preserve_colors.startswith("histogram"):
+        raise SettingsError(  # it was silently ignored
+            "--color-match applies to --preserve-colors histogram or histogram-reverse"
+        )
     styles = styles_from_args(args)
     regions = regions_from_args(args)
     if not styles and not regions:
