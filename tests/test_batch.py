@@ -174,6 +174,11 @@ def test_cli_exit_codes_summary_and_verbose_lines(tmp_path, capsys):
     assert "1 job: 0 done, 1 done before, 0 failed" in capsys.readouterr().err
     assert main(["batch", "jobs.jsonl", "--contents", "x", "-o", str(out)]) == 2
     assert "not both" in capsys.readouterr().err
+    # a photo that is not there: its job is named by its inputs (it was named 'cross')
+    missing = ["--contents", str(tmp_path / "gone.png"), "--styles", str(paintings)]
+    assert main(["batch", *missing, "-o", str(tmp_path / "out2"), *TINY_FLAGS, "-q", "-v"]) == 1
+    err = capsys.readouterr().err
+    assert "failed: gone.png x paint0.png: " in err and "file not found" in err
 
 
 def test_cancel_stops_the_running_job_mid_run(tmp_path):

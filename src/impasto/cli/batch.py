@@ -10,6 +10,7 @@ exits 0 when every job is done, 1 when some failed (listed), 2 on a usage error.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -119,7 +120,7 @@ class _Progress:
             self._line(e)
 
     def _line(self, e) -> None:
-        name = e.job.name or e.job.source
+        name = e.job.name or _inputs(e.job.describe())
         rec = e.record or {}
         if e.event == "done":
             text = f"done     {name}  {rec.get('elapsed_s', 0):.1f} s  seed {rec.get('seed')}"
@@ -152,6 +153,12 @@ def _plan(args: argparse.Namespace, settings):
     return cross_jobs(contents, styles, settings)
 
 
+def _inputs(rec: dict) -> str:
+    """A job without an output name (its inputs could not be read) by its inputs' names."""
+    styles = " + ".join(os.path.basename(s.get("path", "?")) for s in rec.get("styles") or [])
+    return f"{os.path.basename(rec.get('content') or '?')} x {styles or 'no style'}"
+
+
 def _summary(summary) -> None:
     parts = [f"{summary.done} done"]
     if summary.skipped:
@@ -165,7 +172,7 @@ def _summary(summary) -> None:
         file=sys.stderr,
     )
     for rec in summary.failures:
-        name = rec.get("output") or rec.get("source") or rec.get("id")
+        name = rec.get("output") or _inputs(rec)
         print(f"  failed: {name}: {rec.get('error')}", file=sys.stderr)
 
 
