@@ -269,3 +269,43 @@ def test_edit_on_a_resumed_job_loads_a_startable_form(server):
             assert errors == []
         finally:
             browser.close()
+
+
+def test_a_running_batch_is_an_entry_of_the_queue(server):
+    """The Queue panel said 'Nothing waiting.' while a batch ran (the README calls a batch one
+    entry of the queue); a job a cancel leaves pending showed its partial time."""
+    body = {
+        "contents": ["example:chelsea", "example:coffee"],
+        "styles": ["example:starry_night"],
+        "settings": {"size": 48, "iterations": 5000, "seed": 3, "device": "cpu"},
+    }
+    batch = _api(server, "POST", "/api/batches", body)
+    expect = sync_api.expect
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(server)
+            entry = page.locator("#queue li.batch-entry")
+            expect(entry).to_have_count(1)
+            expect(entry).to_contain_text("batch: 2 photo(s) × 1 painting(s)")
+            expect(page.locator("#queue-empty")).to_be_hidden()
+            _api(server, "POST", f"/api/batches/{batch['id']}/cancel")
+            deadline = time.monotonic() + 60
+            while _api(server, "GET", f"/api/batches/{batch['id']}")["status"] == "running":
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            page.reload()
+            expect(page.locator("#queue li.batch-entry")).to_have_count(0)
+            expect(page.locator("#queue-empty")).to_be_visible()
+            card = page.locator(f'#batches .batch[data-id="{batch["id"]}"]')
+            for row in card.locator("tr").all():
+                if "pending" in row.inner_text():
+                    assert row.locator("td").nth(2).inner_text() == ""
+            assert errors == []
+        finally:
+            browser.close()

@@ -454,7 +454,18 @@ function renderQueue() {
         e.stopPropagation(); jobAction(`/api/jobs/${job.id}/cancel`, "cancel");
       } }, "cancel")));
   }
-  $("queue-empty").hidden = active.length > 0;
+  // a batch is one entry of the same queue (its jobs are listed in the Batch panel)
+  const batches = (typeof batchState === "undefined" ? [] : batchState.batches)
+    .filter((b) => b.status === "queued" || b.status === "running");
+  for (const b of batches) {
+    const pos = b.status === "running" ? "running" : `#${b.position || "?"}`;
+    const left = b.status === "running" && b.eta !== null ? ` · ${fmtTime(b.eta)} left` : "";
+    list.append(el("li", { class: "batch-entry", title: "see the Batch panel" },
+      el("span", { class: "pos" }, pos),
+      el("span", {}, `batch: ${b.contents.length} photo(s) × ${b.styles.length} painting(s) `,
+        el("small", {}, `${b.done}/${b.total} done${left}`))));
+  }
+  $("queue-empty").hidden = active.length + batches.length > 0;
 }
 
 async function loadIntoForm(job) {

@@ -76,7 +76,8 @@ function batchCard(b) {
   const rows = b.jobs.map((j) => el("tr", {},
     el("td", {}, j.name || "–"),
     el("td", {}, el("span", { class: `badge ${j.status}` }, j.status)),
-    el("td", {}, j.elapsed !== null ? fmtTime(j.elapsed) : ""),
+    // a job left pending by a cancel has no time of its own to show
+    el("td", {}, j.elapsed !== null && j.status !== "pending" ? fmtTime(j.elapsed) : ""),
     el("td", {}, j.result_url ? el("a", { href: j.result_url, target: "_blank" }, "png")
       : j.error ? el("span", { class: "error" }, j.error) : "")));
   const bar = el("div", { class: "bar" });
@@ -112,6 +113,7 @@ async function loadBatches() {
   const box = $("batches");
   box.replaceChildren(...batchState.batches.map(batchCard));
   $("batches-empty").hidden = batchState.batches.length > 0;
+  renderQueue();  // app.js: the queue lists the active batches too
 }
 
 function initBatches(examples) {
