@@ -4,7 +4,19 @@ The command line is imported inside :func:`run`, so a Ctrl-C that arrives while 
 importing it is one line and exit code 130, not a traceback.
 """
 
+import signal
 import sys
+
+INTERRUPTED = 130
+
+
+def _quiet_exit(code: int) -> int:
+    """After a Ctrl-C, a second one (``timeout -s INT`` sends the process group one more) ends
+    the process at once while Python shuts down, instead of printing a traceback from an
+    interrupted exit handler."""
+    if code == INTERRUPTED:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+    return code
 
 
 def run() -> int:
@@ -13,8 +25,8 @@ def run() -> int:
         from .cli import main
     except KeyboardInterrupt:
         print("\nimpasto: interrupted", file=sys.stderr)
-        return 130
-    return main()
+        return _quiet_exit(INTERRUPTED)
+    return _quiet_exit(main())
 
 
 if __name__ == "__main__":
