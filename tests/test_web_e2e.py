@@ -10,6 +10,7 @@ With ``IMPASTO_SCREENSHOT=1`` it also runs a larger job on the bundled examples 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -235,6 +236,23 @@ def _until(base: str, job_id: str, cond, timeout: float = 90.0) -> dict:
     return job
 
 
+@contextlib.contextmanager
+def browser_page(url: str):
+    """A headless Chromium page on ``url`` and the list of its JavaScript errors."""
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url)
+            yield page, errors
+        finally:
+            browser.close()
+
+
 def test_edit_on_a_resumed_job_loads_a_startable_form(server):
     """'edit' on a resumed job put its start image (the parent's partial PNG) into the Init
     select, which has no such option: blank, and the page said 'Not startable'. It now loads
@@ -252,23 +270,13 @@ def test_edit_on_a_resumed_job_loads_a_startable_form(server):
     _until(server, resumed["id"], lambda j: j["status"] == "done")
     assert resumed["settings"]["init"].endswith("-partial.png")
     expect = sync_api.expect
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1360, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(server)
-            card = page.locator(f'#gallery .card[data-id="{resumed["id"]}"]')
-            card.get_by_role("button", name="edit").click()
-            expect(page.locator("#iterations")).to_have_value("5000")  # the parent's
-            assert page.locator("#init").input_value() == "noise"
-            expect(page.locator("#estimate")).to_contain_text("About")  # startable
-            assert errors == []
-        finally:
-            browser.close()
+    with browser_page(server) as (page, errors):
+        card = page.locator(f'#gallery .card[data-id="{resumed["id"]}"]')
+        card.get_by_role("button", name="edit").click()
+        expect(page.locator("#iterations")).to_have_value("5000")  # the parent's
+        assert page.locator("#init").input_value() == "noise"
+        expect(page.locator("#estimate")).to_contain_text("About")  # startable
+        assert errors == []
 
 
 def test_a_running_batch_is_an_entry_of_the_queue(server):
@@ -281,31 +289,21 @@ def test_a_running_batch_is_an_entry_of_the_queue(server):
     }
     batch = _api(server, "POST", "/api/batches", body)
     expect = sync_api.expect
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1360, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(server)
-            entry = page.locator("#queue li.batch-entry")
-            expect(entry).to_have_count(1)
-            expect(entry).to_contain_text("batch: 2 photo(s) × 1 painting(s)")
-            expect(page.locator("#queue-empty")).to_be_hidden()
-            _api(server, "POST", f"/api/batches/{batch['id']}/cancel")
-            deadline = time.monotonic() + 60
-            while _api(server, "GET", f"/api/batches/{batch['id']}")["status"] == "running":
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-            page.reload()
-            expect(page.locator("#queue li.batch-entry")).to_have_count(0)
-            expect(page.locator("#queue-empty")).to_be_visible()
-            card = page.locator(f'#batches .batch[data-id="{batch["id"]}"]')
-            for row in card.locator("tr").all():
-                if "pending" in row.inner_text():
-                    assert row.locator("td").nth(2).inner_text() == ""
-            assert errors == []
-        finally:
-            browser.close()
+    with browser_page(server) as (page, errors):
+        entry = page.locator("#queue li.batch-entry")
+        expect(entry).to_have_count(1)
+        expect(entry).to_contain_text("batch: 2 photo(s) × 1 painting(s)")
+        expect(page.locator("#queue-empty")).to_be_hidden()
+        _api(server, "POST", f"/api/batches/{batch['id']}/cancel")
+        deadline = time.monotonic() + 60
+        while _api(server, "GET", f"/api/batches/{batch['id']}")["status"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        page.reload()
+        expect(page.locator("#queue li.batch-entry")).to_have_count(0)
+        expect(page.locator("#queue-empty")).to_be_visible()
+        card = page.locator(f'#batches .batch[data-id="{batch["id"]}"]')
+        for row in card.locator("tr").all():
+            if "pending" in row.inner_text():
+                assert row.locator("td").nth(2).inner_text() == ""
+        assert errors == []
