@@ -243,6 +243,18 @@ def styles_from_args(args: argparse.Namespace) -> list:
     ]
 
 
+def _check_color_match(settings) -> None:
+    """A colour map chosen for a mode that maps no colours was silently ignored (the default
+    passes: ``impasto resume`` replays every recorded setting)."""
+    from ..settings import Settings
+
+    mapped = settings.preserve_colors.startswith("histogram")
+    if not mapped and settings.color_match != Settings().color_match:
+        raise SettingsError(
+            "--color-match applies to --preserve-colors histogram or histogram-reverse"
+        )
+
+
 def prepare(args: argparse.Namespace) -> tuple:
     """Everything checkable before the run starts: output options, settings, styles, regions.
 
@@ -253,10 +265,7 @@ def prepare(args: argparse.Namespace) -> tuple:
 
     check_output(args)
     settings = settings_with_seed(args)
-    if "color_match" in vars(args) and not settings.preserve_colors.startswith("histogram"):
-        raise SettingsError(  # it was silently ignored
-            "--color-match applies to --preserve-colors histogram or histogram-reverse"
-        )
+    _check_color_match(settings)
     styles = styles_from_args(args)
     regions = regions_from_args(args)
     if not styles and not regions:
