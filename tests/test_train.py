@@ -145,6 +145,25 @@ def test_resume_with_other_settings_is_refused(packed, tmp_path):
     assert main([*base, "--size", "32", "--resume"]) == 2  # the CLI: one line, exit 2
 
 
+def test_a_run_is_not_overwritten_nor_written_where_it_cannot_be(packed, tmp_path, capsys):
+    """A second run into a run folder replaced it without a word; -o naming a file, and an
+    export into a missing folder, were internal errors."""
+    base = ["train", "run", str(packed), "--epochs", "1", *TINY, "--max-steps", "1"]
+    assert main([*base, "-o", str(tmp_path / "run")]) == 0
+    before = (tmp_path / "run" / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert main([*base, "-o", str(tmp_path / "run")]) == 2
+    assert "already holds a run; --resume continues it" in capsys.readouterr().err
+    assert (tmp_path / "run" / "checkpoint.pt").read_bytes() == before
+    (tmp_path / "x.png").write_bytes(b"")
+    assert main([*base, "-o", str(tmp_path / "x.png")]) == 2
+    assert "is a file" in capsys.readouterr().err
+    gone = tmp_path / "gone" / "w.pth"
+    assert main(["train", "export", str(tmp_path / "run"), str(gone)]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "internal error" not in err
+
+
 def test_lr_schedules():
     cfg = TrainConfig(data="", out_dir="", epochs=6, lr=0.01)
     assert lr_at(cfg, 0, 0, 10) == 0.01 and lr_at(cfg, 2, 5, 10) == pytest.approx(1e-3)

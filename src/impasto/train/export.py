@@ -71,6 +71,8 @@ def export(source: str | os.PathLike, out: str | os.PathLike) -> ExportResult:
         raise SettingsError(
             f"{dest}: export to {' or '.join(EXPORT_SUFFIXES)} (format by extension)"
         )
+    if not dest.parent.is_dir():
+        raise SettingsError(f"{dest}: directory {dest.parent} does not exist")
     sd, spec = conv_weights(read_checkpoint(source))
     arch = arch_from_state_dict(sd, str(source))
     if suffix == ".pth":

@@ -128,6 +128,11 @@ def _check(cfg: TrainConfig) -> None:
             raise SettingsError(f"{name} must be >= 1")
     if not 0 <= cfg.val_fraction < 1:
         raise SettingsError("val_fraction must be in [0, 1)")
+    out = Path(cfg.out_dir)
+    if out.exists() and not out.is_dir():
+        raise SettingsError(f"{out} is a file; a training run writes a folder (-o)")
+    if not cfg.resume and (out / CHECKPOINT).exists():  # it was overwritten without a word
+        raise SettingsError(f"{out} already holds a run; --resume continues it, or give another -o")
 
 
 def _data(cfg: TrainConfig, saved: dict | None):
