@@ -165,6 +165,14 @@ def test_errors(content_path, style_path, tmp_path):
         Stylizer(TINY).run(None, [])
     with pytest.raises(SettingsError, match="both loss terms are off"):
         Stylizer(TINY, content_weight=0).run(content_path, [])
+    # bundled examples by name, as on the command line (was 'example:chelsea: no such file')
+    r = Stylizer(TINY).run("example:chelsea", "example:starry_night")
+    r.save(tmp_path / "ex.png")
+    assert r.image.shape[-1] == 48 and (tmp_path / "ex.png").is_file()
+    with pytest.raises(SettingsError, match="available: example:chelsea"):
+        Stylizer(TINY).run("example:nope", style_path)
+    with pytest.raises(SettingsError, match="give at least one style image"):  # was a silent
+        stylize(content_path, [], size=32, iterations=1)  # content reconstruction; the CLI's rule
     with pytest.raises(ImageError, match="no such file"):
         Stylizer(TINY).run(tmp_path / "missing.jpg", style_path)
     with pytest.raises(SettingsError, match="unknown setting"):

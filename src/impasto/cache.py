@@ -23,6 +23,7 @@ import torch
 
 from .encoder import load_encoder
 from .image import LoadedImage, load_image
+from .inputs import resolve_input
 from .layers import LAYER_NAMES, deepest
 from .objective import Targets
 from .regions import load_guide
@@ -79,7 +80,10 @@ class RunCache:
         return ("object", id(source))
 
     def image(self, source: Any, max_pixels: int | None = None) -> LoadedImage:
-        """:func:`impasto.image.load_image`, once per input."""
+        """:func:`impasto.image.load_image`, once per input (``example:NAME`` as on the command
+        line)."""
+        if isinstance(source, str):
+            source = resolve_input(source)
         k = self.key(source)
         if k not in self._images:
             self._images[k] = load_image(source, max_pixels=max_pixels)

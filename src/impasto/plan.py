@@ -235,6 +235,10 @@ def make_plan(settings: Settings, content: Any, styles: Any, regions: Any, cache
     colors = ColorPipeline(s.preserve_colors, s.color_match)
     styled = [r for r in region_list if r.styled]
     colors.check(content is not None, len(style_inputs) + len(styled))
+    if content is not None and not style_inputs and not region_list and s.beta and s.content_weight:
+        raise SettingsError(  # as the CLI says; a style weight with nothing to weigh
+            "give at least one style image or region (or style_weight 0: a content reconstruction)"
+        )
     limit = s.max_input_pixels
     photo = cache.image(content, limit) if content is not None else None
     paintings = [cache.image(si.image, limit) for si in [*style_inputs, *(r.style for r in styled)]]
