@@ -141,6 +141,10 @@ def test_a_forced_tile_is_aligned_and_kept():
 def test_nothing_fits_is_a_clear_error():
     with pytest.raises(SettingsError, match="16384x16384 image needs at least"):
         _plan(16384, 4 * GB)
+    # below the process's own share no size fits: "lower --size" would be wrong advice
+    with pytest.raises(SettingsError, match="below what the process itself takes") as e:
+        _plan(64, 0.5 * GB)
+    assert "lower --size" not in str(e.value)
 
 
 def test_parse_bytes():

@@ -352,6 +352,12 @@ def _tile_history(need: _Need, budget: int, hist: int) -> int:
 
 def _too_big(need: _Need, label: str, budget: int) -> SettingsError:
     least = need.tiled(need.align, "adam", 0)
+    if budget <= BASE_BYTES:  # no size fits: the process itself is counted first
+        return SettingsError(
+            f"a budget of {format_bytes(budget)} is below what the process itself takes "
+            f"(~{format_bytes(BASE_BYTES)}: Python, torch, the network); raise --max-memory "
+            f"to at least ~{format_bytes(least)} for a {label} image"
+        )
     return SettingsError(
         f"a {label} image needs at least ~{format_bytes(least)} here, more than the "
         f"{format_bytes(budget)} budget; lower --size or raise --max-memory"
