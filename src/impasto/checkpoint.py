@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .atomic import atomic_file
 from .errors import CheckpointError
 
 __all__ = [
@@ -157,16 +157,8 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
     if not path.parent.is_dir():
         raise CheckpointError(f"checkpoint directory {path.parent} does not exist")
     payload = {"magic": _MAGIC, "format": FORMAT, **asdict(ckpt)}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        torch.save(payload, f)
 
 
 def load_checkpoint(

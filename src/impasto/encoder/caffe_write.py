@@ -12,12 +12,12 @@ Large arrays are written from memoryviews, never copied into one buffer.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_file
 from .caffe import _FIELDS, V1_TYPES
 
 __all__ = ["write_caffemodel"]
@@ -150,12 +150,6 @@ def write_caffemodel(
         raise ValueError(f"layout must be 'layer' or 'layers', got {layout!r}")
     pieces = _net(convs, layout, packed, legacy_shape, name, mean, scale, extra)
     out = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for p in pieces:
-                f.write(p)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(out) as f:
+        for p in pieces:
+            f.write(p)

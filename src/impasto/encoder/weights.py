@@ -28,13 +28,13 @@ from __future__ import annotations
 import functools
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_file
 from ..errors import WeightsError
 from ..layers import BLOCKS, CONV_LAYERS
 from .arch import Arch, arch_from_state_dict
@@ -295,12 +295,6 @@ def save_weights(path: str | os.PathLike, sd: dict[str, torch.Tensor], spec: Wei
     obj = {k: v.detach().float().cpu().contiguous() for k, v in sd.items()}
     obj["impasto.spec"] = spec_to_dict(spec)
     obj["impasto.arch"] = arch.label
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(out) as f:
+        torch.save(obj, f)
     return arch

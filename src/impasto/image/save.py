@@ -6,10 +6,8 @@ timestamps, no random ids; the embedded sRGB profile carries a fixed date).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
-import tempfile
 import zlib
 from collections.abc import Callable
 from typing import IO, Any
@@ -18,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..atomic import atomic_file
 from ..errors import ImageError, SettingsError
 from .colour_management import srgb_profile_bytes
 from .messages import one_line, path_str
@@ -95,58 +94,14 @@ def _write_tiff16(fh: IO[bytes], arr: np.ndarray, metadata: dict[str, str]) -> N
     fh.write(buf.getbuffer())
 
 
-def _umask() -> int:
-    """The process umask, read without changing it where Linux allows (``/proc``)."""
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    mask = os.umask(0o022)  # elsewhere: the classic set-and-restore
-    os.umask(mask)
-    return mask
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make a rename durable (POSIX); silently skipped where directories cannot be opened."""
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
-    """Call ``write`` on a new temporary file next to ``path``, then move it over ``path``.
-
-    The temporary file gets the permissions of any new file (``0o666`` minus the umask), is
-    fsynced before :func:`os.replace`, and is removed on any failure, leaving an existing file
-    at ``path`` untouched.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    prefix = f".{os.path.basename(path)}."
+    """Call ``write`` on a file that replaces ``path`` whole or not at all
+    (:func:`impasto.atomic.atomic_file`); a failure is one :class:`ImageError` line."""
     try:
-        tmp = tempfile.NamedTemporaryFile(dir=directory, prefix=prefix, suffix=".tmp", delete=False)
+        with atomic_file(path) as fh:
+            write(fh)
     except OSError as exc:
         raise ImageError(f"{path}: cannot write ({exc.strerror or one_line(exc)})") from exc
-    try:
-        with tmp:
-            if hasattr(os, "fchmod"):  # POSIX; tempfile creates files with mode 0o600
-                os.fchmod(tmp.fileno(), 0o666 & ~_umask())
-            write(tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp.name, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp.name)
-        if isinstance(exc, OSError):
-            raise ImageError(f"{path}: cannot write ({exc.strerror or one_line(exc)})") from exc
-        raise
-    _fsync_directory(directory)
 
 
 def _pillow_options(fmt: str, quality: int, metadata: dict[str, str]) -> dict[str, Any]:

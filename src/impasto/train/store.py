@@ -7,11 +7,11 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_file
 from ..errors import ImpastoError
 
 __all__ = ["CHECKPOINT", "METRICS", "read_checkpoint", "write_checkpoint", "write_metrics"]
@@ -24,20 +24,10 @@ class CheckpointError(ImpastoError):
     """A training checkpoint is missing or unreadable."""
 
 
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_checkpoint(path: str | os.PathLike, state: dict) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename over it."""
-    _atomic(Path(path), lambda tmp: torch.save(state, tmp))
+    with atomic_file(path) as f:
+        torch.save(state, f)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -63,10 +53,12 @@ def write_metrics(run_dir: str | os.PathLike, rows: list[dict]) -> None:
     run never repeats a row)."""
     d = Path(run_dir)
     text = "".join(json.dumps(r) + "\n" for r in rows)
-    _atomic(d / METRICS, lambda tmp: Path(tmp).write_text(text))
+    with atomic_file(d / METRICS, "w") as f:
+        f.write(text)
     keys = list(dict.fromkeys(k for r in rows for k in r if not isinstance(r[k], list)))
     buf = io.StringIO()
     w = csv.DictWriter(buf, keys, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
-    _atomic(d / "metrics.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    with atomic_file(d / "metrics.csv", "w") as f:
+        f.write(buf.getvalue())

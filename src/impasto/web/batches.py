@@ -21,15 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_file
 from ..batch import manifest
 from .store import is_id, new_id
 
@@ -97,12 +96,8 @@ class BatchStore:
     def _write(self, rec: BatchRecord) -> None:
         folder = self.folder(rec.id)
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".batch.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with atomic_file(folder / "batch.json", "w") as fh:
             json.dump(dataclasses.asdict(rec), fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, folder / "batch.json")
 
     def create(self, **fields: Any) -> BatchRecord:
         """Store a new ``queued`` batch and return it."""

@@ -9,10 +9,10 @@ directory; until a device has one, a conservative default is used.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import threading
 from pathlib import Path
+
+from ..atomic import atomic_file
 
 __all__ = ["SpeedMeter", "DEFAULT_SECONDS_PER_WORK", "START_SECONDS"]
 
@@ -56,10 +56,8 @@ class SpeedMeter:
     def _write(self) -> None:
         if self.path is None:
             return
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".speed-", suffix=".json")
-        with os.fdopen(fd, "w") as fh:
+        with atomic_file(self.path, "w") as fh:
             json.dump(self._rates, fh)
-        os.replace(tmp, self.path)
 
     def seconds_per_work(self, device: str) -> tuple[float, bool]:
         """(seconds per megapixel-iteration, whether it was measured here) for ``device``."""
