@@ -15,7 +15,20 @@ import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
 
-__all__ = ["atomic_file", "umask"]
+__all__ = ["atomic_file", "umask", "unwritable"]
+
+
+def unwritable(path: str | os.PathLike[str]) -> str | None:
+    """Why :func:`atomic_file` could not write ``path`` (checked before any work), or None."""
+    target = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(target))
+    if os.path.isdir(target):
+        return "is a directory"
+    if not os.path.isdir(parent):
+        return f"directory {parent} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"directory {parent} is not writable"
+    return None
 
 
 def umask() -> int:

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_file
+from .atomic import atomic_file, unwritable
 from .errors import CheckpointError
 
 __all__ = [
@@ -206,12 +206,9 @@ class Autosave:
         meta: Any = None,
     ) -> None:
         self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise CheckpointError(f"checkpoint directory {self.path.parent} does not exist")
-        if self.path.is_dir():
-            raise CheckpointError(f"checkpoint {self.path} is a directory; name a file")
-        if not os.access(self.path.parent, os.W_OK | os.X_OK):
-            raise CheckpointError(f"checkpoint directory {self.path.parent} is not writable")
+        why = unwritable(self.path)
+        if why:
+            raise CheckpointError(f"checkpoint {self.path}: {why}")
         self.every = every
         self.meta = meta
         self.clock = clock

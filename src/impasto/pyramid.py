@@ -46,6 +46,7 @@ from .settings import resolve_weights
 from .tiles import TiledEncoder, TiledObjective, alignment, required_halo
 
 __all__ = [
+    "BUDGET_SETTING",
     "Checkpoints",
     "Note",
     "Progress",
@@ -353,11 +354,15 @@ def carry(x: torch.Tensor, old: Scale, new: Scale) -> torch.Tensor:
     return big[..., top + pad : top + pad + h, left + pad : left + pad + w]
 
 
+#: The memory note's source when the budget is the run's ``max_memory`` setting.
+BUDGET_SETTING = "--max-memory"
+
+
 def memory_budget(plan: Plan) -> tuple[int, str]:
     """The run's memory budget in bytes and where it comes from (``max_memory``, else
     :func:`impasto.memory.available_memory`)."""
     if plan.settings.max_memory:
-        return plan.settings.max_memory, "--max-memory"
+        return plan.settings.max_memory, BUDGET_SETTING
     return available_memory(plan.device)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..atomic import atomic_file
+from ..atomic import atomic_file, unwritable
 from ..errors import ImageError, SettingsError
 from .colour_management import srgb_profile_bytes
 from .messages import one_line, path_str
@@ -49,13 +49,9 @@ def check_output_path(path: str | os.PathLike[str]) -> str:
     if fmt is None:
         shown = f"extension {ext!r}" if ext else "no extension"
         raise ImageError(f"{p}: cannot save with {shown}; supported: {', '.join(OUTPUT_FORMATS)}")
-    if os.path.isdir(p):
-        raise ImageError(f"{p}: is a directory")
-    parent = os.path.dirname(os.path.abspath(p))
-    if not os.path.isdir(parent):
-        raise ImageError(f"{p}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ImageError(f"{p}: directory {parent} is not writable")
+    why = unwritable(p)
+    if why:
+        raise ImageError(f"{p}: {why}")
     return fmt
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..atomic import unwritable
 from ..encoder.arch import Arch, arch_from_state_dict
 from ..encoder.caffe_write import write_caffemodel
 from ..encoder.weights import WeightSpec, save_weights
@@ -71,8 +72,9 @@ def export(source: str | os.PathLike, out: str | os.PathLike) -> ExportResult:
         raise SettingsError(
             f"{dest}: export to {' or '.join(EXPORT_SUFFIXES)} (format by extension)"
         )
-    if not dest.parent.is_dir():
-        raise SettingsError(f"{dest}: directory {dest.parent} does not exist")
+    why = unwritable(dest)
+    if why:
+        raise SettingsError(f"{dest}: {why}")
     sd, spec = conv_weights(read_checkpoint(source))
     arch = arch_from_state_dict(sd, str(source))
     if suffix == ".pth":

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled, ImpastoError
+from ..pyramid import BUDGET_SETTING
 from ..settings import Settings, StyleInput
 from .capacity import job_budget
 from .encode import png_bytes, snapshot, write_partial
@@ -270,7 +271,7 @@ class JobRunner:
         text = note.text
         if note.kind == "memory" and self.budget_source and not job.settings.get("max_memory"):
             # the engine saw the server's budget as the job's max_memory: say whose it is
-            text = text.replace("(--max-memory)", f"(the server's: {self.budget_source})")
+            text = text.replace(f"({BUDGET_SETTING})", f"(the server's: {self.budget_source})")
         entry = {"kind": note.kind, "text": text, "warning": bool(note.warning)}
         with self.lock:
             notes = [*live.progress.get("notes", []), entry][-MAX_NOTES:]
