@@ -227,3 +227,25 @@ def test_cancel_stops_starting_jobs_and_a_rerun_finishes_the_rest(tmp_path):
     assert (first.done, first.not_run, first.ok) == (1, 1, False)
     second = run_batch(jobs, out, ONE)
     assert (second.done, second.skipped, second.ok) == (1, 1, True)
+
+
+def test_output_options_reach_every_file_and_bad_ones_are_refused_up_front(tmp_path):
+    """``--format jpg --quality --dpi`` (BatchOptions) reach each job's file; options no file
+    could take are refused before any job runs (they failed every job, one by one)."""
+    from PIL import Image
+
+    jobs = _cross(tmp_path)[:1]
+    out = tmp_path / "out"
+    options = BatchOptions(workers=1, threads=1, extension=".jpg", quality=70, dpi=300)
+    assert run_batch(jobs, str(out), options).done == 1
+    with Image.open(out / "photo0__paint0.jpg") as im:
+        assert im.info["dpi"] == (300, 300) and im.getexif()[282] == 300
+    for bad, words in (
+        (dict(extension=".gif"), "extension must be one of"),
+        (dict(extension=".jpg", bits=16), "JPEG cannot store 16 bits"),
+        (dict(quality=0), "quality must be an integer from 1 to 100"),
+        (dict(dpi=0), "dpi must be a number from 1 to 65535"),
+    ):
+        with pytest.raises(SettingsError, match=words):
+            run_batch(jobs, str(tmp_path / "never"), BatchOptions(workers=1, **bad))
+    assert not (tmp_path / "never").exists()

@@ -140,6 +140,24 @@ def test_output_formats_and_16_bit(tmp_path, content_path, style_path):
     assert Image.open(tmp_path / "o16.png").info is not None
 
 
+def test_quality_and_dpi_reach_the_final_and_intermediate_files(tmp_path, content_path, style_path):
+    out = tmp_path / "out.jpg"
+    flags = ["--quality", "60", "--dpi", "300", "--save-every", "1", "--keep-intermediates"]
+    assert run(content_path, style_path, "-o", out, *FAST, *flags) == 0
+    for path in (out, tmp_path / "out.i00001.jpg"):
+        with Image.open(path) as im:
+            assert im.info["dpi"] == (300, 300) and im.getexif()[282] == 300
+    high = tmp_path / "high.jpg"
+    assert run(content_path, style_path, "-o", high, *FAST, "--quality", "100") == 0
+    assert high.stat().st_size > out.stat().st_size  # the quality was applied
+    sheet = tmp_path / "sheet.png"
+    argv = ["reconstruct", "content", content_path, "--layers-sheet", "--layers"]
+    argv += ["relu1_1,relu2_1", "--dpi", "150", "-o", sheet, "--size", "40", "--iterations", "2"]
+    assert run(*argv, "-q") == 0
+    with Image.open(sheet) as im:
+        assert im.info["dpi"] == pytest.approx((150, 150), abs=0.013)  # whole px per metre
+
+
 def test_save_every_keeps_intermediates(tmp_path, content_path, style_path):
     out = tmp_path / "out.png"
     rc = run(

@@ -42,6 +42,30 @@ def test_zero_iterations_from_noise_is_refused_not_written(tmp_path, capsys):
     [
         ([*PAIR, "--quality", "0", "-o", "{tmp}/out.jpg"], "--quality must be between 1 and 100"),
         ([*PAIR, "--bits", "16", "-o", "{tmp}/out.jpg"], "--bits 16 needs a .png or .tif"),
+        # --quality with a lossless output had no effect, silently
+        ([*PAIR, "--quality", "80", "-o", "{tmp}/out.png"], "--quality applies to .jpg and .webp"),
+        ([*PAIR, "--quality", "80", "-o", "{tmp}/out.tif"], "TIFF is lossless"),
+        ([*PAIR, "--dpi", "0", "-o", "{tmp}/out.png"], "--dpi must be between 1 and 65535"),
+        ([*PAIR, "--dpi", "nan", "-o", "{tmp}/out.png"], "--dpi must be between 1 and 65535"),
+        (
+            ["batch", "--contents", "example:chelsea", "--styles", "example:starry_night"]
+            + ["-o", "{tmp}/b", "--quality", "80"],
+            "PNG is lossless",
+        ),
+        (
+            ["batch", "--contents", "example:chelsea", "--styles", "example:starry_night"]
+            + ["-o", "{tmp}/b", "--format", "jpg", "--dpi", "1e6"],
+            "--dpi must be between 1 and 65535",
+        ),
+        (
+            ["sweep", *PAIR, "--over", "pooling", "--values", "max,avg", "--quality", "9"]
+            + ["-o", "{tmp}/s.png"],
+            "PNG is lossless",
+        ),
+        (
+            ["reconstruct", "content", "example:chelsea", "--quality", "50", "-o", "{tmp}/r.png"],
+            "PNG is lossless",
+        ),
         (
             ["reconstruct", "content", "example:chelsea", "--bits", "16", "-o", "{tmp}/r.jpg"],
             "--bits 16 needs a .png or .tif",
@@ -134,6 +158,7 @@ _WORDS = st.sampled_from(
         "--style-scales",
         "--bits",
         "--quality",
+        "--dpi",
         "--region",
         "--labels",
         "--label-style",

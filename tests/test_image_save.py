@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 
 import png
 import pytest
@@ -311,3 +312,70 @@ def test_saved_file_permissions_follow_umask(tmp_path, umask):
     finally:
         os.umask(old)
     assert (tmp_path / "p.png").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --------------------------------------------------------------------------------------------
+# print resolution
+
+
+def _recorded_dpi(path) -> float | None:
+    """The print resolution a file records, read where each format stores it (not through
+    Pillow's reader, which reports 1 dpi for a TIFF with no resolution tags)."""
+    data = path.read_bytes()
+    if path.suffix == ".png":
+        chunks = dict(png.Reader(bytes=data).chunks())
+        if b"pHYs" not in chunks:
+            return None
+        ppm_x, ppm_y, unit = struct.unpack(">IIB", chunks[b"pHYs"])
+        assert ppm_x == ppm_y and unit == 1
+        return ppm_x * 0.0254
+    if path.suffix == ".tif":
+        tags = tifffile.TiffFile(io.BytesIO(data)).pages[0].tags
+        if "ResolutionUnit" not in tags or tags["ResolutionUnit"].value != 2:  # inches
+            return None
+        num, den = tags["XResolution"].value
+        assert tags["YResolution"].value == (num, den)
+        return num / den
+    with Image.open(io.BytesIO(data)) as im:
+        exif = im.getexif()
+        jfif = im.info.get("dpi") if path.suffix == ".jpg" else None
+    if 282 not in exif:
+        return None
+    assert exif[296] == 2 and exif[283] == exif[282]
+    if jfif is not None:  # JFIF keeps whole dots per inch
+        assert jfif == (int(exif[282]), int(exif[282]))
+    return float(exif[282])
+
+
+_DPI_CASES = [("a.png", 8), ("a16.png", 16), ("a.tif", 8), ("a16.tif", 16), ("a.jpg", 8)]
+_DPI_CASES += [("a.webp", 8)]
+
+
+@pytest.mark.parametrize(("name", "bits"), _DPI_CASES)
+def test_dpi_is_recorded_where_each_format_keeps_it(tmp_path, name, bits):
+    rgb = torch.rand(1, 3, 6, 9)
+    for dpi, tolerance in ((300, 0.013), (72.5, 0.013), (None, 0)):  # PNG: px per metre
+        path = tmp_path / name
+        save_image(rgb, path, bits=bits, dpi=dpi, metadata={"k": "v"})
+        got = _recorded_dpi(path)
+        if dpi is None:
+            assert got is None, (name, got)
+        else:
+            assert got == pytest.approx(dpi, abs=tolerance), (name, got)
+        assert read_metadata(path) == {"k": "v"}  # the resolution does not displace metadata
+        assert load_image(path).rgb.shape[-2:] == (6, 9)
+
+
+def test_dpi_without_metadata_is_still_recorded_in_jpeg_and_webp(tmp_path):
+    rgb = torch.rand(1, 3, 6, 9)
+    for name in ("a.jpg", "a.webp"):
+        save_image(rgb, tmp_path / name, dpi=240)
+        assert _recorded_dpi(tmp_path / name) == 240
+
+
+def test_a_dpi_no_file_can_store_is_refused_before_writing(tmp_path):
+    rgb = torch.rand(1, 3, 6, 9)
+    for dpi in (0, -300, 0.5, 65536, float("nan"), float("inf"), True, "300"):
+        with pytest.raises(SettingsError, match="dpi must be a number from 1 to 65535"):
+            save_image(rgb, tmp_path / "a.png", dpi=dpi)
+    assert _listing(tmp_path) == []

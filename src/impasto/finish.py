@@ -12,6 +12,7 @@ from PIL import Image
 
 from .image import resize, save_image, to_pil
 from .plan import Plan
+from .settings import DEFAULT_QUALITY
 from .version import __version__
 
 __all__ = ["Result", "finish", "METADATA_KEY"]
@@ -69,11 +70,16 @@ class Result:
         """8-bit PIL image (RGBA when the content had alpha)."""
         return to_pil(self.image, self.alpha)
 
-    def save(self, path, *, bits: int = 8, quality: int = 95) -> None:
-        """Write atomically, format by extension, with the settings in the metadata."""
+    def save(
+        self, path, *, bits: int = 8, quality: int = DEFAULT_QUALITY, dpi: float | None = None
+    ) -> None:
+        """Write atomically, format by extension, with the settings in the metadata; ``bits``,
+        ``quality`` (JPEG/WebP) and ``dpi`` (print resolution) as for
+        :func:`~impasto.image.save_image`."""
         save_image(
-            self.image, path, alpha=self.alpha, bits=bits, metadata=self.metadata, quality=quality
-        )
+            self.image, path, alpha=self.alpha, bits=bits, metadata=self.metadata,
+            quality=quality, dpi=dpi,
+        )  # fmt: skip
 
 
 def describe_inputs(plan: Plan) -> dict[str, Any]:

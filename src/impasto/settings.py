@@ -69,6 +69,9 @@ RECONSTRUCTION_TV_WEIGHT = 0.0
 # pixels of canvas around the image at every scale (Scale.margin): the rim that the image's
 # outer pixels get (fewer convolution windows and poolings reach them) forms there instead
 DEFAULT_MARGIN = 0
+
+DEFAULT_QUALITY = 95
+"""JPEG/WebP quality of output files when none is given (``--quality``)."""
 # settings added after records (checkpoints, output metadata) were first written, at the value a
 # record without them was made with (convolutions were all direct before `conv` existed)
 _ADDED_LATER = {"margin": 0, "conv": "direct"}

@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from ..image import FileOptions
 from .jobs import Job
 from .worker import Worker, failed_record
 
@@ -46,12 +47,12 @@ def _init(threads: int | None, counter: Any, gpus: int) -> None:
     _WORKER = Worker(threads, index % gpus if gpus else None)
 
 
-def _run(job: Job, outdir: str, bits: int, quality: int) -> dict[str, Any]:
+def _run(job: Job, outdir: str, file: FileOptions) -> dict[str, Any]:
     assert _WORKER is not None
-    return _WORKER.run(job, outdir, bits, quality)
+    return _WORKER.run(job, outdir, file)
 
 
-def _in_process(jobs, outdir, threads, bits, quality, on_start, on_finish, stop, cancel) -> None:
+def _in_process(jobs, outdir, threads, file, on_start, on_finish, stop, cancel) -> None:
     import torch
 
     before = torch.get_num_threads()
@@ -61,7 +62,7 @@ def _in_process(jobs, outdir, threads, bits, quality, on_start, on_finish, stop,
             if stop():
                 return
             on_start(job)
-            on_finish(job, worker.run(job, outdir, bits, quality, cancel=cancel))
+            on_finish(job, worker.run(job, outdir, file, cancel=cancel))
     finally:
         torch.set_num_threads(before)
 
@@ -122,8 +123,7 @@ def run_local(
     *,
     workers: int,
     threads: int | None,
-    bits: int,
-    quality: int,
+    file: FileOptions,
     on_start: OnStart,
     on_finish: OnFinish,
     should_stop: Callable[[], bool] = lambda: False,
@@ -134,11 +134,11 @@ def run_local(
     (a ``threading.Event``) also stops the running job; worker processes finish theirs."""
     stop = should_stop
     if workers <= 1:
-        _in_process(jobs, outdir, threads, bits, quality, on_start, on_finish, stop, cancel)
+        _in_process(jobs, outdir, threads, file, on_start, on_finish, stop, cancel)
         return
     pending = list(reversed(jobs))
     gpus = gpu_count()
-    args = (outdir, bits, quality)
+    args = (outdir, file)
     for _ in range(MAX_POOL_RESTARTS + 1):
         if _pool_pass(pending, workers, threads, gpus, args, on_start, on_finish, stop) or stop():
             return

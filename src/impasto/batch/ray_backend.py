@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import SettingsError
+from ..image import FileOptions
 from .jobs import Job
 from .worker import Worker, failed_record
 
@@ -99,8 +100,7 @@ def run_ray(
     address: str | None,
     workers: int | None,
     threads: int | None,
-    bits: int,
-    quality: int,
+    file: FileOptions,
     use_gpu: bool,
     on_start: Callable[[Job], None],
     on_finish: Callable[[Job, dict[str, Any]], None],
@@ -114,7 +114,7 @@ def run_ray(
     actors: list = []
     try:
         actors = _actors(ray, workers, threads, use_gpu)
-        args = (os.path.abspath(outdir), bits, quality)
+        args = (os.path.abspath(outdir), file)
         _dispatch(ray, actors, jobs, args, on_start, on_finish, should_stop)
     finally:
         for actor in actors:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SettingsError
+from ..image import OUTPUT_FORMATS, FileOptions, check_file_options
+from ..settings import DEFAULT_QUALITY
 from . import manifest
 from .jobs import Job
 from .plan import assign_names
@@ -42,7 +44,7 @@ class BatchOptions:
             1 on Ray).
         address: Ray cluster address (``auto`` or ``HOST:PORT``); None starts a local Ray.
         extension: output format of names the batch makes (``.png``, ``.jpg``, ...).
-        bits, quality: as for :meth:`impasto.api.Result.save`.
+        bits, quality, dpi: as for :meth:`impasto.api.Result.save`.
     """
 
     backend: str = "local"
@@ -51,7 +53,13 @@ class BatchOptions:
     address: str | None = None
     extension: str = ".png"
     bits: int = 8
-    quality: int = 95
+    quality: int = DEFAULT_QUALITY
+    dpi: float | None = None
+
+    @property
+    def file(self) -> FileOptions:
+        """How each output file is written."""
+        return FileOptions(self.bits, self.quality, self.dpi)
 
 
 @dataclass(frozen=True)
@@ -145,7 +153,7 @@ class _Tracker:
 
 
 def _execute(jobs: list[Job], outdir: str, o: BatchOptions, tracker: _Tracker, cancel) -> None:
-    common = dict(bits=o.bits, quality=o.quality, on_start=tracker.start, on_finish=tracker.finish)
+    common = dict(file=o.file, on_start=tracker.start, on_finish=tracker.finish)
     common["should_stop"] = lambda: cancel is not None and cancel.is_set()
     if o.backend == "ray":
         from .ray_backend import run_ray
@@ -163,6 +171,19 @@ def _execute(jobs: list[Job], outdir: str, o: BatchOptions, tracker: _Tracker, c
     run_local(jobs, outdir, workers=workers, threads=threads, cancel=cancel, **common)
 
 
+def _check_options(o: BatchOptions) -> None:
+    if o.backend not in BACKENDS:
+        raise SettingsError(f"backend must be one of {', '.join(BACKENDS)}, got {o.backend!r}")
+    fmt = OUTPUT_FORMATS.get(o.extension.lower())
+    if fmt is None:
+        raise SettingsError(
+            f"extension must be one of {', '.join(OUTPUT_FORMATS)}, got {o.extension!r}"
+        )
+    check_file_options(o.file)
+    if o.bits == 16 and fmt not in ("PNG", "TIFF"):
+        raise SettingsError(f"{fmt} cannot store 16 bits per channel; use .png or .tif")
+
+
 def run_batch(
     jobs: Sequence[Job],
     outdir: str,
@@ -178,11 +199,11 @@ def run_batch(
     and the unstarted ones are counted in ``not_run`` (a re-run does them).
 
     Raises:
-        SettingsError: unknown backend, ``outdir`` unusable or in use by another batch.
+        SettingsError: unknown backend, output options no file can take (see
+            :class:`BatchOptions`), ``outdir`` unusable or in use by another batch.
     """
     o = options or BatchOptions()
-    if o.backend not in BACKENDS:
-        raise SettingsError(f"backend must be one of {', '.join(BACKENDS)}, got {o.backend!r}")
+    _check_options(o)
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as e:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..api import RunCache, Stylizer
 from ..errors import Cancelled, ImpastoError
+from ..image import FileOptions
 from ..settings import Settings, StyleInput
 from ..version import __version__
 from .jobs import Job, file_digest
@@ -84,9 +85,10 @@ class Worker:
         self.cache.forget(previous)
 
     def run(
-        self, job: Job, outdir: str, bits: int = 8, quality: int = 95, cancel: Any = None
+        self, job: Job, outdir: str, file: FileOptions | None = None, cancel: Any = None
     ) -> dict[str, Any]:
-        """Paint ``job`` into ``outdir/job.name``; return its manifest record.
+        """Paint ``job`` into ``outdir/job.name``, written with ``file``'s options; return its
+        manifest record.
 
         ``cancel`` (a ``threading.Event``) stops the job mid-run: its record says
         ``"cancelled"``, nothing is written, and a re-run of the batch does it again.
@@ -101,7 +103,8 @@ class Worker:
             styles = [StyleInput(s.path, weight=s.weight, scale=s.scale) for s in job.styles]
             result = Stylizer(settings).run(job.content, styles, cache=self.cache, cancel=cancel)
             path = os.path.join(outdir, job.name)
-            result.save(path, bits=bits, quality=quality)
+            f = file or FileOptions()
+            result.save(path, bits=f.bits, quality=f.quality, dpi=f.dpi)
             record.update(
                 status="done", sha256=file_digest(path), final_losses=_final_losses(result.history)
             )

@@ -15,6 +15,13 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import SettingsError
+from .common import (
+    add_file_arguments,
+    add_settings_arguments,
+    check_file_flags,
+    file_kwargs,
+    settings_from_args,
+)
 
 __all__ = ["add_parser", "run", "main"]
 
@@ -30,22 +37,13 @@ DESCRIPTION = (
 )
 
 
-def _settings_helpers():
-    try:  # the CLI's shared helpers (moving to impasto.cli.common)
-        from . import common
-    except ImportError:
-        from .. import cli as common
-    return common
-
-
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("jobs", nargs="?", metavar="JOBS.jsonl", help="a jobs file (one JSON a line)")
     p.add_argument("--contents", nargs="+", action="extend", default=[], metavar="DIR_OR_GLOB")
     p.add_argument("--styles", nargs="+", action="extend", default=[], metavar="DIR_OR_GLOB")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--format", choices=FORMATS, default="png", help="output format (default png)")
-    p.add_argument("--bits", type=int, choices=(8, 16), default=8, help="bits per channel")
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)")
+    add_file_arguments(p)
     g = p.add_argument_group("where jobs run")
     g.add_argument("--backend", choices=("local", "ray"), default="local")
     g.add_argument(
@@ -77,7 +75,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         NAME, help="many photos x many paintings, resumable", description=DESCRIPTION
     )
     _add_arguments(p)
-    _settings_helpers().add_settings_arguments(p)
+    add_settings_arguments(p)
     p.set_defaults(run=run)
     return p
 
@@ -93,6 +91,9 @@ def _check(args: argparse.Namespace) -> None:
             raise SettingsError(f"--{name} must be >= 1")
     if args.bits == 16 and args.format not in ("png", "tif"):
         raise SettingsError("--bits 16 needs --format png or tif")
+    from ..image import OUTPUT_FORMATS
+
+    check_file_flags(args, OUTPUT_FORMATS["." + args.format])
     if args.address and args.backend != "ray":
         raise SettingsError("--address needs --backend ray")
 
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     from ..batch import BatchOptions, run_batch
 
     _check(args)
-    settings = _settings_helpers().settings_from_args(args)
+    settings = settings_from_args(args)
     jobs = _plan(args, settings)
     options = BatchOptions(
         backend=args.backend,
@@ -189,8 +190,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         address=args.address,
         extension="." + args.format,
-        bits=args.bits,
-        quality=args.quality,
+        **file_kwargs(args),
     )
     progress = _Progress(enabled=not args.quiet, verbose=args.verbose)
     try:

@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SettingsError
-from ..settings import Settings, field_help
+from ..settings import DEFAULT_QUALITY, Settings, field_help
 
 __all__ = [
     "add_settings_arguments",
     "settings_from_args",
     "add_output_arguments",
+    "add_file_arguments",
     "check_output",
+    "check_file_flags",
+    "file_kwargs",
     "floats",
     "strings",
     "make_progress",
@@ -128,11 +131,7 @@ def add_output_arguments(
     ``-q``/``-v``."""
     g = parser.add_argument_group("output and progress")
     g.add_argument("-o", "--output", required=True, help="output file: .png, .jpg, .tif or .webp")
-    if bits:
-        g.add_argument(
-            "--bits", type=int, choices=(8, 16), default=8, help="bits per channel (16: PNG/TIFF)"
-        )
-    g.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality 1-100 (default: 95)")
+    add_file_arguments(g, bits=bits)
     if intermediates:
         g.add_argument(
             "--save-every",
@@ -154,16 +153,60 @@ def add_output_arguments(
     )
 
 
+def add_file_arguments(g: Any, *, bits: bool = True) -> None:
+    """``--bits``, ``--quality``, ``--dpi``: how the output file is written."""
+    if bits:
+        g.add_argument(
+            "--bits", type=int, choices=(8, 16), default=8, help="bits per channel (16: PNG/TIFF)"
+        )
+    g.add_argument(
+        "--quality",
+        type=int,
+        default=None,
+        metavar="1-100",
+        help=f"JPEG/WebP quality (default: {DEFAULT_QUALITY}; WebP 100 is lossless); PNG and "
+        "TIFF are lossless and take none",
+    )
+    g.add_argument(
+        "--dpi",
+        type=float,
+        default=None,
+        metavar="N",
+        help="print resolution recorded in the file, in pixels per inch (e.g. 300): a print "
+        "dialog then sizes the image at width/N inches (default: none recorded)",
+    )
+
+
+def check_file_flags(args: argparse.Namespace, fmt: str) -> None:
+    """Refuse file flags the output format ``fmt`` (a Pillow name) cannot use or store."""
+    from ..image import LOSSY_FORMATS, MAX_DPI
+
+    if args.quality is not None:
+        if fmt not in LOSSY_FORMATS:
+            raise SettingsError(f"--quality applies to .jpg and .webp outputs; {fmt} is lossless")
+        if not 1 <= args.quality <= 100:
+            raise SettingsError(f"--quality must be between 1 and 100, got {args.quality}")
+    dpi = getattr(args, "dpi", None)
+    if dpi is not None and not 1 <= dpi <= MAX_DPI:  # NaN fails too
+        raise SettingsError(f"--dpi must be between 1 and {MAX_DPI}, got {dpi:g}")
+
+
+def file_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """``bits``, ``quality`` and ``dpi`` for :func:`~impasto.image.save_image` from the flags."""
+    quality = DEFAULT_QUALITY if args.quality is None else args.quality
+    return {"bits": getattr(args, "bits", 8), "quality": quality, "dpi": getattr(args, "dpi", None)}
+
+
 def check_output(args: argparse.Namespace) -> None:
-    """Refuse bad output options before any work: path, format x bit depth, quality, saves."""
+    """Refuse bad output options before any work: path, format x bit depth, quality, dpi,
+    saves."""
     from ..image import check_output_path
 
-    check_output_path(args.output)
+    fmt = check_output_path(args.output)
     suffix = Path(args.output).suffix.lower()
     if getattr(args, "bits", 8) == 16 and suffix not in _PRECISE_BITS:
         raise SettingsError(f"--bits 16 needs a .png or .tif output, not {suffix}")
-    if not 1 <= args.quality <= 100:
-        raise SettingsError(f"--quality must be between 1 and 100, got {args.quality}")
+    check_file_flags(args, fmt)
     if getattr(args, "save_every", 0) < 0:
         raise SettingsError("--save-every must be >= 0")
     if getattr(args, "keep_intermediates", False) and not args.save_every:

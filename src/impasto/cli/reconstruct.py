@@ -17,7 +17,13 @@ from ..errors import SettingsError
 from ..inputs import resolve_input
 from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from ..settings import RECONSTRUCTION_TV_WEIGHT
-from .common import add_output_arguments, add_settings_arguments, check_output, make_progress
+from .common import (
+    add_output_arguments,
+    add_settings_arguments,
+    check_output,
+    file_kwargs,
+    make_progress,
+)
 from .common import strings as _strings
 from .saving import settings_with_seed
 
@@ -130,14 +136,13 @@ def run(args: argparse.Namespace) -> int:
         with make_progress(args, None) as progress:
             results.append((job(progress), label))
     if len(results) == 1:
-        results[0][0].save(args.output, bits=args.bits, quality=args.quality)
+        results[0][0].save(args.output, **file_kwargs(args))
     else:
         from ..image import to_tensor
 
         sheet = contact_sheet([(r.to_pil(), label) for r, label in results])
-        save_image(
-            to_tensor(sheet), args.output, metadata=results[-1][0].metadata, quality=args.quality
-        )
+        save_image(to_tensor(sheet), args.output, metadata=results[-1][0].metadata,
+                   **{**file_kwargs(args), "bits": 8})  # fmt: skip
     if not args.quiet:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0

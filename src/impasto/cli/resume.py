@@ -148,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     ns.resume = str(Path(args.checkpoint).resolve())
     if args.output:
         ns.output = str(Path(args.output).resolve())
+    if Path(ns.output).suffix.lower() not in (".jpg", ".jpeg", ".webp"):
+        ns.quality = None  # recorded as 95 before --quality was refused for lossless outputs
     if args.quiet or args.verbose:
         ns.quiet, ns.verbose = args.quiet, args.verbose
     if not Path(info["cwd"]).is_dir():

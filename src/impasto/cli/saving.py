@@ -10,7 +10,7 @@ from typing import Any
 
 from ..settings import Settings
 from ..version import __version__
-from .common import settings_from_args
+from .common import file_kwargs, settings_from_args
 
 __all__ = ["settings_with_seed", "intermediate_saver"]
 
@@ -45,9 +45,9 @@ def intermediate_saver(args: argparse.Namespace, settings: Settings, content: An
     def save(it) -> None:
         meta = {"impasto": json.dumps({**info, "step": it.step}, sort_keys=True)}
         img = it.image.detach().float().cpu().clamp(0, 1)
-        save_image(img, out, metadata=meta, quality=args.quality)
+        save_image(img, out, metadata=meta, **file_kwargs(args))
         if args.keep_intermediates:
             numbered = out.with_name(f"{out.stem}.i{it.step:05d}{out.suffix}")
-            save_image(img, numbered, metadata=meta, quality=args.quality)
+            save_image(img, numbered, metadata=meta, **file_kwargs(args))
 
     return save

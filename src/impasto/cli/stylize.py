@@ -14,6 +14,7 @@ from .common import (
     add_output_arguments,
     add_settings_arguments,
     check_output,
+    file_kwargs,
     floats,
     make_progress,
     split,
@@ -290,7 +291,7 @@ def run(args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, Cancelled):
         say_where_saved(autosave)
         raise
-    result.save(args.output, bits=args.bits, quality=args.quality)
+    result.save(args.output, **file_kwargs(args))
     if not args.quiet:
         print(f"wrote {args.output} ({result.elapsed:.1f} s, seed {result.seed})", file=sys.stderr)
     return 0

@@ -32,7 +32,14 @@ from ..errors import SettingsError
 from ..inputs import resolve_input
 from ..layers import DEFAULT_STYLE_LAYERS
 from ..settings import DEFAULT_RATIOS, Settings, StyleInput
-from .common import add_settings_arguments, check_output, flag_kind, settings_from_args
+from .common import (
+    add_file_arguments,
+    add_settings_arguments,
+    check_output,
+    file_kwargs,
+    flag_kind,
+    settings_from_args,
+)
 from .common import floats as _floats
 
 __all__ = [
@@ -347,7 +354,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_settings_arguments(p)
     g = p.add_argument_group("output and progress")
     g.add_argument("-o", "--output", required=True, help="the sheet: .png, .jpg, .tif or .webp")
-    g.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)")
+    add_file_arguments(g, bits=False)
     v = g.add_mutually_exclusive_group()
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     v.add_argument("-v", "--verbose", action="store_true", help="also log losses")
@@ -397,7 +404,7 @@ def run(args: argparse.Namespace) -> int:
         for bar in bars:
             bar.__exit__(None, None, None)
     meta = _sheet_metadata(out, args.over)
-    save_image(to_tensor(out.sheet), args.output, metadata=meta, quality=args.quality)
+    save_image(to_tensor(out.sheet), args.output, metadata=meta, **file_kwargs(args))
     if not args.quiet:
         stats = out.stats
         print(

@@ -7,7 +7,7 @@ One module per concern:
   :mod:`.high_bit` for 16-bit colour PNG/TIFF, which Pillow truncates);
 * :mod:`.colour_management` -- embedded ICC profiles -> sRGB, and the sRGB output profile;
 * :mod:`.save` -- :func:`save_image`, :func:`check_output_path`: format from the extension,
-  16-bit PNG/TIFF, quality, reproducible bytes, atomic writes;
+  16-bit PNG/TIFF, quality, print resolution, reproducible bytes, atomic writes;
 * :mod:`.metadata` -- text metadata embedded in PNG/TIFF/JPEG/WebP, :func:`read_metadata`;
 * :mod:`.ops` -- :func:`to_tensor`, :func:`to_pil`, :func:`fit_long_side`, :func:`resize`,
   :func:`pad_edges`, :func:`crop_edges`.
@@ -18,10 +18,23 @@ from __future__ import annotations
 from .load import LoadedImage, load_image
 from .metadata import read_metadata
 from .ops import crop_edges, fit_long_side, pad_edges, resize, to_pil, to_tensor
-from .save import check_output_path, save_image
+from .save import (
+    LOSSY_FORMATS,
+    MAX_DPI,
+    OUTPUT_FORMATS,
+    FileOptions,
+    check_file_options,
+    check_output_path,
+    save_image,
+)
 
 __all__ = [
+    "LOSSY_FORMATS",
+    "MAX_DPI",
+    "OUTPUT_FORMATS",
+    "FileOptions",
     "LoadedImage",
+    "check_file_options",
     "check_output_path",
     "crop_edges",
     "fit_long_side",

@@ -4,6 +4,8 @@
 * JPEG and WebP: the whole dictionary as JSON in EXIF ImageDescription.
 * TIFF: the same JSON in the TIFF ImageDescription tag.
 
+A print resolution (dots per inch), when one is given, goes where each format keeps it.
+
 The JSON is written with sorted keys, so the same dictionary always gives the same bytes.
 """
 
@@ -16,6 +18,7 @@ from typing import Any
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+from PIL.TiffImagePlugin import IFDRational
 
 from ..errors import ImageError
 from .messages import one_line, path_str
@@ -30,6 +33,7 @@ __all__ = [
 
 _EXIF_IMAGE_DESCRIPTION = 0x010E
 _TIFF_IMAGE_DESCRIPTION = 270
+_EXIF_X_RESOLUTION, _EXIF_Y_RESOLUTION, _EXIF_RESOLUTION_UNIT, _INCH = 282, 283, 296, 2
 
 
 def check_metadata(metadata: dict[str, str] | None) -> dict[str, str]:
@@ -64,20 +68,29 @@ def itxt_chunk(key: str, value: str) -> bytes:
     return key.encode("latin-1") + b"\0\0\0" + b"\0" + b"\0" + value.encode("utf-8")
 
 
-def pillow_metadata_options(fmt: str, metadata: dict[str, str]) -> dict[str, Any]:
-    """Keyword arguments for :meth:`PIL.Image.Image.save` that embed ``metadata`` in ``fmt``."""
+def pillow_metadata_options(
+    fmt: str, metadata: dict[str, str], dpi: float | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for :meth:`PIL.Image.Image.save` that embed ``metadata`` (and the print
+    resolution ``dpi``, when given) in ``fmt``. JPEG and WebP carry the resolution in EXIF
+    (WebP has no other place; JPEG also in its JFIF header), PNG in pHYs, TIFF in its tags."""
+    options: dict[str, Any] = {} if dpi is None or fmt == "WEBP" else {"dpi": (dpi, dpi)}
     if fmt == "PNG":
         info = PngInfo()
         for key, value in metadata.items():
             info.add_itxt(key, value)
-        return {"pnginfo": info}
-    if not metadata:
-        return {}
-    if fmt in ("JPEG", "WEBP"):
+        return {**options, "pnginfo": info}
+    if fmt in ("JPEG", "WEBP") and (metadata or dpi is not None):
         exif = Image.Exif()
-        exif[_EXIF_IMAGE_DESCRIPTION] = description_json(metadata)
-        return {"exif": exif.tobytes()}
-    return {"description": description_json(metadata)}  # TIFF
+        if metadata:
+            exif[_EXIF_IMAGE_DESCRIPTION] = description_json(metadata)
+        if dpi is not None:
+            exif[_EXIF_X_RESOLUTION] = exif[_EXIF_Y_RESOLUTION] = IFDRational(dpi)
+            exif[_EXIF_RESOLUTION_UNIT] = _INCH
+        options["exif"] = exif.tobytes()
+    elif fmt == "TIFF" and metadata:
+        options["description"] = description_json(metadata)
+    return options
 
 
 def _decode_description(text: Any) -> dict[str, str]:

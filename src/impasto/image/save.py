@@ -7,9 +7,12 @@ timestamps, no random ids; the embedded sRGB profile carries a fixed date).
 from __future__ import annotations
 
 import io
+import math
 import os
+import struct
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
@@ -18,12 +21,21 @@ from PIL import Image
 
 from ..atomic import atomic_file, unwritable
 from ..errors import ImageError, SettingsError
+from ..settings import DEFAULT_QUALITY
 from .colour_management import srgb_profile_bytes
 from .messages import one_line, path_str
 from .metadata import check_metadata, description_json, itxt_chunk, pillow_metadata_options
 from .ops import colour_and_alpha, quantise
 
-__all__ = ["OUTPUT_FORMATS", "check_output_path", "save_image"]
+__all__ = [
+    "LOSSY_FORMATS",
+    "MAX_DPI",
+    "OUTPUT_FORMATS",
+    "FileOptions",
+    "check_file_options",
+    "check_output_path",
+    "save_image",
+]
 
 OUTPUT_FORMATS: dict[str, str] = {
     ".png": "PNG",
@@ -34,6 +46,28 @@ OUTPUT_FORMATS: dict[str, str] = {
     ".webp": "WEBP",
 }
 """Output file extension (lower case, with the dot) -> Pillow format name."""
+
+LOSSY_FORMATS = ("JPEG", "WEBP")
+"""The formats ``quality`` applies to (PNG and TIFF are lossless)."""
+
+MAX_DPI = 65535
+"""The largest print resolution accepted: JPEG's JFIF header stores it in 16 bits."""
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """How an image file is written, apart from its path and pixels.
+
+    Attributes:
+        bits: 8 or 16 bits per channel (16: PNG and TIFF only).
+        quality: JPEG/WebP quality 1-100 (WebP 100 is lossless); unused by PNG and TIFF.
+        dpi: print resolution recorded in the file (pixels per inch), so that a print dialog
+            sizes the image at width/dpi inches; None records none.
+    """
+
+    bits: int = 8
+    quality: int = DEFAULT_QUALITY
+    dpi: float | None = None
 
 
 def check_output_path(path: str | os.PathLike[str]) -> str:
@@ -55,7 +89,9 @@ def check_output_path(path: str | os.PathLike[str]) -> str:
     return fmt
 
 
-def _write_png16(fh: IO[bytes], arr: np.ndarray, metadata: dict[str, str]) -> None:
+def _write_png16(
+    fh: IO[bytes], arr: np.ndarray, metadata: dict[str, str], dpi: float | None
+) -> None:
     import png  # pypng
 
     height, width, planes = arr.shape
@@ -68,11 +104,16 @@ def _write_png16(fh: IO[bytes], arr: np.ndarray, metadata: dict[str, str]) -> No
     chunks = list(png.Reader(bytes=buf.getvalue()).chunks())
     extra = [(b"iCCP", b"sRGB\0\0" + zlib.compress(srgb_profile_bytes()))]
     extra += [(b"iTXt", itxt_chunk(k, v)) for k, v in metadata.items()]
+    if dpi is not None:  # pixels per metre, both axes, unit 1 (the metre)
+        per_metre = round(dpi / 0.0254)
+        extra.append((b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)))
     # IHDR must stay first; iCCP must come before IDAT.
     png.write_chunks(fh, [chunks[0], *extra, *chunks[1:]])
 
 
-def _write_tiff16(fh: IO[bytes], arr: np.ndarray, metadata: dict[str, str]) -> None:
+def _write_tiff16(
+    fh: IO[bytes], arr: np.ndarray, metadata: dict[str, str], dpi: float | None
+) -> None:
     import tifffile
 
     buf = io.BytesIO()  # tifffile wants a named file or a BytesIO
@@ -86,6 +127,7 @@ def _write_tiff16(fh: IO[bytes], arr: np.ndarray, metadata: dict[str, str]) -> N
         metadata=None,
         software="impasto",
         iccprofile=srgb_profile_bytes(),
+        **({} if dpi is None else {"resolution": (dpi, dpi), "resolutionunit": "INCH"}),
     )
     fh.write(buf.getbuffer())
 
@@ -100,9 +142,10 @@ def _atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
         raise ImageError(f"{path}: cannot write ({exc.strerror or one_line(exc)})") from exc
 
 
-def _pillow_options(fmt: str, quality: int, metadata: dict[str, str]) -> dict[str, Any]:
+def _pillow_options(fmt: str, file: FileOptions, metadata: dict[str, str]) -> dict[str, Any]:
     """:meth:`PIL.Image.Image.save` keyword arguments for an 8-bit ``fmt`` file."""
     options: dict[str, Any] = {"icc_profile": srgb_profile_bytes()}
+    quality = file.quality
     if fmt == "JPEG":
         options["quality"] = quality
         if quality >= 90:
@@ -111,16 +154,34 @@ def _pillow_options(fmt: str, quality: int, metadata: dict[str, str]) -> dict[st
         options.update(quality=quality, lossless=quality == 100, exact=True)
     elif fmt == "TIFF":
         options["compression"] = "tiff_deflate"
-    options.update(pillow_metadata_options(fmt, metadata))
+    options.update(pillow_metadata_options(fmt, metadata, file.dpi))
     return options
 
 
-def _check_options(p: str, fmt: str, bits: int, quality: int) -> None:
+def check_file_options(file: FileOptions) -> None:
+    """Refuse options no file can be written with (whatever its format).
+
+    Raises:
+        SettingsError: ``bits`` not 8 or 16, ``quality`` not an integer 1-100, ``dpi`` not a
+            number from 1 to :data:`MAX_DPI`.
+    """
+    bits, quality, dpi = file.bits, file.quality, file.dpi
     if bits not in (8, 16):
         raise SettingsError(f"bits must be 8 or 16, got {bits}")
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise SettingsError(f"quality must be an integer from 1 to 100, got {quality!r}")
-    if bits == 16 and fmt not in ("PNG", "TIFF"):
+    if dpi is not None and (
+        isinstance(dpi, bool)
+        or not isinstance(dpi, (int, float))
+        or not math.isfinite(dpi)
+        or not 1 <= dpi <= MAX_DPI
+    ):
+        raise SettingsError(f"dpi must be a number from 1 to {MAX_DPI}, got {dpi!r}")
+
+
+def _check_options(p: str, fmt: str, file: FileOptions) -> None:
+    check_file_options(file)
+    if file.bits == 16 and fmt not in ("PNG", "TIFF"):
         raise ImageError(f"{p}: {fmt} cannot store 16 bits per channel; use .png or .tif")
 
 
@@ -131,7 +192,8 @@ def save_image(
     alpha: torch.Tensor | None = None,
     bits: int = 8,
     metadata: dict[str, str] | None = None,
-    quality: int = 95,
+    quality: int = DEFAULT_QUALITY,
+    dpi: float | None = None,
 ) -> None:
     """Save a ``(1, 3, H, W)`` sRGB tensor in ``[0, 1]``, atomically, tagged as sRGB.
 
@@ -150,14 +212,19 @@ def save_image(
     profile and metadata included). Values are clamped and rounded to the nearest level. The
     same pixels and metadata always give the same file bytes.
 
+    ``dpi`` records a print resolution (pixels per inch; PNG stores whole pixels per metre,
+    JPEG's JFIF header whole dots per inch beside the exact value in EXIF); None records none.
+
     Raises:
         ImageError: unusable path (see :func:`check_output_path`), ``bits=16`` for JPEG/WebP,
             or a write failure; an existing file at ``path`` is then left untouched.
-        SettingsError: ``bits`` not 8 or 16, or ``quality`` outside 1-100.
+        SettingsError: ``bits`` not 8 or 16, ``quality`` outside 1-100, ``dpi`` outside
+            1-:data:`MAX_DPI`.
     """
     fmt = check_output_path(path)
     p = path_str(path)
-    _check_options(p, fmt, bits, quality)
+    file = FileOptions(bits, quality, dpi)
+    _check_options(p, fmt, file)
     meta = check_metadata(metadata)
     colour, a = colour_and_alpha(rgb, alpha)
     if fmt == "JPEG":
@@ -166,8 +233,8 @@ def save_image(
     if bits == 16:
         arr16 = quantise(channels, 65535)
         writer16 = _write_png16 if fmt == "PNG" else _write_tiff16
-        _atomic_write(p, lambda fh: writer16(fh, arr16, meta))
+        _atomic_write(p, lambda fh: writer16(fh, arr16, meta, dpi))
         return
     image = Image.fromarray(quantise(channels, 255), mode="RGBA" if a is not None else "RGB")
-    options = _pillow_options(fmt, quality, meta)
+    options = _pillow_options(fmt, file, meta)
     _atomic_write(p, lambda fh: image.save(fh, format=fmt, **options))
