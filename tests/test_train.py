@@ -164,6 +164,33 @@ def test_a_run_is_not_overwritten_nor_written_where_it_cannot_be(packed, tmp_pat
     assert "does not exist" in err and "internal error" not in err
 
 
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--lr", "-1"], "lr must be > 0"),  # was torch's ValueError, an internal error
+        (["--lr", "nan"], "lr must be > 0"),  # trained to NaN without a word
+        (["--momentum", "2"], "momentum must be in [0, 1)"),
+        (["--weight-decay", "-1"], "weight_decay must be >= 0"),
+        (["--init", "gaussian", "--init-std", "0"], "init_std must be > 0"),
+        (["--workers", "-1"], "workers must be >= 0"),
+        (["--step-epochs", "-2"], "step_epochs must be >= 0"),
+        (["--checkpoint-every", "-1"], "checkpoint_every must be >= 0"),
+        (["--max-steps", "0"], "max_steps must be >= 1"),
+        (["--size", "1"], "size must be >= 16"),
+        (["--val-fraction", "1"], "val_fraction must be in [0, 1)"),
+    ],
+)
+def test_numbers_it_cannot_train_with_are_one_line_before_any_work(
+    packed, tmp_path, capsys, flags, words
+):
+    out = tmp_path / "run"
+    argv = ["train", "run", str(packed), "-o", str(out), "--epochs", "1", *TINY, *flags]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("impasto: error: ") and words in err and "\n" not in err, err
+    assert not out.exists()
+
+
 def test_lr_schedules():
     cfg = TrainConfig(data="", out_dir="", epochs=6, lr=0.01)
     assert lr_at(cfg, 0, 0, 10) == 0.01 and lr_at(cfg, 2, 5, 10) == pytest.approx(1e-3)

@@ -32,7 +32,7 @@ def _add_run(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
     p.add_argument("--arch", default="vgg19", choices=("vgg11", "vgg13", "vgg16", "vgg19"))
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier (default 1)")
-    p.add_argument("--size", type=int, default=224, help="training size in px (default 224)")
+    p.add_argument("--size", type=int, default=224, help="training size in px (default 224, >= 16)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32, help="per process (default 32)")
     p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")

@@ -34,6 +34,7 @@ from .store import CHECKPOINT, read_checkpoint, write_checkpoint, write_metrics
 __all__ = ["TrainConfig", "TrainProgress", "TrainResult", "train", "lr_at", "SCHEDULES"]
 
 SCHEDULES: tuple[str, ...] = ("step", "cosine")
+MIN_SIZE = 16  # the smallest training size the model's docstring promises (five ceil poolings)
 # Settings a resumed run must share with the checkpoint (they decide which images form a batch).
 _SAME_ON_RESUME = (
     "data",
@@ -120,14 +121,35 @@ def _finite(row: dict) -> dict:
     return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
 
 
+def _check_numbers(cfg: TrainConfig) -> None:
+    """Refuse numbers the loop cannot train with (they were internal errors from torch, or a
+    run that diverged to NaN without a word)."""
+    for name, low in (("epochs", 1), ("batch_size", 1), ("size", MIN_SIZE)):
+        if getattr(cfg, name) < low:
+            raise SettingsError(f"{name} must be >= {low}, got {getattr(cfg, name)}")
+    for name in ("step_epochs", "checkpoint_every", "workers"):
+        if getattr(cfg, name) < 0:
+            raise SettingsError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    if cfg.max_steps is not None and cfg.max_steps < 1:
+        raise SettingsError(f"max_steps must be >= 1, got {cfg.max_steps}")
+    ranges = (
+        ("lr", cfg.lr > 0, "> 0"),
+        ("momentum", 0 <= cfg.momentum < 1, "in [0, 1)"),
+        ("weight_decay", cfg.weight_decay >= 0, ">= 0"),
+        ("gamma", 0 < cfg.gamma <= 1, "in (0, 1]"),
+        ("init_std", cfg.init_std > 0, "> 0"),
+        ("val_fraction", 0 <= cfg.val_fraction < 1, "in [0, 1)"),
+    )
+    for name, ok, wanted in ranges:
+        value = getattr(cfg, name)
+        if not (ok and math.isfinite(value)):  # NaN fails every comparison
+            raise SettingsError(f"{name} must be {wanted}, got {value:g}")
+
+
 def _check(cfg: TrainConfig) -> None:
     if cfg.schedule not in SCHEDULES:
         raise SettingsError(f"schedule must be one of {', '.join(SCHEDULES)}")
-    for name in ("epochs", "batch_size", "size"):
-        if getattr(cfg, name) < 1:
-            raise SettingsError(f"{name} must be >= 1")
-    if not 0 <= cfg.val_fraction < 1:
-        raise SettingsError("val_fraction must be in [0, 1)")
+    _check_numbers(cfg)
     out = Path(cfg.out_dir)
     if out.exists() and not out.is_dir():
         raise SettingsError(f"{out} is a file; a training run writes a folder (-o)")
