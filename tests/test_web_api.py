@@ -326,6 +326,28 @@ def test_invalid_jobs_are_422_naming_the_problem(tmp_path, body, words):
         assert c.get("/api/jobs").json() == []
 
 
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_422_naming_the_field_not_a_bare_500(tmp_path, number):
+    """The validation error echoes the number it refused, and JSON has no NaN: FastAPI's own
+    handler then failed, a plain-text 500."""
+    style = {"image": "example:starry_night", "weight": 1}
+    bodies = {
+        "/api/jobs": {"content": C, "styles": [style], "settings": {"style_weight": "N"}},
+        "/api/estimate": {"content": C, "styles": [{**style, "weight": "N"}]},
+        "/api/batches": {"contents": [C], "styles": [C], "settings": {"tv_weight": "N"}},
+    }
+    with client(tmp_path, run_jobs=False) as c:
+        job = submit(c).json()["id"]
+        bodies[f"/api/jobs/{job}/rerun"] = {"settings": {"content_weight": "N"}}
+        bodies = {url: json.dumps(b).replace('"N"', number) for url, b in bodies.items()}
+        for url, body in bodies.items():
+            r = c.post(url, content=body, headers={"content-type": "application/json"})
+            assert r.status_code == 422, (url, r.text)
+            detail = r.json()["detail"]
+            assert any("weight" in str(e["loc"][-1]) for e in detail), (url, detail)
+            assert isinstance(detail[0]["input"], str), detail  # spelled, e.g. "nan"
+
+
 def test_numeric_strings_coerce_and_estimate_is_offered(tmp_path):
     with client(tmp_path, run_jobs=False) as c:
         body = {"content": C, "styles": [{"image": "example:starry_night"}]}
