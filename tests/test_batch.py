@@ -148,6 +148,22 @@ def test_one_batch_per_output_folder(tmp_path):
         run_batch([], str(tmp_path), BatchOptions(backend="slurm"))
 
 
+def test_an_output_folder_it_cannot_use_is_one_line(tmp_path, capsys):
+    """A read-only output folder was an internal error (PermissionError on the lock file; here
+    the lock's name is taken by a folder: the tests run as root); a file said 'File exists'."""
+    from impasto.cli import main
+
+    photos, paintings = make_inputs(tmp_path, 1, 1)
+    argv = ["batch", "--contents", str(photos), "--styles", str(paintings), *TINY_FLAGS, "-q"]
+    (tmp_path / "ro" / manifest.LOCK).mkdir(parents=True)
+    (tmp_path / "file").write_text("x")
+    for out, words in (("ro", "cannot write in the output folder (Is a directory)"),
+                       ("file", "is a file; a batch writes a folder")):  # fmt: skip
+        assert main([*argv, "-o", str(tmp_path / out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], err
+
+
 def test_expand_inputs_errors_and_examples(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SettingsError, match="no image files"):

@@ -348,6 +348,21 @@ def test_non_finite_numbers_are_422_naming_the_field_not_a_bare_500(tmp_path, nu
             assert isinstance(detail[0]["input"], str), detail  # spelled, e.g. "nan"
 
 
+def test_a_data_directory_that_cannot_be_written_mid_run_is_a_json_507(tmp_path):
+    """Uploads into a data directory made unwritable while the server runs were a plain-text
+    500 (here ``tmp/`` is replaced by a file: the tests run as root, who ignores modes)."""
+    with client(tmp_path, run_jobs=False) as c:
+        tmp = tmp_path / "tmp"
+        tmp.rmdir()
+        tmp.write_text("in the way")
+        r = upload(c, png_bytes())
+        assert r.status_code == 507, r.text
+        assert r.json()["detail"].startswith("the server cannot store data: ")
+        tmp.unlink()
+        tmp.mkdir()
+        assert upload(c, png_bytes()).status_code == 201
+
+
 def test_numeric_strings_coerce_and_estimate_is_offered(tmp_path):
     with client(tmp_path, run_jobs=False) as c:
         body = {"content": C, "styles": [{"image": "example:starry_night"}]}

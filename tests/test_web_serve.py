@@ -100,6 +100,27 @@ def test_data_dir_that_is_a_file_is_one_line_exit_2(tmp_path, capsys):
     assert cli.main(["serve", "--port", "0", "--data-dir", str(tmp_path / "d")]) == 2
 
 
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (lambda d: (d / "impasto.lock").mkdir(), "Is a directory (impasto.lock)"),
+        (lambda d: (d / "files").write_text("x"), "File exists"),
+        (lambda d: (d / "impasto.sqlite3").write_text("not a database" * 20), "not a database"),
+    ],
+)
+def test_an_unusable_data_dir_is_one_line_exit_2(tmp_path, capsys, make, words):
+    """A data directory the server cannot write (a read-only folder or database; here, since
+    the tests run as root, a file or folder in the way) was an internal error with a
+    traceback."""
+    data = tmp_path / "data"
+    data.mkdir()
+    make(data)
+    assert cli.main(["serve", "--data-dir", str(data), "--port", str(_free_port())]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"impasto: error: cannot use data directory {data}")
+    assert words in err[0], err
+
+
 def test_ctrl_c_with_an_open_event_stream_is_quick_and_quiet(tmp_path, ctrl_c):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"

@@ -108,11 +108,14 @@ def locked(outdir: str) -> Iterator[None]:
     """Hold an exclusive lock on ``outdir`` for one batch (released even by ``kill -9``).
 
     Raises:
-        SettingsError: another batch holds it.
+        SettingsError: another batch holds it, or the lock file cannot be written there.
     """
     import fcntl
 
-    fd = os.open(os.path.join(outdir, LOCK), os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(os.path.join(outdir, LOCK), os.O_WRONLY | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise SettingsError(f"{outdir}: cannot write in the output folder ({e.strerror})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -204,6 +204,8 @@ def run_batch(
     """
     o = options or BatchOptions()
     _check_options(o)
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise SettingsError(f"{outdir} is a file; a batch writes a folder (-o)")
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as e:

@@ -35,7 +35,8 @@ The page (``/``) uses only the documented API; the OpenAPI description is served
 Errors are JSON ``{"detail": ...}`` with a 4xx status: 404 unknown id, 413 upload too large
 (bytes or pixels), 415 not a supported image, 422 invalid settings (pydantic's list naming the
 setting, or one line for a server limit or an unknown image), 409 a state conflict (e.g.
-deleting a running job), 403 a cross-origin write; 400 (plain text, Starlette's
+deleting a running job), 403 a cross-origin write; 507 when the data directory cannot be
+written (made read-only, or the disk full, while the server runs); 400 (plain text, Starlette's
 ``TrustedHostMiddleware``) a request for a host name the server does not answer to.
 """
 
@@ -44,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -94,6 +96,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def unprocessable(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    async def not_stored(request: Request, exc: Exception) -> JSONResponse:
+        # e.g. the data directory made read-only, or the disk full, while the server runs
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return JSONResponse({"detail": f"the server cannot store data: {why}"}, status_code=507)
+
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes the input, and a NaN or 1e999 there made it a bare 500
         return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
@@ -102,6 +109,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(OSError, not_stored)
+    app.add_exception_handler(sqlite3.Error, not_stored)
     app.add_exception_handler(SettingsError, unprocessable)
     app.add_exception_handler(ImageError, unprocessable)
     app.add_exception_handler(UploadError, refused_upload)
@@ -131,6 +140,7 @@ def create_app(config: WebConfig, lock: DataDirLock | None = None) -> FastAPI:
         responses={
             400: {"model": ErrorBody, "description": "a body that is not UTF-8 JSON or a form"},
             422: {"model": ErrorBody, "description": "invalid request"},
+            507: {"model": ErrorBody, "description": "the data directory cannot be written"},
         },
     )
     app.state.config = config

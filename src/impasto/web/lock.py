@@ -81,7 +81,12 @@ class DataDirLock:
         if self._fh is not None:
             return self
         prepare_data_dir(self.data_dir)
-        fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while held
+        try:
+            fh = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - kept open while held
+        except OSError as exc:
+            raise DataDirError(
+                f"cannot use data directory {self.data_dir}: {exc.strerror} ({LOCK_NAME})"
+            ) from None
         if fcntl is not None:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -25,12 +25,15 @@ import re
 import secrets
 import shutil
 import sqlite3
+import tempfile
 import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .lock import DataDirError
 
 __all__ = [
     "ID_PATTERN",
@@ -205,14 +208,25 @@ class Store:
         self.data_dir = Path(data_dir).expanduser().resolve()
         self.files_dir = self.data_dir / "files"
         self.tmp_dir = self.data_dir / "tmp"
+        self._lock = threading.RLock()
+        try:
+            self._open()
+        except (OSError, sqlite3.Error) as exc:  # read-only folders or database file
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise DataDirError(f"cannot use data directory {self.data_dir}: {why}") from None
+
+    def _open(self) -> None:
+        """Create the folders (checked writable), clear ``tmp/``, open the database."""
         for d in (self.data_dir, self.files_dir, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=d, prefix=".probe-")  # root ignores mode bits
+            os.close(fd)
+            os.unlink(probe)
         for leftover in self.tmp_dir.iterdir():
             if leftover.is_file():
                 leftover.unlink(missing_ok=True)
             else:
                 shutil.rmtree(leftover, ignore_errors=True)
-        self._lock = threading.RLock()
         self._db = sqlite3.connect(
             self.data_dir / "impasto.sqlite3", check_same_thread=False, isolation_level=None
         )
