@@ -265,3 +265,26 @@ def test_output_options_reach_every_file_and_bad_ones_are_refused_up_front(tmp_p
         with pytest.raises(SettingsError, match=words):
             run_batch(jobs, str(tmp_path / "never"), BatchOptions(workers=1, **bad))
     assert not (tmp_path / "never").exists()
+
+
+def test_a_rerun_with_other_settings_keeps_the_earlier_images(tmp_path, capsys):
+    """Changing a setting and re-running into the same folder replaced each earlier image
+    without a word (same name, another job); the copies of a photo were merged silently."""
+    from impasto.cli import main
+
+    photos, paintings = make_inputs(tmp_path, 1, 1)
+    (tmp_path / "copies").mkdir()
+    (tmp_path / "copies" / "again.png").write_bytes((photos / "photo0.png").read_bytes())
+    out = tmp_path / "out"
+    argv = ["batch", "--contents", str(photos), "--styles", str(paintings), "-o", str(out)]
+    assert main([*argv, *TINY_FLAGS, "-q"]) == 0
+    first = (out / "photo0__paint0.png").read_bytes()
+    assert main([*argv, *TINY_FLAGS, "-q", "--iterations", "3"]) == 0
+    assert (out / "photo0__paint0.png").read_bytes() == first
+    [other] = [p for p in out.glob("photo0__paint0-*.png")]
+    assert other.read_bytes() != first
+    # the first settings again: done before, nothing painted over
+    assert main([*argv, *TINY_FLAGS, "-q", "--contents", str(tmp_path / "copies")]) == 0
+    err = capsys.readouterr().err
+    assert "1 job: 0 done, 1 done before, 0 failed, 1 repeated (same images and settings" in err
+    assert len(list(out.glob("*.png"))) == 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ImpastoError, SettingsError
@@ -189,12 +189,16 @@ def jsonl_jobs(path: str, settings: Settings) -> list[Job]:
     return jobs
 
 
-def assign_names(jobs: Sequence[Job], extension: str = ".png") -> tuple[list[Job], int]:
+def assign_names(
+    jobs: Sequence[Job], extension: str = ".png", taken: Mapping[str, str] | None = None
+) -> tuple[list[Job], int]:
     """Give every runnable job its output file name; drop repeated jobs (same id).
 
     Names are ``<content>__<style>.<ext>`` unless a JOBS line gave one. Names shared by several
-    jobs (compared case-insensitively) get ``-<first 8 characters of the id>`` appended, so the
-    result depends only on the set of jobs, never on their order.
+    jobs (compared case-insensitively), or ``taken`` (lower-case name -> id) by another job's
+    finished output in the folder, get ``-<first 8 characters of the id>`` appended: the result
+    depends only on the set of jobs and the folder, never on their order, and a re-run with
+    other settings keeps the earlier results beside the new ones.
 
     Returns:
         ``(jobs, number of repeated jobs dropped)``.
@@ -218,9 +222,11 @@ def assign_names(jobs: Sequence[Job], extension: str = ".png") -> tuple[list[Job
     counts: dict[str, int] = {}
     for stem, ext in stems.values():
         counts[(stem + ext).lower()] = counts.get((stem + ext).lower(), 0) + 1
+    taken = taken or {}
     for job in out:
         if job.id in stems:
             stem, ext = stems[job.id]
-            shared = counts[(stem + ext).lower()] > 1
+            key = (stem + ext).lower()
+            shared = counts[key] > 1 or taken.get(key, job.id) != job.id
             job.name = f"{stem}-{job.id[:8]}{ext}" if shared else stem + ext
     return out, len(jobs) - len(out)

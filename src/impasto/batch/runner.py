@@ -215,12 +215,12 @@ def run_batch(
         path = os.path.join(outdir, manifest.MANIFEST)
         manifest.repair(path)
         manifest.clean_temps(outdir)
-        named, duplicates = assign_names(list(jobs), o.extension)
         done = manifest.done_records(manifest.read(path))
+        done = {i: rec for i, rec in done.items() if manifest.is_done(rec, outdir)}
+        taken = {os.path.basename(rec["output"]).lower(): i for i, rec in done.items()}
+        named, duplicates = assign_names(list(jobs), o.extension, taken)
         summary = BatchSummary(len(named), duplicates=duplicates, manifest=path)
-        todo = [
-            j for j in named if j.error is None and not manifest.is_done(done.get(j.id), outdir)
-        ]
+        todo = [j for j in named if j.error is None and j.id not in done]
         tracker = _Tracker(summary, callback, path, len(todo))
         to_run = {j.id for j in todo}
         for job in named:

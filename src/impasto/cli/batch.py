@@ -167,6 +167,8 @@ def _summary(summary) -> None:
     parts.append(f"{summary.failed} failed")
     if summary.not_run:
         parts.append(f"{summary.not_run} not run")
+    if summary.duplicates:  # the same input bytes and settings under other names
+        parts.append(f"{summary.duplicates} repeated (same images and settings as another job)")
     print(
         f"impasto batch: {summary.total} job{'s' * (summary.total != 1)}: {', '.join(parts)} in "
         f"{_duration(summary.elapsed)}; manifest {summary.manifest}",
