@@ -363,6 +363,34 @@ def test_a_data_directory_that_cannot_be_written_mid_run_is_a_json_507(tmp_path)
         assert upload(c, png_bytes()).status_code == 201
 
 
+def test_what_the_engine_would_refuse_is_refused_at_submission_in_the_users_words(tmp_path):
+    """Found by an exploratory user: a photo too thin for the size was accepted, then failed
+    at run time (and again on each re-run); a tiny max_memory was blamed on the size and the
+    server's budget; a painting's enlargement note named the stored file, not the upload."""
+    with client(tmp_path) as c:
+        thin = upload(c, png_bytes(1000, 3), name="thin.png").json()["id"]
+        for url, body in (
+            ("/api/jobs", {"content": thin, "styles": [{"image": C}], "settings": TINY}),
+            ("/api/estimate", {"content": thin, "styles": [{"image": C}], "settings": TINY}),
+            ("/api/batches", {"contents": [thin], "styles": [C], "settings": TINY}),
+        ):
+            r = c.post(url, json=body)
+            assert r.status_code == 422, (url, r.text)
+            assert "48x1 px image at this aspect ratio, too small for layer relu5_1" in r.text
+        body = {"content": C, "styles": [{"image": C}], "settings": {**TINY, "max_memory": 1}}
+        r = c.post("/api/estimate", json=body)
+        assert r.status_code == 422
+        assert detail_text(r).startswith("max_memory: a budget of 1 B is below what the process")
+        assert "raise max_memory to at least" in detail_text(r)
+        small = upload(c, png_bytes(40, 40, seed=4), name="my painting.png").json()["id"]
+        job = wait(c, submit(c, styles=(small,)).json()["id"])
+        notes = " ".join(n["text"] for n in job["notes"])
+        assert "painting my painting.png (40x40 px) is enlarged 1.2x" in notes, notes
+        assert small not in notes
+    with client(tmp_path, run_jobs=False) as c:
+        assert c.get("/api/jobs").json()[0]["status"] == "done"  # the only job: the good one
+
+
 def test_numeric_strings_coerce_and_estimate_is_offered(tmp_path):
     with client(tmp_path, run_jobs=False) as c:
         body = {"content": C, "styles": [{"image": "example:starry_night"}]}

@@ -28,7 +28,15 @@ from .regions import Region
 from .schedule import Scale, scales_of
 from .settings import Settings, StyleInput
 
-__all__ = ["Plan", "StyleSource", "RegionSource", "make_plan", "as_styles", "as_regions"]
+__all__ = [
+    "Plan",
+    "StyleSource",
+    "RegionSource",
+    "make_plan",
+    "as_styles",
+    "as_regions",
+    "check_size",
+]
 
 
 @dataclass(frozen=True)
@@ -186,6 +194,18 @@ def _scales(s: Settings, aspect: tuple[int, int], deepest_layer: str) -> tuple[S
             f"layer {deepest_layer} (needs at least {need} px on the short side)"
         )
     return tuple([sc for sc in scales[:-1] if min(sc.size) >= need] + [scales[-1]])
+
+
+def check_size(s: Settings, aspect: tuple[int, int], *, has_content: bool, has_style: bool) -> None:
+    """The check :func:`make_plan` makes of the output size, for a caller that knows only the
+    image's size (the web studio, before it queues a job).
+
+    Raises:
+        SettingsError: both loss terms off, or ``s.size`` too small at ``aspect`` for the
+            deepest layer in use.
+    """
+    content_layers, style_layers = _layers(s, has_content, has_style)
+    _scales(s, aspect, deepest([*content_layers, *style_layers]))
 
 
 def _weights(s: Settings, content_layers, style_layers) -> tuple[dict, dict]:

@@ -170,7 +170,10 @@ def check_memory(settings: Settings, aspect: tuple[int, int], cap: Capacity) -> 
     w, h = final_size(settings, aspect)
     try:
         return plan_job_memory(settings, (w, h), cap.budget)
-    except SettingsError:
+    except SettingsError as exc:
+        if job_budget(settings.max_memory, cap.budget) < cap.budget:  # the job's own budget
+            text = str(exc).replace("--max-memory", "max_memory")
+            raise SettingsError(f"max_memory: {text}") from None
         raise SettingsError(
             f"size: a {w}x{h} image with these settings does not fit this server's memory "
             f"budget ({budget}); the largest for the defaults is {cap.max_size} px"

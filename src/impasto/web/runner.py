@@ -157,7 +157,7 @@ class JobRunner:
             else:
                 status = "cancelled"
         except ImpastoError as exc:
-            error = str(exc)
+            error = self._named(job, str(exc))
         except Exception as exc:  # engine bug or out of memory: keep the worker alive
             log.exception("job %s failed", job.id)
             error = f"internal error: {type(exc).__name__}: {exc}"
@@ -266,9 +266,18 @@ class JobRunner:
             live.last_publish = now
         self.notify(job.id, False)
 
+    def _named(self, job: JobRecord, text: str) -> str:
+        """``text`` with the stored file names of the job's uploads (``<id>.jpg``) replaced by
+        the names they were uploaded under, as the page shows them."""
+        for ref in [job.content, *(s["image"] for s in job.styles)]:
+            rec = self.store.get_file(ref) if ref else None
+            if rec is not None and rec.display_name:
+                text = text.replace(rec.name, rec.display_name)
+        return text
+
     def _on_note(self, job: JobRecord, live: LiveJob, note: Any) -> None:
         """Keep a note of the engine (memory plan, upscaled painting) in the progress."""
-        text = note.text
+        text = self._named(job, note.text)
         if note.kind == "memory" and self.budget_source and not job.settings.get("max_memory"):
             # the engine saw the server's budget as the job's max_memory: say whose it is
             text = text.replace(f"({BUDGET_SETTING})", f"(the server's: {self.budget_source})")

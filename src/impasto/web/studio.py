@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SettingsError
+from ..plan import check_size
 from ..settings import Settings
 from .batch_runner import BatchRunner
 from .batches import BatchRecord, BatchStore
@@ -169,6 +170,7 @@ class Studio:
             if ref is not None:
                 resolve_image(self.store, ref)
         aspect = image_size(self.store, content if content is not None else styles[0]["image"])
+        check_size(settings, aspect, has_content=content is not None, has_style=bool(styles))
         work = check_server_rules(settings, aspect, self.config, self.capacity)
         return _device_type(settings.device), work
 
@@ -251,6 +253,8 @@ class Studio:
         for ref in [*contents, *styles]:
             resolve_image(self.store, ref)
         sizes = [image_size(self.store, ref) for ref in contents]
+        for size in set(sizes):
+            check_size(settings, size, has_content=True, has_style=True)
         aspects = [size for size in sizes for _ in styles]  # one per job
         work = check_batch_rules(settings, aspects, self.config, self.capacity)
         return _device_type(settings.device), work
