@@ -308,3 +308,22 @@ def test_a_running_batch_is_an_entry_of_the_queue(server):
             if "pending" in row.inner_text():
                 assert row.locator("td").nth(2).inner_text() == ""
         assert errors == []
+
+
+def test_a_server_that_does_not_answer_is_said_in_words_and_forgotten_once_back(server):
+    """With the server away, Start said the browser's 'Failed to fetch', and that error stayed
+    on the form after the server came back."""
+    expect = sync_api.expect
+    with browser_page(server) as (page, errors):
+        page.click("#content-examples .chip >> nth=0")
+        page.click("#style-examples .chip >> nth=0")
+        expect(page.locator("#estimate")).to_contain_text("About")
+        page.context.set_offline(True)
+        page.click("#start")
+        expect(page.locator("#form-error")).to_contain_text("the server is not answering")
+        page.evaluate("setOffline(true)")  # what the event stream's error does
+        page.context.set_offline(False)
+        page.evaluate("setOffline(false)")  # ... and its reconnection
+        expect(page.locator("#form-error")).to_have_text("")
+        expect(page.locator("#estimate")).to_contain_text("About")
+        assert errors == []

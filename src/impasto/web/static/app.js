@@ -27,7 +27,12 @@ async function api(method, url, body) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const res = await fetch(url, init);
+  let res;
+  try {
+    res = await fetch(url, init);
+  } catch (err) {  // no answer at all: the browser's own words ("Failed to fetch") say little
+    throw new Error("the server is not answering (stopped?); try again once it is back");
+  }
   if (res.status === 204) return null;
   let data = null;
   try { data = await res.json(); } catch (e) { data = null; }
@@ -290,6 +295,8 @@ function setOffline(offline) {
   state.offline = offline;
   $("offline").hidden = !offline;
   if (!offline) {  // back: everything may have changed meanwhile
+    $("form-error").textContent = "";  // an error from while it was away no longer holds
+    updateEstimate();
     loadJobs();
     if (typeof loadBatches === "function") loadBatches();
     if (state.watching) watch(state.watching);
