@@ -37,6 +37,17 @@ def test_both_optimisers_decrease_a_quadratic(name, lr, iterations):
     assert torch.equal(START, torch.full((1, 3, 4, 5), 0.5))  # the start is not modified
 
 
+@pytest.mark.parametrize("name", ["lbfgs", "adam"])
+def test_a_start_image_with_any_strides_descends(name):
+    """A start resized from a 1x1 px image comes out channels-last (torch reads a 1x1 image's
+    strides so); L-BFGS's flat view of its gradient failed (an internal error for ``--init``
+    with a 1x1 file)."""
+    start = torch.full((1, 3, 4, 5), 0.5).contiguous(memory_format=torch.channels_last)
+    lr = 0.02 if name == "adam" else 1.0
+    out = optimise(start, quadratic, iterations=5, optimizer=name, lr=lr, history_size=5)
+    assert out.shape == (1, 3, 4, 5) and out.is_contiguous()
+
+
 def test_on_step_contract():
     calls = []
 

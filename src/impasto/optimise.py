@@ -89,7 +89,10 @@ class Descent:
         self.name = optimizer
         self.lr = lr
         self.history_size = history_size
-        self.x = start.detach().clone().float().requires_grad_(True)
+        # contiguous: L-BFGS views the gradient flat, and a start image resized from 1x1 px
+        # (an expanded tensor) kept strides no flat view can take
+        self.x = start.detach().float().clone(memory_format=torch.contiguous_format)
+        self.x.requires_grad_(True)
         self.ema_decay = float(ema_decay)
         self.average = self.x.detach().clamp(0, 1) if self.ema_decay > 0 else None
         self.opt = _make_optimizer(optimizer, self.x, lr, history_size)
