@@ -46,6 +46,10 @@ def test_backward_keeps_about_320_values_per_pixel_to_relu5_1():
     assert backward_bytes_per_pixel(LAYERS, "max", torch.float32) > fp32  # int64 indices
     assert backward_bytes_per_pixel(("relu1_1",), "avg", torch.float32) < fp32 / 2
     assert backward_bytes_per_pixel((), "avg", torch.float32) == 0
+    # conv1_1 alone (before any ReLU) was max() of nothing: an internal error for every run,
+    # reconstruction or sweep whose deepest layer it was
+    first = backward_bytes_per_pixel(("conv1_1",), "max", torch.float32)
+    assert 0 < first <= backward_bytes_per_pixel(("relu1_1",), "max", torch.float32)
 
 
 def test_an_lbfgs_history_of_20_at_8192_costs_about_32_gb():

@@ -100,7 +100,9 @@ def backward_bytes_per_pixel(
         return 0.0
     size = torch.empty((), dtype=dtype).element_size()
     upto = _upto(last, names)
-    acts = [channels(n) / layer_stride(n) ** 2 for n in upto if n.startswith("relu")]
+    # the largest activation (a conv's output is as large as its ReLU's: conv1_1 alone has no
+    # ReLU before it)
+    acts = [channels(n) / layer_stride(n) ** 2 for n in upto if n.startswith(("conv", "relu"))]
     requested = sum(channels(n) / layer_stride(n) ** 2 for n in layers)
     values = saved_values_per_pixel(last, names, channels) + requested + 2 * max(acts)
     indices = 0.0
