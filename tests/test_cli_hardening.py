@@ -224,3 +224,27 @@ def test_broken_images_and_directories_are_one_line(tmp_path, capsys):
     _one_line(capsys, main([str(bad), PAIR[1], *FAST, "-o", str(tmp_path / "o.png")]), "bad.png")
     Image.new("RGB", (50, 40)).save(tmp_path / "ok.png")
     _one_line(capsys, main([str(tmp_path / "ok.png"), PAIR[1], *FAST, "-o", str(tmp_path)]), "")
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path, capsys):
+    """-o or --checkpoint naming the photo replaced it with the result (or with a checkpoint
+    that no resume could then use, its photo gone)."""
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (60, 40), (200, 40, 40)).save(photo)
+    start = tmp_path / "start.png"
+    Image.new("RGB", (60, 40), (20, 40, 200)).save(start)
+    before = photo.read_bytes(), start.read_bytes()
+    paint = ["example:starry_night", *FAST]
+    for argv, flag in (
+        ([str(photo), *paint, "-o", str(photo)], "-o"),
+        ([str(photo), *paint, "-o", str(tmp_path / "o.png"), "--checkpoint", str(photo)],
+         "--checkpoint"),
+        (["example:chelsea", str(photo), *FAST, "-o", str(tmp_path / "." / "photo.png")], "-o"),
+        (["example:chelsea", *paint, "--init", str(start), "-o", str(start)], "-o"),
+        (["reconstruct", "content", str(photo), "--size", "40", "-q", "-o", str(photo)], "-o"),
+        (["sweep", str(photo), "example:starry_night", "--over", "pooling", "--values", "max,avg",
+          "--size", "40", "-q", "-o", str(photo)], "-o"),
+    ):  # fmt: skip
+        _one_line(capsys, main(argv), f"{flag} ")
+    assert (photo.read_bytes(), start.read_bytes()) == before
+    assert not (tmp_path / "o.png").exists()

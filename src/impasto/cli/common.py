@@ -26,6 +26,7 @@ __all__ = [
     "add_file_arguments",
     "check_output",
     "check_file_flags",
+    "refuse_overwriting_inputs",
     "file_kwargs",
     "floats",
     "strings",
@@ -189,6 +190,18 @@ def check_file_flags(args: argparse.Namespace, fmt: str) -> None:
     dpi = getattr(args, "dpi", None)
     if dpi is not None and not 1 <= dpi <= MAX_DPI:  # NaN fails too
         raise SettingsError(f"--dpi must be between 1 and {MAX_DPI}, got {dpi:g}")
+
+
+def refuse_overwriting_inputs(outputs: Sequence[tuple[str, Any]], inputs: Sequence[Any]) -> None:
+    """Refuse an output flag (``(flag, path)``; None: not given) that names one of the run's
+    input files (paths; other inputs, such as tensors, are skipped): writing it would destroy
+    the input (a photo replaced by the result, or by a checkpoint that no resume can use)."""
+    read = {Path(p).resolve() for p in inputs if isinstance(p, (str, Path)) and p}
+    for flag, path in outputs:
+        if path and Path(path).resolve() in read:
+            raise SettingsError(
+                f"{flag} {path} is one of this run's inputs; writing there would destroy it"
+            )
 
 
 def file_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from .common import (
     check_output,
     file_kwargs,
     make_progress,
+    refuse_overwriting_inputs,
 )
 from .common import strings as _strings
 from .saving import settings_with_seed
@@ -109,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     _check_layer_flags(args)
     settings = settings_with_seed(args)
     image = resolve_input(args.image)
+    refuse_overwriting_inputs([("-o", args.output)], [image, settings.weights])
     if args.kind == "content":
         layer = args.layer or DEFAULT_CONTENT_LAYERS[0]
         runs = list(args.layers or FIG1_CONTENT) if args.layers_sheet else [layer]

@@ -17,6 +17,7 @@ from .common import (
     file_kwargs,
     floats,
     make_progress,
+    refuse_overwriting_inputs,
     split,
     strings,
 )
@@ -271,7 +272,15 @@ def prepare(args: argparse.Namespace) -> tuple:
     regions = regions_from_args(args)
     if not styles and not regions:
         raise SettingsError("give at least one style image, --region or --labels")
-    return settings, resolve_input(args.content), styles, regions
+    content = resolve_input(args.content)
+    inputs = [content, *(s.image for s in styles), settings.init, settings.weights]
+    for r in regions:
+        inputs += [r.mask, r.style.image if r.style is not None else None]
+    if args.labels:
+        inputs.append(resolve_input(args.labels))
+    outputs = [("-o", args.output), ("--checkpoint", getattr(args, "checkpoint", None))]
+    refuse_overwriting_inputs(outputs, inputs)
+    return settings, content, styles, regions
 
 
 def run(args: argparse.Namespace) -> int:

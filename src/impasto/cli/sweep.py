@@ -38,6 +38,7 @@ from .common import (
     check_output,
     file_kwargs,
     flag_kind,
+    refuse_overwriting_inputs,
     settings_from_args,
 )
 from .common import floats as _floats
@@ -378,6 +379,9 @@ def run(args: argparse.Namespace) -> int:
         StyleInput(resolve_input(path), weight=args.style_blend[i] if args.style_blend else 1.0)
         for i, path in enumerate(args.styles)
     ]
+    content = resolve_input(args.content)
+    inputs = [content, *(s.image for s in styles), settings.weights, settings.init]
+    refuse_overwriting_inputs([("-o", args.output)], inputs)
     bars: list[Any] = []
 
     def progress(i: int, caption: str):
@@ -392,7 +396,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         out = run_sweep(
-            resolve_input(args.content),
+            content,
             styles,
             settings,
             args.over,
