@@ -174,6 +174,61 @@ def test_cli_checkpoint_and_resume(tiny_weights, content_path, style_path, tmp_p
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_a_moved_checkpoint_keeps_its_progress_where_it_now_is(
+    tiny_weights, content_path, style_path, tmp_path, monkeypatch, capsys
+):
+    """`impasto resume moved/run.ckpt` saved the new progress to the run's first checkpoint
+    path, recreated there, and told the user to resume the stale, moved file."""
+    from impasto import callbacks
+
+    real, stops = callbacks.ProgressBar.__call__, iter([2, 4])
+    stop = [next(stops)]
+
+    def interrupt(self, it):
+        real(self, it)
+        if it.step == stop[0]:
+            stop[0] = next(stops, None)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.ProgressBar, "__call__", interrupt)
+    (tmp_path / "first").mkdir()
+    (tmp_path / "moved").mkdir()
+    monkeypatch.chdir(tmp_path / "first")
+    flags = ["--size", "48", "--iterations", "6", "--pyramid-start", "0", "--device", "cpu"]
+    flags += ["--weights", tiny_weights, "--precision", "fp32", "-q", "--seed", "1"]
+    argv = [str(content_path), str(style_path), "-o", str(tmp_path / "a.png"), *flags]
+    assert main([*argv, "--checkpoint", "run.ckpt", "--checkpoint-every", "0"]) == 130
+    (tmp_path / "first" / "run.ckpt").rename(tmp_path / "moved" / "run.ckpt")
+    monkeypatch.chdir(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["resume", "run.ckpt", "-q"]) == 130
+    moved = tmp_path / "moved" / "run.ckpt"
+    assert f"state saved in {moved}; continue with `impasto resume {moved}`" in (
+        capsys.readouterr().err
+    )
+    assert load_checkpoint(moved).iteration == 4
+    assert not (tmp_path / "first" / "run.ckpt").exists()
+
+
+def test_resume_names_the_recorded_bits_it_cannot_write(
+    tiny_weights, content_path, style_path, tmp_path, capsys
+):
+    """It said '--bits 16 needs a .png or .tif output', a flag `impasto resume` does not take."""
+    ckpt = tmp_path / "run.ckpt"
+    flags = ["--size", "48", "--iterations", "2", "--pyramid-start", "0", "--device", "cpu"]
+    flags += ["--weights", tiny_weights, "-q", "--bits", "16", "--checkpoint", str(ckpt)]
+    rc = main([str(content_path), str(style_path), "-o", str(tmp_path / "a.png"), *flags,
+               "--checkpoint-every", "1e-9"])  # fmt: skip
+    assert rc == 0
+    capsys.readouterr()
+    assert main(["resume", str(ckpt), "-o", str(tmp_path / "x.jpg")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "impasto: error: the run writes 16 bits per channel (--bits 16); -o needs a .png or "
+        ".tif, not .jpg"
+    )
+
+
 def test_cli_refuses_checkpoint_flags_it_cannot_honour_before_any_work(
     content_path, style_path, tmp_path, capsys
 ):

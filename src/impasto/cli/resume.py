@@ -146,10 +146,18 @@ def run(args: argparse.Namespace) -> int:
     info = _command(args.checkpoint)
     ns = argparse.Namespace(**info["args"])
     ns.resume = str(Path(args.checkpoint).resolve())
+    # keep saving to the file being resumed (absolute: the run goes on in its own folder), not
+    # to where the checkpoint was first written: a moved checkpoint lost the new progress
+    ns.checkpoint = ns.resume
     if args.output:
         ns.output = str(Path(args.output).resolve())
-    if Path(ns.output).suffix.lower() not in (".jpg", ".jpeg", ".webp"):
+    suffix = Path(ns.output).suffix.lower()
+    if suffix not in (".jpg", ".jpeg", ".webp"):
         ns.quality = None  # recorded as 95 before --quality was refused for lossless outputs
+    if getattr(ns, "bits", 8) == 16 and suffix not in (".png", ".tif", ".tiff"):
+        raise SettingsError(
+            f"the run writes 16 bits per channel (--bits 16); -o needs a .png or .tif, not {suffix}"
+        )
     if args.quiet or args.verbose:
         ns.quiet, ns.verbose = args.quiet, args.verbose
     if not Path(info["cwd"]).is_dir():
