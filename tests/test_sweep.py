@@ -156,3 +156,20 @@ def test_cells_differ_and_reuse_changes_nothing(photo, starry):
     assert not torch.allclose(a, b, atol=1e-3)
     alone = Stylizer(BASE.replace(iterations=4, style_layers=("relu3_1",))).run(photo, starry)
     assert torch.allclose(alone.image, b, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("over", "values", "words"),
+    [
+        ("size", [40, 48, 20], "cell size 20: size 20 gives a 20x13 px image"),
+        ("init", ["noise", "content", "missing.png"], "cell init missing.png: init 'missing.png'"),
+        ("weights", [None, "missing.pth"], "cell weights missing.pth: "),
+    ],
+)
+def test_every_cell_is_checked_before_the_first_one_runs(photo, starry, over, values, words):
+    """A value only its own cell could refuse was found after the cells before it had run."""
+    painted = []
+    with pytest.raises(Exception, match=words) as info:
+        run_sweep(photo, starry, BASE, over, values, progress=lambda i, c: painted.append(i))
+    assert painted == [], "a cell ran before the sweep was refused"
+    assert info.type.__module__ == "impasto.errors"

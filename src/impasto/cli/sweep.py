@@ -28,7 +28,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..errors import SettingsError
+from ..errors import ImageError, SettingsError, WeightsError
 from ..inputs import resolve_input
 from ..layers import DEFAULT_STYLE_LAYERS
 from ..settings import DEFAULT_RATIOS, Settings, StyleInput
@@ -261,6 +261,21 @@ def _with_header(sheet: Image.Image, lines: Sequence[str], pad: int = 8) -> Imag
     return out
 
 
+def _check_cells(cells: list[tuple[str, Settings]], content: Any, styles: Any, cache) -> None:
+    """Plan every cell (images, size, start image, layers) and build its network (weights)
+    before the first one runs: a value only its own cell could refuse (a size too small, a
+    missing ``--init`` file, bad weights) threw away the cells painted before it."""
+    from ..plan import make_plan
+
+    for caption, s in cells:
+        try:
+            plan = make_plan(s, content, styles, None, cache)
+            layers = [*plan.content_layers, *plan.style_layers]
+            cache.encoder(s, plan.device, plan.dtype, layers, winograd=plan.winograd)
+        except (SettingsError, ImageError, WeightsError) as exc:
+            raise type(exc)(f"cell {caption}: {exc}") from None
+
+
 def run_sweep(
     content: Any,
     styles: Any,
@@ -295,6 +310,7 @@ def run_sweep(
         style_layers=tuple(dict.fromkeys(x for _, s in cells for x in s.style_layers)),
     )
     style_inputs = _as_styles(styles)
+    _check_cells(cells, content, style_inputs, cache)
     results = []
     for i, (caption, cell_settings) in enumerate(cells):
         callback = progress(i, caption) if progress is not None else None
