@@ -229,6 +229,31 @@ def test_resume_names_the_recorded_bits_it_cannot_write(
     )
 
 
+def test_resume_refuses_changed_weights_and_a_damaged_checkpoint(
+    tiny_weights, content_path, style_path, tmp_path
+):
+    """Other weights under the same path resumed silently (only the images were identified);
+    a checkpoint with flipped bytes resumed into a wrong image (torch.load skips the CRCs)."""
+    import shutil
+
+    weights = tmp_path / "w.pth"
+    shutil.copy(tiny_weights, weights)
+    s = settings(str(weights), iterations=6, pyramid_start=0, size=48)
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(Cancelled):
+        Stylizer(s).run(content_path, [style_path], callback=stop_at(3), checkpoint=ckpt)
+    data = bytearray(ckpt.read_bytes())
+    damaged = tmp_path / "damaged.ckpt"
+    middle = len(data) // 2
+    data[middle : middle + 4] = bytes(255 - b for b in data[middle : middle + 4])
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="is damaged .* fails its CRC check"):
+        load_checkpoint(damaged)
+    save_weights(weights, tiny_state_dict(seed=9), SPEC)  # other weights, same path
+    with pytest.raises(CheckpointError, match=r"input 'weights' \(w.pth\) differs"):
+        Stylizer(s).run(content_path, [style_path], resume=ckpt)
+
+
 def test_cli_refuses_checkpoint_flags_it_cannot_honour_before_any_work(
     content_path, style_path, tmp_path, capsys
 ):
@@ -263,6 +288,7 @@ def test_cli_resumes_a_checkpoint_of_the_previous_release(
     assert rc == 0
     old = load_checkpoint(ckpt)
     del old.settings["conv"]
+    del old.inputs["weights"]  # not identified before
     caller = json.loads(old.extra["caller"])
     del caller["args"]["conv"], caller["args"]["dpi"]
     caller["args"]["quality"] = 95  # recorded so before --quality was refused for a .png

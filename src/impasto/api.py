@@ -91,7 +91,9 @@ class Stylizer:
             resume = load_checkpoint(resume, map_location=plan.device)
         checkpoints = None
         if checkpoint is not None or resume is not None:
-            ids = input_identities(content, as_styles(styles), as_regions(regions))
+            ids = input_identities(
+                content, as_styles(styles), as_regions(regions), weights=self.settings.weights
+            )
             if resume is not None:
                 check_inputs(resume.inputs, ids)
             if checkpoint is not None:

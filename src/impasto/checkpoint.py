@@ -15,6 +15,7 @@ import hashlib
 import os
 import random
 import time
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -118,10 +119,15 @@ def identity(source: Any) -> dict[str, Any]:
     raise CheckpointError(f"cannot identify an input of type {type(source).__name__}")
 
 
-def input_identities(content: Any, styles: Sequence[Any], regions: Sequence[Any]) -> dict:
+def input_identities(
+    content: Any, styles: Sequence[Any], regions: Sequence[Any], weights: Any = None
+) -> dict:
     """``{name: identity}`` of a run's inputs: ``content``, ``style0`` ... (each style's
-    ``image``), and per region ``region0.mask`` and ``region0.style``."""
+    ``image``), per region ``region0.mask`` and ``region0.style``, and the ``weights`` file
+    when one is given (the bundled weights come with the package)."""
     out: dict[str, dict[str, Any]] = {}
+    if weights is not None:
+        out["weights"] = identity(weights)
     if content is not None:
         out["content"] = identity(content)
     for i, st in enumerate(styles):
@@ -133,6 +139,9 @@ def input_identities(content: Any, styles: Sequence[Any], regions: Sequence[Any]
     return out
 
 
+_RECORDED_LATER = ("weights",)  # inputs checkpoints of earlier releases did not identify
+
+
 def check_inputs(saved: Mapping[str, Mapping], current: Mapping[str, Mapping]) -> None:
     """Refuse to resume with other inputs than the checkpoint's.
 
@@ -140,6 +149,8 @@ def check_inputs(saved: Mapping[str, Mapping], current: Mapping[str, Mapping]) -
         CheckpointError: naming the first input that was added, removed or changed.
     """
     for key in sorted(set(saved) | set(current)):
+        if key in _RECORDED_LATER and key not in saved:
+            continue  # a checkpoint of an earlier release: nothing to compare with
         if key not in current:
             raise CheckpointError(f"the checkpoint's run had an input {key!r} that is missing now")
         if key not in saved:
@@ -161,6 +172,20 @@ def save_checkpoint(path: str | os.PathLike, ckpt: Checkpoint) -> None:
         torch.save(payload, f)
 
 
+def _check_crc(path: Path) -> None:
+    """Refuse a checkpoint whose bytes changed since it was written: torch.load does not check
+    the CRC-32 its zip archive keeps of every entry, so flipped bytes resumed silently."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return  # not a zip archive: torch.load says what it is
+    except Exception:  # a damaged entry header (zlib.error, ...): as a bad CRC
+        bad = "?"
+    if bad is not None:
+        raise CheckpointError(f"{path} is damaged (entry {bad} fails its CRC check)")
+
+
 def load_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> Checkpoint:
@@ -172,6 +197,7 @@ def load_checkpoint(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    _check_crc(path)
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception:  # torch raises several types for truncated or foreign files
