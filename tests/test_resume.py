@@ -254,6 +254,46 @@ def test_resume_refuses_changed_weights_and_a_damaged_checkpoint(
         Stylizer(s).run(content_path, [style_path], resume=ckpt)
 
 
+def test_sigterm_saves_the_state_as_ctrl_c_does(
+    tiny_weights, content_path, style_path, tmp_path, monkeypatch, capsys, ctrl_c
+):
+    """SIGTERM (kill, timeout, a scheduler) ended the run at once: with --checkpoint-every 0
+    nothing was saved. It now takes Ctrl-C's path; exit 143, as a shell reports SIGTERM."""
+    import os
+    import signal
+
+    from impasto import callbacks
+
+    real = callbacks.ProgressBar.__call__
+
+    def terminate_at_2(self, it):
+        real(self, it)
+        if it.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(callbacks.ProgressBar, "__call__", terminate_at_2)
+    ckpt, out = tmp_path / "run.ckpt", tmp_path / "a.png"
+    flags = ["--size", "48", "--iterations", "6", "--pyramid-start", "0", "--device", "cpu"]
+    flags += ["--weights", tiny_weights, "-q", "--seed", "1", "--checkpoint-every", "0"]
+
+    def not_taken(signum, frame):  # what a regression meets, rather than pytest's death
+        raise AssertionError("SIGTERM reached the default handling")
+
+    before = signal.signal(signal.SIGTERM, not_taken)
+    try:
+        rc = main(
+            [str(content_path), str(style_path), "-o", str(out), *flags, "--checkpoint", str(ckpt)]
+        )
+    finally:
+        after = signal.signal(signal.SIGTERM, before)
+    assert rc == 143 and after is not_taken  # main put the handler before it back
+    err = capsys.readouterr().err
+    assert f"state saved in {ckpt}" in err and "impasto: terminated;" in err
+    assert load_checkpoint(ckpt).iteration == 2 and not out.exists()
+    monkeypatch.setattr(callbacks.ProgressBar, "__call__", real)
+    assert main(["resume", str(ckpt), "-q"]) == 0 and out.is_file()
+
+
 def test_cli_refuses_checkpoint_flags_it_cannot_honour_before_any_work(
     content_path, style_path, tmp_path, capsys
 ):

@@ -9,11 +9,13 @@ torch: ``impasto --help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 
 from ..errors import Cancelled, ImpastoError, SettingsError
 from ..version import __version__
@@ -88,35 +90,66 @@ def _run(argv: list[str]) -> int:
     return args.run(args)
 
 
+TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c() -> Iterator[list[bool]]:
+    """SIGTERM (``kill``, ``timeout``, a scheduler's end of job) takes Ctrl-C's path: whatever
+    a Ctrl-C saves (a checkpoint, the state) is saved; before, the process ended at once and a
+    run with ``--checkpoint-every 0`` lost everything. Yields a flag set when SIGTERM came.
+    Only in the main thread (a no-op elsewhere); the previous handler is put back."""
+    fired: list[bool] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield fired
+        return
+
+    def handle(signum: int, frame: object) -> None:
+        fired.append(True)
+        signal.raise_signal(signal.SIGINT)  # the SIGINT handler in force decides (deferral)
+
+    previous = signal.signal(signal.SIGTERM, handle)
+    try:
+        yield fired
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``impasto`` command; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        return _run(argv)
-    except Cancelled:
-        print("impasto: cancelled", file=sys.stderr)
-        return Cancelled.exit_code
-    except KeyboardInterrupt:
-        print(
-            "\nimpasto: interrupted; every file written is complete, none half-written",
-            file=sys.stderr,
-        )
-        return 130
-    except ImpastoError as e:
-        print(f"impasto: error: {e}", file=sys.stderr)
-        return e.exit_code
-    except MemoryError:
-        print("impasto: error: out of memory; try a smaller --size", file=sys.stderr)
-        return 1
-    except Exception as e:  # the last line of defence: no traceback reaches a user
-        if os.environ.get("IMPASTO_DEBUG"):
-            raise
-        print(
-            f"impasto: internal error: {type(e).__name__}: {e} "
-            "(set IMPASTO_DEBUG=1 for the traceback, and please report it)",
-            file=sys.stderr,
-        )
-        return 1
+    with _sigterm_as_ctrl_c() as terminated:
+        try:
+            return _run(argv)
+        except Cancelled:
+            print("impasto: cancelled", file=sys.stderr)
+            return Cancelled.exit_code
+        except KeyboardInterrupt:
+            how = "terminated" if terminated else "interrupted"
+            print(
+                f"\nimpasto: {how}; every file written is complete, none half-written",
+                file=sys.stderr,
+            )
+            return TERMINATED if terminated else 130
+        except ImpastoError as e:
+            print(f"impasto: error: {e}", file=sys.stderr)
+            return e.exit_code
+        except MemoryError:
+            print("impasto: error: out of memory; try a smaller --size", file=sys.stderr)
+            return 1
+        except Exception as e:  # the last line of defence: no traceback reaches a user
+            return _internal_error(e)
+
+
+def _internal_error(e: Exception) -> int:
+    if os.environ.get("IMPASTO_DEBUG"):
+        raise e  # the traceback stays the original's
+    print(
+        f"impasto: internal error: {type(e).__name__}: {e} "
+        "(set IMPASTO_DEBUG=1 for the traceback, and please report it)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
