@@ -172,6 +172,8 @@ def test_cli_checkpoint_and_resume(tiny_weights, content_path, style_path, tmp_p
     assert again.read_bytes() == out.read_bytes()
     assert main(["resume", str(tmp_path / "nope.ckpt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["resume", str(tmp_path)]) == 2
+    assert "is a directory; give the checkpoint file" in capsys.readouterr().err
 
 
 def test_a_moved_checkpoint_keeps_its_progress_where_it_now_is(
@@ -308,6 +310,7 @@ def test_cli_refuses_checkpoint_flags_it_cannot_honour_before_any_work(
         (["--checkpoint", str(out)], "another file than the output"),
         (["--checkpoint", str(tmp_path / "." / "a.png")], "another file than the output"),
         (["--checkpoint-every", "1"], "--checkpoint-every needs --checkpoint"),
+        (["--checkpoint", ""], "--checkpoint needs a file path"),  # was silently off
     ):
         assert main([*base, *extra]) == 2, extra
         err = capsys.readouterr().err

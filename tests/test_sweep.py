@@ -69,6 +69,15 @@ def test_layer_and_option_cells():
         sweep_cells(BASE, "style-scale", "big")
     with pytest.raises(SettingsError):  # invalid setting values are refused by Settings
         sweep_cells(BASE, "pooling", "max,median")
+    # found by a user: values read as the flag reads them (--max-memory 2G), an empty ratio
+    # list is not the default one, and a set that is not a run of the defaults is no range
+    budgets = sweep_cells(BASE, "max-memory", "2G,1500M")
+    assert [s.max_memory for _, s in budgets] == [2 * 10**9, 15 * 10**8]
+    assert [c for c, _ in budgets] == ["max-memory 2.0 GB", "max-memory 1.5 GB"]
+    with pytest.raises(SettingsError, match="--values is empty"):
+        sweep_cells(BASE, "ratio", ",,,")
+    odd = sweep_cells(BASE, "style-layers", "relu3_1,relu1_1;relu1_1,relu3_1")
+    assert [c for c, _ in odd] == ["relu3_1,relu1_1", "relu1_1,relu3_1"]
 
 
 def test_title_states_the_fixed_settings():

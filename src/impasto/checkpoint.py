@@ -195,6 +195,8 @@ def load_checkpoint(
         CheckpointError: missing file, not a checkpoint, or another format version.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory; give the checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     _check_crc(path)

@@ -6,7 +6,7 @@ Layers are always addressed by these names; positions never leak out of the enco
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from .errors import SettingsError
 
@@ -18,6 +18,7 @@ __all__ = [
     "LAYER_NAMES",
     "check_layers",
     "deepest",
+    "describe_layers",
     "layer_channels",
     "layer_stride",
 ]
@@ -72,3 +73,13 @@ def layer_stride(name: str) -> int:
     check_layers([name])
     block = int(name[4])
     return 2 ** (block if name.startswith("pool") else block - 1)
+
+
+def describe_layers(layers: Sequence[str]) -> str:
+    """A short label of a layer set: ``relu1_1..relu3_1`` for a run of the default style
+    layers from the first, else the names as given, comma-separated (``relu3_1,relu1_1``:
+    never a range the set does not hold)."""
+    layers = tuple(layers)
+    if len(layers) > 1 and layers == DEFAULT_STYLE_LAYERS[: len(layers)]:
+        return f"{layers[0]}..{layers[-1]}"
+    return ",".join(layers)

@@ -91,6 +91,11 @@ def memory_size(text: str) -> int:
 _FLAG_TYPES: dict[str, Callable[[str], Any]] = {"max_memory": memory_size}
 
 
+def flag_type(name: str, hint: Any) -> Callable[[str], Any] | None:
+    """How the flag of Settings field ``name`` (annotation ``hint``) reads its text."""
+    return _FLAG_TYPES.get(name, flag_kind(hint)[0])
+
+
 def add_settings_arguments(
     parser: argparse.ArgumentParser,
     skip: Sequence[str] = (),
@@ -103,8 +108,8 @@ def add_settings_arguments(
     for name, (default, help_text) in field_help().items():
         if name in skip:
             continue
-        convert, choices = flag_kind(hints[name])
-        convert = _FLAG_TYPES.get(name, convert)
+        choices = flag_kind(hints[name])[1]
+        convert = flag_type(name, hints[name])
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         if default is not None:
             help_text += f" (default: {shown})"

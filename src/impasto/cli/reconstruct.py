@@ -15,7 +15,7 @@ import sys
 
 from ..errors import SettingsError
 from ..inputs import resolve_input
-from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from ..layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, describe_layers
 from ..settings import RECONSTRUCTION_TV_WEIGHT
 from .common import (
     add_output_arguments,
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         sets = [layers[: k + 1] for k in range(len(layers))] if args.layers_sheet else [layers]
         jobs = [
             (
-                f"style from {s[0]}" + (f"..{s[-1]}" if len(s) > 1 else ""),
+                f"style from {describe_layers(s)}",
                 lambda cb, s=s: reconstruct_style(image, s, settings, callback=cb),
             )
             for s in sets

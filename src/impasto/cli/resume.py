@@ -76,6 +76,8 @@ def checkpoint_options(args: argparse.Namespace, settings) -> tuple[Any, Any, An
             settings = settings.replace(seed=ckpt.seed)
     autosave = None
     every = getattr(args, "checkpoint_every", None)
+    if getattr(args, "checkpoint", None) == "":  # it turned checkpointing off without a word
+        raise SettingsError("--checkpoint needs a file path, got an empty one")
     if not getattr(args, "checkpoint", None):
         if every is not None:
             raise SettingsError("--checkpoint-every needs --checkpoint PATH")

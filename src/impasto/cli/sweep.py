@@ -30,14 +30,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from ..errors import ImageError, SettingsError, WeightsError
 from ..inputs import resolve_input
-from ..layers import DEFAULT_STYLE_LAYERS
+from ..layers import describe_layers
 from ..settings import DEFAULT_RATIOS, Settings, StyleInput
 from .common import (
     add_file_arguments,
     add_settings_arguments,
     check_output,
     file_kwargs,
-    flag_kind,
+    flag_type,
     refuse_overwriting_inputs,
     settings_from_args,
 )
@@ -76,16 +76,6 @@ class SweepResult:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def _layer_label(layers: Sequence[str]) -> str:
-    layers = tuple(layers)
-    if len(layers) == 1:
-        return layers[0]
-    k = len(layers)
-    if layers == DEFAULT_STYLE_LAYERS[:k]:
-        return f"{layers[0]}..{layers[-1]}"
-    return ",".join(layers)
-
-
 def _option_name(over: str) -> str:
     name = over.strip().replace("-", "_")
     known = {f.name for f in dataclasses.fields(Settings)}
@@ -102,7 +92,7 @@ def _parse_values(name: str, text: str) -> list[Any]:
     ``,`` (or ``;``) separated; ``none`` gives None for options that may be unset."""
     hint = typing.get_type_hints(Settings, include_extras=True)[name]
     sep = ";" if (name in _TUPLE_OPTIONS or ";" in text) else ","
-    convert = flag_kind(hint)[0] or str
+    convert = flag_type(name, hint) or str  # as its flag reads it: --max-memory 2G
     optional = type(None) in typing.get_args(hint)
     out = []
     for item in (t.strip() for t in text.split(sep)):
@@ -151,7 +141,7 @@ def sweep_cells(
             base = settings.style_layers
             values = [base[: k + 1] for k in range(len(base))]
         return [
-            (_layer_label(v), settings.replace(style_layers=tuple(v), style_layer_weights=None))
+            (describe_layers(v), settings.replace(style_layers=tuple(v), style_layer_weights=None))
             for v in values
         ]
     name = _option_name(key)
@@ -172,6 +162,8 @@ def _ratio_cells(settings: Settings, values: Any) -> list[tuple[str, Settings]]:
         raise SettingsError("a ratio sweep needs a content weight above 0")
     if isinstance(values, str):
         values = list(_floats(values.replace(";", ",")))
+        if not values:  # ",,," took the default ratios without a word
+            raise SettingsError("--values is empty")
     ratios = [float(v) for v in (values or DEFAULT_RATIOS[settings.loss_scale])]
     if any(not r > 0 for r in ratios):
         raise SettingsError("alpha/beta ratios must be > 0")
@@ -186,6 +178,10 @@ def _ratio_cells(settings: Settings, values: Any) -> list[tuple[str, Settings]]:
 
 def _option_cell(settings: Settings, name: str, value: Any) -> tuple[str, Settings]:
     shown = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+    if name == "max_memory" and value is not None:
+        from ..memory import format_bytes
+
+        shown = format_bytes(value)
     changes: dict[str, Any] = {name: value}
     if name in ("style_layers", "content_layers"):
         changes[name.replace("layers", "layer_weights")] = None
@@ -214,7 +210,7 @@ def describe_settings(settings: Settings, over: str) -> str:
         ratio = s.content_weight / s.beta if s.beta else float("inf")
         parts.append(f"alpha/beta {_ratio_label(ratio)}")
     if "style_layers" not in skip:
-        parts.append(f"style {_layer_label(s.style_layers)}")
+        parts.append(f"style {describe_layers(s.style_layers)}")
     defaults = Settings()
     shown = {"size", "iterations", "optimizer", "init", "seed", "style_layers", "style_weight"}
     for f in dataclasses.fields(Settings):
