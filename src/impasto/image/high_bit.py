@@ -8,21 +8,67 @@ case, i.e. ~1 s per megapixel of 16-bit RGB), TIFF through ``tifffile`` (numpy).
 :func:`read_tiff` also decodes 8-bit TIFFs, for files over Pillow's decompression-bomb limit
 that an explicit, higher ``max_pixels`` admits (Pillow's TIFF plugin checks its own limit again
 when it decodes).
+
+:func:`describe_unsupported_tiff` names the sample layout of a TIFF Pillow cannot open (32-bit
+float RGB, for one), so the error says what the file is instead of "not a recognised image".
 """
 
 from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps
 
 from .pixels import float_from_high_precision
 
-__all__ = ["apply_orientation", "is_high_bit_colour_tiff", "read_high_bit_depth", "read_tiff"]
+__all__ = [
+    "apply_orientation",
+    "describe_unsupported_tiff",
+    "is_high_bit_colour_tiff",
+    "read_high_bit_depth",
+    "read_tiff",
+    "tiff_stored_size",
+]
 
+_TIFF_IMAGE_WIDTH = 256
+_TIFF_IMAGE_LENGTH = 257
 _TIFF_BITS_PER_SAMPLE = 258
 _TIFF_SAMPLES_PER_PIXEL = 277
+_TIFF_MAGICS = (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")  # classic and BigTIFF
+_TIFF_KINDS = {1: "unsigned integer", 2: "signed integer", 3: "float"}  # SampleFormat
+_TIFF_COLOURS = {0: "grey", 1: "grey", 2: "RGB", 3: "palette", 5: "CMYK", 6: "YCbCr"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOUR_TYPES = (2, 4, 6)  # RGB, gray + alpha, RGBA (16-bit gray is Pillow's I;16)
+
+_PROBING = threading.local()
+
+
+class _WhileProbing(logging.Filter):
+    """Drops tifffile's log records in the thread that is inside :func:`_quiet_tifffile`."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_PROBING, "on", False)
+
+
+_QUIET_FILTER = _WhileProbing()
+
+
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """tifffile logs what it finds wrong in a file; the caller raises one ImageError instead."""
+    log = logging.getLogger("tifffile")
+    if _QUIET_FILTER not in log.filters:
+        log.addFilter(_QUIET_FILTER)
+    _PROBING.on = True
+    try:
+        yield
+    finally:
+        _PROBING.on = False
+
 
 Planes = tuple[np.ndarray, np.ndarray | None]
 """(colour ``(H, W, 1|3)`` float32 in [0, 1], alpha ``(H, W)`` float32 or None)."""
@@ -78,14 +124,15 @@ def _read_png16(path: str) -> Planes:
 def _tiff_samples(path: str, size: tuple[int, int]) -> tuple[np.ndarray, int, tuple] | None:
     """First page of a TIFF as ``(H, W, S)`` samples, photometric, extra samples; or None.
 
-    None when tifffile cannot decode it, or its layout is not one sample plane of the
-    ``size`` Pillow read from the header (checked before any pixel is decoded).
+    None when tifffile cannot decode it, or its layout is not one sample plane of the stored
+    ``size`` Pillow read from the header (:func:`tiff_stored_size`; checked before any pixel is
+    decoded).
     """
     import tifffile
 
     width, height = size
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
             shape, axes = tuple(page.shape), page.axes
             if axes not in ("YX", "YXS", "SYX") or min(shape, default=0) < 1:
@@ -132,6 +179,21 @@ def read_tiff(path: str, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray 
     return colour, alpha, 8 if data.dtype == np.uint8 else 16
 
 
+def tiff_stored_size(im: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of the pixel data a TIFF stores, before any orientation.
+
+    Pillow 13 reports a TIFF's size with its orientation applied (width and height swapped for
+    orientations 5-8) before decoding; tifffile decodes the stored data. Other images: ``im.size``.
+    """
+    tags = getattr(im, "tag_v2", None)
+    if im.format != "TIFF" or tags is None:
+        return im.size
+    width, height = tags.get(_TIFF_IMAGE_WIDTH), tags.get(_TIFF_IMAGE_LENGTH)
+    if isinstance(width, int) and isinstance(height, int):
+        return width, height
+    return im.size
+
+
 def is_high_bit_colour_tiff(im: Image.Image) -> bool:
     """Whether a TIFF has several samples per pixel of more than 8 bits (Pillow truncates)."""
     tags = getattr(im, "tag_v2", None)
@@ -155,6 +217,48 @@ def read_high_bit_depth(im: Image.Image, path: str) -> Planes | None:
             return _read_png16(path)
         return None
     if is_high_bit_colour_tiff(im):
-        found = read_tiff(path, im.size)
+        found = read_tiff(path, tiff_stored_size(im))
         return None if found is None else found[:2]
+    return None
+
+
+def _tiff_layout(page) -> str:
+    """``"RGB"``, ``"grey + alpha"``...: a TIFF page's photometric plus its extra samples."""
+    photometric = int(page.photometric)
+    colour = _TIFF_COLOURS.get(photometric, f"photometric {photometric}")
+    extras = tuple(int(e) for e in page.extrasamples)
+    if not extras:
+        return colour
+    return f"{colour} + alpha" if extras[0] in (1, 2) else f"{colour} + {len(extras)} extra"
+
+
+def describe_unsupported_tiff(path: str) -> str | None:
+    """Why Pillow cannot open a TIFF it did not recognise, from its first header; else None.
+
+    ``"RGB TIFF with 32-bit float samples is not supported; save it as 8- or 16-bit"`` for
+    samples Pillow decodes in grey only (float, signed, over 16 bits) and for 16-bit grey +
+    alpha. None when ``path`` is no TIFF, tifffile cannot read its header either, or its
+    layout is not one of those (then it is likely corrupt).
+    """
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) not in _TIFF_MAGICS:
+                return None
+        import tifffile
+
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            bits, layout = int(page.bitspersample), _tiff_layout(page)
+            kind = _TIFF_KINDS.get(int(page.sampleformat), "other")
+            samples = int(page.samplesperpixel)
+    except Exception:  # noqa: BLE001 - a broken header: the caller's generic message
+        return None
+    if kind != "unsigned integer" or bits > 16:
+        depth = "8- or 16-bit" if bits > 16 else "8- or 16-bit unsigned integer"
+        return f"{layout} TIFF with {bits}-bit {kind} samples is not supported; save it as {depth}"
+    if bits == 16 and samples == 2:
+        return (
+            f"{layout} TIFF with 16-bit samples is not supported; "
+            "save it as 8-bit, or as 16-bit grey, RGB or RGBA"
+        )
     return None

@@ -25,7 +25,14 @@ from PIL import ExifTags, Image, ImageOps
 
 from ..errors import ImageError
 from .colour_management import float_to_srgb, is_srgb, parse_profile
-from .high_bit import apply_orientation, is_high_bit_colour_tiff, read_high_bit_depth, read_tiff
+from .high_bit import (
+    apply_orientation,
+    describe_unsupported_tiff,
+    is_high_bit_colour_tiff,
+    read_high_bit_depth,
+    read_tiff,
+    tiff_stored_size,
+)
 from .messages import one_line, path_str
 from .pixels import pil_to_arrays
 
@@ -121,7 +128,8 @@ def _open(path: str, label: str, max_pixels: int | None) -> Image.Image:
         hint = "" if max_pixels is None else f"; {_PILLOW_ONLY}"
         raise ImageError(f"{label}: image is too large ({one_line(exc)}){hint}") from exc
     except Image.UnidentifiedImageError as exc:
-        raise ImageError(f"{label}: not a recognised image file") from exc
+        why = describe_unsupported_tiff(path) or "not a recognised image file"
+        raise ImageError(f"{label}: {why}") from exc
     except OSError as exc:
         raise ImageError(f"{label}: cannot read file ({exc.strerror or one_line(exc)})") from exc
     except Exception as exc:  # SyntaxError, ValueError, struct.error from broken headers
@@ -159,7 +167,7 @@ def _finish_planes(
 
 def _load_tiff_past_pillow_limit(im: Image.Image, path: str, label: str) -> LoadedImage:
     """A TIFF that Pillow refuses to decode although ``max_pixels`` admits it: tifffile."""
-    found = read_tiff(path, im.size) if im.format == "TIFF" else None
+    found = read_tiff(path, tiff_stored_size(im)) if im.format == "TIFF" else None
     if found is None:
         raise ImageError(f"{label}: image is too large for Pillow; {_PILLOW_ONLY}")
     colour, alpha = _finish_planes(im, found[:2], label)
@@ -172,6 +180,11 @@ def _decode_file(im: Image.Image, path: str, label: str) -> LoadedImage:
     if planes is not None:
         colour, alpha = _finish_planes(im, planes, label)
         return _to_loaded(colour, alpha, 16, name)
+    if tiff_stored_size(im) != im.size:
+        # Pillow 13 rotates TIFFs (orientations 5-8) as it decodes them, but memory-maps raw
+        # L, P, RGBA and I;16 strips with the rotated size: the pixels come out scrambled. An
+        # image opened from a file object without a name (filename "") is never memory-mapped.
+        im.filename = ""
     try:
         im.load()  # force decoding now, inside the caller's error handling
     except Image.DecompressionBombError:  # only with an explicit max_pixels over Pillow's
