@@ -213,6 +213,42 @@ def test_upload_stores_decoded_image_under_generated_id(tmp_path):
     assert not list((tmp_path / "tmp").iterdir())
 
 
+def _turned(fmt: str, grey: bool) -> bytes:
+    """A 48x32 image (a bright block at its top left) stored with EXIF orientation 6."""
+    arr = np.zeros((32, 48), np.uint8)
+    arr[:8, :12] = 255
+    im = Image.fromarray(arr) if grey else Image.fromarray(np.stack([arr] * 3, -1))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    if fmt == "TIFF":  # orientation as a TIFF tag, uncompressed: Pillow memory-maps such strips
+        im.save(buf, format="TIFF", tiffinfo={274: 6})
+    else:
+        im.save(buf, format=fmt, exif=exif)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(("fmt", "grey"), [("JPEG", False), ("TIFF", True), ("TIFF", False)])
+def test_a_turned_upload_is_sized_and_thumbed_as_the_engine_sees_it(tmp_path, fmt, grey):
+    """A TIFF with orientation 6 was recorded landscape (its size swapped twice), and a grey
+    one's thumbnail came out scrambled; a job's size checks read the recorded size."""
+    from impasto.image import load_image
+
+    data = _turned(fmt, grey)
+    path = tmp_path / f"turned.{fmt.lower()}"
+    path.write_bytes(data)
+    engine = load_image(path).rgb
+    assert tuple(engine.shape[-2:]) == (48, 32)  # portrait: H 48, W 32
+    with client(tmp_path / "data") as c:
+        info = upload(c, data, name=path.name).json()
+        assert (info["width"], info["height"]) == (32, 48)
+        with Image.open(io.BytesIO(c.get(info["thumb_url"]).content)) as im:
+            thumb = np.asarray(im.convert("L"), dtype=np.float32)
+    assert thumb.shape == (48, 32)
+    expected = engine[0].mean(0).numpy() * 255
+    assert np.abs(thumb - expected).mean() < 6  # the block at the top right, as the engine has it
+
+
 def _bomb_png(w: int, h: int) -> bytes:
     """A valid PNG header claiming w x h pixels, with a tiny (truncated) body."""
 

@@ -15,6 +15,7 @@ One module per concern:
 
 from __future__ import annotations
 
+from .high_bit import decode_unmapped_if_turned, oriented_size
 from .load import LoadedImage, load_image
 from .metadata import read_metadata
 from .ops import crop_edges, fit_long_side, pad_edges, resize, to_pil, to_tensor
@@ -37,8 +38,10 @@ __all__ = [
     "check_file_options",
     "check_output_path",
     "crop_edges",
+    "decode_unmapped_if_turned",
     "fit_long_side",
     "load_image",
+    "oriented_size",
     "pad_edges",
     "read_metadata",
     "resize",

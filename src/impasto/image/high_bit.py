@@ -27,9 +27,11 @@ from .pixels import float_from_high_precision
 
 __all__ = [
     "apply_orientation",
+    "decode_unmapped_if_turned",
     "describe_unsupported_tiff",
     "is_high_bit_colour_tiff",
     "read_high_bit_depth",
+    "oriented_size",
     "read_tiff",
     "tiff_stored_size",
 ]
@@ -192,6 +194,28 @@ def tiff_stored_size(im: Image.Image) -> tuple[int, int]:
     if isinstance(width, int) and isinstance(height, int):
         return width, height
     return im.size
+
+
+def decode_unmapped_if_turned(im: Image.Image) -> None:
+    """Before ``im.load()``: make Pillow decode a turned TIFF without memory-mapping it.
+
+    Pillow 13 rotates TIFFs (orientations 5-8) as it decodes them, but memory-maps raw L, P,
+    RGBA and I;16 strips with the rotated size: the pixels come out scrambled. An image opened
+    from a file object without a name (filename "") is never memory-mapped.
+    """
+    if tiff_stored_size(im) != im.size:
+        im.filename = ""
+
+
+def oriented_size(im: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of an opened image once its EXIF orientation is applied, as
+    :func:`impasto.image.load_image` returns it, read from the header alone. (Pillow reports a
+    turned TIFF's size turned already, other formats' as stored.)"""
+    if tiff_stored_size(im) != im.size:
+        return im.size
+    w, h = im.size
+    turned = im.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8)
+    return (h, w) if turned else (w, h)
 
 
 def is_high_bit_colour_tiff(im: Image.Image) -> bool:

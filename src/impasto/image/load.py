@@ -27,6 +27,7 @@ from ..errors import ImageError
 from .colour_management import float_to_srgb, is_srgb, parse_profile
 from .high_bit import (
     apply_orientation,
+    decode_unmapped_if_turned,
     describe_unsupported_tiff,
     is_high_bit_colour_tiff,
     read_high_bit_depth,
@@ -180,11 +181,7 @@ def _decode_file(im: Image.Image, path: str, label: str) -> LoadedImage:
     if planes is not None:
         colour, alpha = _finish_planes(im, planes, label)
         return _to_loaded(colour, alpha, 16, name)
-    if tiff_stored_size(im) != im.size:
-        # Pillow 13 rotates TIFFs (orientations 5-8) as it decodes them, but memory-maps raw
-        # L, P, RGBA and I;16 strips with the rotated size: the pixels come out scrambled. An
-        # image opened from a file object without a name (filename "") is never memory-mapped.
-        im.filename = ""
+    decode_unmapped_if_turned(im)
     try:
         im.load()  # force decoding now, inside the caller's error handling
     except Image.DecompressionBombError:  # only with an explicit max_pixels over Pillow's

@@ -59,7 +59,10 @@ def _to_srgb(im: Image.Image) -> Image.Image:
 def thumbnail(im: Image.Image, side: int = THUMB_SIDE) -> Image.Image:
     """An RGB thumbnail (long side at most ``side``) of an opened image, EXIF orientation and
     ICC profile applied. Decodes at a reduced scale where the format allows (JPEG)."""
+    from ..image import decode_unmapped_if_turned
+
     im.getexif()  # read (and kept) before the pixels are replaced by the thumbnail's
+    decode_unmapped_if_turned(im)  # a turned grey TIFF decoded scrambled
     im.draft("RGB", (side, side))
     im.thumbnail((side, side), reducing_gap=2.0)  # decodes once, then shrinks in place
     small = ImageOps.exif_transpose(im)

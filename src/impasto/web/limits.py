@@ -17,6 +17,7 @@ from PIL import Image
 from .. import examples
 from ..choices import INITS
 from ..errors import SettingsError
+from ..image import oriented_size
 from ..inputs import EXAMPLE_PREFIX
 from ..schedule import scales_of
 from ..settings import Settings
@@ -86,7 +87,7 @@ def image_size(store: Store, ref: Any) -> tuple[int, int]:
 def header_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` of an image file, from its header (cached: for bundled files)."""
     with Image.open(path) as im:
-        return im.size
+        return oriented_size(im)
 
 
 def job_work(settings: Settings, aspect: tuple[int, int]) -> tuple[float, int]:

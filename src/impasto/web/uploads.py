@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import ImpastoError
+from ..image import oriented_size
 from .encode import thumbnail
 from .store import FileRecord, Store, sanitize_name
 
@@ -65,8 +66,7 @@ def _decode(src: Path, max_pixels: int) -> tuple[str, tuple[int, int], bytes]:
             detail = f"image is {w}x{h} = {w * h:,} pixels; the limit is {max_pixels:,}"
             raise UploadError(413, detail)
         try:
-            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # EXIF orientation: a quarter turn
-                w, h = h, w
+            w, h = oriented_size(im)  # as the engine will see it
             small = thumbnail(im)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             raise UploadError(422, f"cannot decode the upload: {exc}") from exc
