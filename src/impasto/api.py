@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from PIL import Image
@@ -49,6 +49,7 @@ class Stylizer:
     """
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        _check_settings(settings)
         base = settings or Settings()
         self.settings = base.replace(**overrides) if overrides else base
 
@@ -84,6 +85,7 @@ class Stylizer:
             resume: a checkpoint (path or loaded) of this run to continue exactly; the
                 settings (the memory budget aside), seed and inputs must be the checkpoint's.
         """
+        _check_hooks(callback, cancel)
         started = time.perf_counter()
         cache = cache if cache is not None else RunCache()
         plan = make_plan(self.settings, content, styles, regions, cache)
@@ -108,6 +110,23 @@ class Stylizer:
         return finish(plan, image, elapsed, progress.history, progress.memory, progress.notes)
 
 
+def _check_hooks(callback: Any, cancel: Any) -> None:
+    """A callback or cancel of the wrong kind failed only after the first iteration."""
+    if callback is not None and not callable(callback):
+        raise SettingsError(f"callback must be callable, not {type(callback).__name__}")
+    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+        raise SettingsError(f"cancel must be a threading.Event, not {type(cancel).__name__}")
+
+
+def _check_settings(settings: Any) -> None:
+    """A dict was accepted as the settings and failed deep inside the run."""
+    if settings is not None and not isinstance(settings, Settings):
+        raise SettingsError(
+            "settings must be an impasto.Settings (Settings(**d) or Settings.from_dict(d) for "
+            f"a dict), not {type(settings).__name__}"
+        )
+
+
 def _split_run_options(overrides: dict[str, Any]) -> dict[str, Any]:
     keys = ("callback", "cancel", "cache", "checkpoint", "resume")
     return {k: overrides.pop(k) for k in keys if k in overrides}
@@ -119,10 +138,15 @@ def _reconstruction_settings(
     """``settings`` with ``overrides``, then the reconstruction's own ``fixed`` choices; an
     override of a fixed choice is an error rather than silently ignored. TV is off
     (:data:`RECONSTRUCTION_TV_WEIGHT`) unless ``settings`` or ``overrides`` give a weight."""
+    _check_settings(settings)
     clash = sorted(set(overrides) & set(fixed))
-    if clash:
-        raise SettingsError(f"a reconstruction sets {', '.join(clash)} itself")
     base = (settings or Settings()).replace(**overrides)
+    default = Settings()
+    clash += sorted(  # ... or in the settings given (they ran from noise without a word)
+        k for k, v in fixed.items() if getattr(base, k) not in (getattr(default, k), v)
+    )
+    if clash:
+        raise SettingsError(f"a reconstruction sets {', '.join(dict.fromkeys(clash))} itself")
     if base.tv_weight is None:  # "the default": the stylizer's, not a reconstruction's
         base = base.replace(tv_weight=RECONSTRUCTION_TV_WEIGHT)
     return base.replace(**fixed)
@@ -156,6 +180,11 @@ def reconstruct_content(
 
     Shows what that layer keeps of the photo (Gatys et al. 2016, Fig. 1, content reconstructions).
     """
+    if not isinstance(layer, str) or "," in layer:
+        raise SettingsError(
+            f"layer: one layer name such as 'relu4_2' (a content reconstruction matches one "
+            f"layer), got {layer!r}"
+        )
     run_options = _split_run_options(overrides)
     fixed = dict(
         content_layers=(layer,),
@@ -177,7 +206,13 @@ def reconstruct_style(
 ) -> Result:
     """Style reconstruction (texture synthesis): from white noise, match only the Gram matrices
     of ``image`` at ``layers``, no TV unless a weight is given (Gatys et al. 2016, Fig. 1,
-    style reconstructions)."""
+    style reconstructions). ``layers``: names, or one string of comma-separated names."""
+    if isinstance(layers, str):  # "relu1_1" was split into its letters
+        layers = [n.strip() for n in layers.split(",") if n.strip()]
+    if not layers or isinstance(layers, (bytes, dict)) or not isinstance(layers, Iterable):
+        raise SettingsError(f"layers: give one or more style layer names, got {layers!r}")
+    if isinstance(image, (list, tuple)):
+        raise SettingsError("a style reconstruction takes one image (texture synthesis)")
     run_options = _split_run_options(overrides)
     fixed = dict(
         style_layers=tuple(layers),

@@ -84,7 +84,7 @@ class RunCache:
         line)."""
         if isinstance(source, str):
             source = resolve_input(source)
-        k = self.key(source)
+        k = (self.key(source), max_pixels)  # the limit is checked as the file is opened
         if k not in self._images:
             self._images[k] = load_image(source, max_pixels=max_pixels)
             self.stats["images_loaded"] += 1
@@ -127,8 +127,11 @@ class RunCache:
     def forget(self, source: Any) -> None:
         """Drop a decoded input and every content target computed from it (a long batch calls
         this after each photo, so memory stays flat)."""
+        if isinstance(source, str):
+            source = resolve_input(source)
         k = self.key(source)
-        self._images.pop(k, None)
+        for image_key in [ik for ik in self._images if ik[0] == k]:  # under any pixel limit
+            del self._images[image_key]
         self._guides.pop(k, None)
         self._kept.pop(id(source), None)
         stale = [key for key in self._parts if key[0] == "content" and k in key[1][0]]

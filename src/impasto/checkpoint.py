@@ -25,6 +25,7 @@ import torch
 
 from .atomic import atomic_file, unwritable
 from .errors import CheckpointError
+from .inputs import resolve_input
 
 __all__ = [
     "DEFAULT_EVERY",
@@ -99,7 +100,7 @@ def identity(source: Any) -> dict[str, Any]:
     image's pixels) with its name and size for messages."""
     h = hashlib.sha256()
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
+        path = Path(resolve_input(source) if isinstance(source, str) else source)  # example:
         try:
             with path.open("rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):

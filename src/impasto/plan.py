@@ -8,7 +8,7 @@ use and the scales of the pyramid, and returns a :class:`Plan`. Nothing after it
 from __future__ import annotations
 
 import random
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from .color_pipeline import ColorPipeline
 from .devices import resolve_device, resolve_dtype
 from .encoder.winograd import resolve_winograd
 from .errors import SettingsError
-from .image import LoadedImage, load_image
+from .image import LoadedImage, check_image_source, load_image
 from .layers import deepest, layer_stride
 from .objective import normalized_weights
 from .regions import Region
@@ -117,8 +117,10 @@ def as_styles(styles: Any) -> list[StyleInput]:
     """One style (path, PIL image, :class:`StyleInput`) or a sequence of them -> a list."""
     if styles is None:
         return []
-    if isinstance(styles, (StyleInput, str, Image.Image)) or hasattr(styles, "__fspath__"):
+    if isinstance(styles, (StyleInput, str, bytes, Image.Image)) or hasattr(styles, "__fspath__"):
         styles = [styles]
+    if hasattr(styles, "shape") or not isinstance(styles, Iterable):  # a tensor, an array...
+        check_image_source(styles, "a style")
     return [s if isinstance(s, StyleInput) else StyleInput(s) for s in styles]
 
 
@@ -134,6 +136,10 @@ def as_regions(regions: Any) -> list[Region]:
 
 
 def _check_inputs(s: Settings, content: Any, styles: list[StyleInput], regions: list[Region]):
+    if content is not None:
+        check_image_source(content, "the content image")
+    for si in [*styles, *(r.style for r in regions if r.styled)]:
+        check_image_source(si.image, "a style image")
     if content is None and not styles:
         raise SettingsError("nothing to do: give a content image, a style image, or both")
     if regions and content is None:
@@ -242,7 +248,9 @@ def _cache_keys(cache: RunCache, s: Settings, content: Any, styles, regions) -> 
     photo = cache.key(content)
     needs_photo = s.preserve_colors in ("histogram", "luminance")
     changes_photo = s.preserve_colors in ("luminance", "histogram-reverse")
-    first = cache.key(styles[0].image) if s.preserve_colors == "histogram-reverse" else None
+    # histogram-reverse matches the photo to the first painting: a region's when no global one
+    paintings = [*(si.image for si in styles), *(r.style.image for r in regions if r.style)]
+    first = cache.key(paintings[0]) if s.preserve_colors == "histogram-reverse" else None
     content_key = (mode if changes_photo else None, photo, first)
     return content_key, (mode, style_key, photo if needs_photo else None)
 

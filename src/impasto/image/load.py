@@ -18,6 +18,7 @@ import os
 import struct
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,7 +38,7 @@ from .high_bit import (
 from .messages import one_line, path_str
 from .pixels import pil_to_arrays
 
-__all__ = ["LoadedImage", "load_image"]
+__all__ = ["LoadedImage", "check_image_source", "load_image"]
 
 _PILLOW_ONLY = (
     "only Pillow decodes this file and its own limit still applies "
@@ -225,6 +226,26 @@ def _load_path(path: str, max_pixels: int | None) -> LoadedImage:
             ) from exc
 
 
+_MAX_PATH_BYTES = 4096  # longer bytes (or any with a NUL) are image data, not a path
+
+
+def check_image_source(source: Any, what: str = "an image") -> None:
+    """Refuse what :func:`load_image` cannot take, in one line saying what it takes: a tensor,
+    an array, a file object or image data in bytes ended in a bare TypeError (or, for bytes, an
+    "error line" holding the whole file)."""
+    if isinstance(source, (str, os.PathLike, Image.Image)):
+        return
+    if isinstance(source, bytes) and len(source) <= _MAX_PATH_BYTES and b"\0" not in source:
+        return  # a path in the file system's encoding
+    kind = type(source).__name__
+    hint = {
+        "Tensor": "; convert a (1, 3, H, W) tensor in [0, 1] with impasto.image.to_pil",
+        "ndarray": "; convert an array with PIL.Image.fromarray",
+        "bytes": " of image data; open it with PIL.Image.open(io.BytesIO(data))",
+    }.get(kind, "")
+    raise ImageError(f"{what} must be a path, example:NAME or a PIL image, not {kind}{hint}")
+
+
 def load_image(
     source: str | os.PathLike[str] | Image.Image, *, max_pixels: int | None = None
 ) -> LoadedImage:
@@ -248,12 +269,14 @@ def load_image(
         The decoded :class:`LoadedImage`.
 
     Raises:
-        ImageError: missing path, a directory, not an image, truncated or corrupt data, zero
-            size, or too many pixels. The message is one line naming the file.
+        ImageError: not a path or PIL image (:func:`check_image_source`), missing path, a
+            directory, not an image, truncated or corrupt data, zero size, or too many pixels.
+            The message is one line naming the file.
         ValueError: ``max_pixels`` below 1.
     """
     if max_pixels is not None and max_pixels < 1:
         raise ValueError(f"max_pixels must be >= 1 or None, got {max_pixels}")
+    check_image_source(source)
     if isinstance(source, Image.Image):
         return _load_pil(source, _pixel_limit(max_pixels))
     return _load_path(path_str(source), max_pixels)

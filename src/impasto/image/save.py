@@ -74,9 +74,11 @@ def check_output_path(path: str | os.PathLike[str]) -> str:
     """Validate an output path before any work is done; return its Pillow format name.
 
     Raises:
-        ImageError: unknown extension (the message lists the supported ones), missing or
-            non-writable parent directory, or a directory at ``path``.
+        ImageError: not a path, unknown extension (the message lists the supported ones),
+            missing or non-writable parent directory, or a directory at ``path``.
     """
+    if not isinstance(path, (str, os.PathLike)):  # a file object or BytesIO: a bare TypeError
+        raise ImageError(f"an output must be a file path, not {type(path).__name__}")
     p = path_str(path)
     ext = os.path.splitext(p)[1].lower()
     fmt = OUTPUT_FORMATS.get(ext)
