@@ -233,3 +233,37 @@ def test_lmdb_training_with_loader_processes(packed, tmp_path):
     )  # fmt: skip
     res = train(cfg, None)
     assert res.finished and 0.0 <= res.metrics[-1]["val_accuracy"] <= 1.0
+
+
+def test_what_a_user_found_in_pack_and_run(folder, packed, tmp_path, capsys, monkeypatch):
+    """Non-UTF-8 file names and a missing output folder were internal errors in pack, and an
+    empty pack 'succeeded'; --val-fraction 0 crashed on the epoch line; --max-steps told the
+    user to resume, which stopped at once again; a resume with the data spelled ./data.lmdb
+    was refused as other data."""
+    odd = tmp_path / "odd"
+    for c in ("a", "b\udce9"):  # a folder name that is not UTF-8 (surrogate-escaped bytes)
+        (odd / c).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (20, 20), (200 * (c == "a"), 0, 99)).save(odd / c / f"{i}.png")
+    Image.new("RGB", (20, 20)).save(odd / "a" / "x\udcff.png")
+    assert main(["train", "pack", str(odd), str(tmp_path / "odd.lmdb")]) == 0
+    assert open_source(tmp_path / "odd.lmdb").classes == ["a", "b\udce9"]
+    assert main(["train", "pack", str(odd), str(tmp_path / "no" / "x.lmdb")]) == 2
+    (tmp_path / "junk" / "a").mkdir(parents=True)
+    (tmp_path / "junk" / "b").mkdir()
+    (tmp_path / "junk" / "a" / "x.png").write_bytes(b"no")
+    (tmp_path / "junk" / "b" / "y.png").write_bytes(b"no")
+    assert main(["train", "pack", str(tmp_path / "junk"), str(tmp_path / "j.lmdb")]) == 2
+    err = capsys.readouterr().err
+    assert "folder " in err and "does not exist" in err and "no readable image to pack" in err
+    base = ["train", "run", str(packed), *TINY[:-1], "--epochs", "2"]
+    assert main([*base, "-o", str(tmp_path / "v0"), "--val-fraction", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "epoch 1: train loss" in out and "no validation set" in out
+    assert main([*base, "-o", str(tmp_path / "ms"), "--max-steps", "1"]) == 0
+    assert "stopped at --max-steps 1 (continue with --resume and a larger --max-steps" in (
+        capsys.readouterr().out
+    )
+    monkeypatch.chdir(packed.parent)
+    again = ["train", "run", f"./{packed.name}", *TINY, "--epochs", "2", "--resume"]
+    assert main([*again, "-o", str(tmp_path / "ms"), "--max-steps", "2"]) == 0

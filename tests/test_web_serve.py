@@ -121,6 +121,31 @@ def test_an_unusable_data_dir_is_one_line_exit_2(tmp_path, capsys, make, words):
     assert words in err[0], err
 
 
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--weights", "{tmp}/junk.pth"], "junk.pth: not a PyTorch weights file"),
+        (["--max-upload-mb", "nan"], "--max-upload-mb must be above 0 and below 1e6, got nan"),
+        (["--max-upload-mb", "inf"], "--max-upload-mb must be above 0"),
+        (["--max-memory", "1K"], "leaves no room for any job"),
+    ],
+)
+def test_a_server_that_could_run_no_job_does_not_start(tmp_path, flags, words):
+    """Found by a user: bad weights started the server (every job then failed), NaN or inf
+    upload limits were internal errors, a 1 kB budget started a server that refused all jobs."""
+    (tmp_path / "junk.pth").write_bytes(os.urandom(5000))
+    argv = ["serve", "--data-dir", str(tmp_path / "d"), "--port", str(_free_port())]
+    argv += [f.format(tmp=tmp_path) for f in flags]
+    # a process, not main(): a server that starts would serve for ever
+    done = subprocess.run(
+        [sys.executable, "-m", "impasto", *argv], capture_output=True, text=True, timeout=60
+    )
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1 and words in err[0], err
+    if (tmp_path / "d").exists():  # the lock was given back
+        DataDirLock(tmp_path / "d").acquire().release()
+
+
 def test_ctrl_c_with_an_open_event_stream_is_quick_and_quiet(tmp_path, ctrl_c):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"

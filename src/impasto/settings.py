@@ -78,6 +78,9 @@ RECONSTRUCTION_TV_WEIGHT = 0.0
 # outer pixels get (fewer convolution windows and poolings reach them) forms there instead
 DEFAULT_MARGIN = 0
 
+MIN_SIZE = 16
+"""The smallest output long side accepted (the deepest layer needs more at most aspects)."""
+
 DEFAULT_QUALITY = 95
 """JPEG/WebP quality of output files when none is given (``--quality``)."""
 # settings added after records (checkpoints, output metadata) were first written, at the value a
@@ -188,7 +191,7 @@ def _f(default: Any, help: str, **constraints: Any) -> Any:
 class Settings:
     """Everything that decides a run's result. Defaults are the recommended ones."""
 
-    size: Annotated[int, Field(ge=16, le=16384)] = _f(
+    size: Annotated[int, Field(ge=MIN_SIZE, le=16384)] = _f(
         512, "long side of the output in pixels; the content's aspect is kept"
     )
     iterations: Annotated[int, Field(ge=0, le=100_000)] = _f(

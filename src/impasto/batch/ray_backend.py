@@ -14,6 +14,7 @@ include_dashboard=False)``) and stops it at the end; with ``address`` (``auto`` 
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,18 +43,37 @@ def _connect(ray, address: str | None, workers: int | None, threads: int) -> boo
         return False
     try:
         if address:
+            _reachable(address)
             ray.init(address=address, log_to_driver=False)
-        else:
-            cpus = (workers or 0) * threads or os.cpu_count() or 1
+        else:  # room for one actor at least: with fewer CPUs than --threads none was placed
+            cpus = max((workers or 0) * threads or os.cpu_count() or 1, threads)
             ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     except ConnectionError as e:
         raise SettingsError(f"cannot reach the Ray cluster at {address}: {e}") from None
     return True
 
 
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse a ``HOST:PORT`` where nothing answers: Ray retried for minutes, printing its own
+    warnings, and the batch hung. (``auto`` is Ray's to find: it fails at once.)"""
+    host, sep, port = address.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        why = e.strerror or type(e).__name__
+        raise SettingsError(f"cannot reach the Ray cluster at {address}: {why}") from None
+
+
 def _actors(ray, workers: int | None, threads: int, use_gpu: bool) -> list:
     resources = ray.cluster_resources()
     gpus = int(resources.get("GPU", 0)) if use_gpu else 0
+    if not gpus and threads > resources.get("CPU", 0):  # such an actor is never placed: a hang
+        raise SettingsError(
+            f"--threads {threads} is more than the {resources.get('CPU', 0):g} CPUs of the Ray "
+            "cluster: no worker could start"
+        )
     count = workers or (gpus if gpus else max(1, int(resources.get("CPU", 1)) // threads))
     actor_class = ray.remote(Worker).options(
         num_cpus=threads if not gpus else 1,

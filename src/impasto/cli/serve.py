@@ -133,8 +133,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def _check(args: argparse.Namespace) -> None:
     if not 0 < args.port < 65536:
         raise ServeError(f"bad port {args.port}: use 1-65535")
-    if args.preview_every < 1 or args.max_upload_mb <= 0 or args.max_pixels < 1:
-        raise ServeError("--preview-every, --max-upload-mb and --max-pixels must be positive")
+    if args.preview_every < 1 or args.max_pixels < 1:
+        raise ServeError("--preview-every and --max-pixels must be positive")
+    if not 0 < args.max_upload_mb < 1e6:  # NaN and inf were internal errors
+        raise ServeError(f"--max-upload-mb must be above 0 and below 1e6, got {args.max_upload_mb}")
     if (args.max_size is not None and args.max_size < 16) or not args.max_work > 0:
         raise ServeError("--max-size must be at least 16 and --max-work positive")
     if args.weights is not None and not args.weights.is_file():
@@ -236,6 +238,10 @@ def run(args: argparse.Namespace) -> int:
     from ..web.app import create_app  # heavy (torch): after the checks that need nothing
 
     try:
+        if args.weights is not None:  # a bad file started the server and failed every job
+            from ..encoder.weights import load_state_dict
+
+            load_state_dict(args.weights)
         app = create_app(_config(args, lock.data_dir), lock=lock)
         shown = f"[{args.host}]" if ":" in args.host else args.host
         url = f"http://{shown}:{args.port}/"

@@ -144,8 +144,8 @@ class _Bar:
             if p.phase == "epoch":
                 m = p.metrics
                 tqdm.write(
-                    f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}, val accuracy "
-                    f"{m['val_accuracy']:.4f}, {m['images_per_s']:.1f} images/s"
+                    f"epoch {m['epoch']}: train loss {m['train_loss']:.4f}, {_accuracy(m)}, "
+                    f"{m['images_per_s']:.1f} images/s"
                 )
                 self.bar = None
                 return
@@ -202,9 +202,17 @@ def _run_train(args: argparse.Namespace) -> int:
         bar.close()
     if main and not args.quiet:
         last = res.metrics[-1] if res.metrics else {}
-        state = "done" if res.finished else "stopped (continue with --resume)"
-        print(
-            f"{state}: {len(res.metrics)} epochs, val accuracy "
-            f"{last.get('val_accuracy', float('nan')):.4f}; {res.checkpoint}"
-        )
+        # --max-steps counts from the run's start: a resume with the same value stops at once
+        state = "done" if res.finished else (
+            f"stopped at --max-steps {args.max_steps} (continue with --resume and a larger "
+            "--max-steps, or without it)"
+        )  # fmt: skip
+        print(f"{state}: {len(res.metrics)} epochs, {_accuracy(last)}; {res.checkpoint}")
     return 0
+
+
+def _accuracy(metrics: dict) -> str:
+    """``val accuracy 0.9123``; with no validation set (``--val-fraction 0``) its value is None
+    and formatting it was an internal error."""
+    value = metrics.get("val_accuracy")
+    return "no validation set" if value is None else f"val accuracy {value:.4f}"

@@ -90,14 +90,15 @@ class FolderSource(Source):
 
 
 def encode_record(label: int, name: str, data: bytes) -> bytes:
-    """LMDB value: label (uint32), name length (uint16), name (UTF-8), encoded image."""
-    raw = name.encode()
+    """LMDB value: label (uint32), name length (uint16), name (UTF-8; a file name that is not
+    UTF-8 keeps its bytes), encoded image."""
+    raw = name.encode("utf-8", "surrogateescape")
     return struct.pack("<IH", label, len(raw)) + raw + data
 
 
 def _decode_record(value: bytes) -> tuple[int, str, bytes]:
     label, n = struct.unpack_from("<IH", value)
-    return label, value[6 : 6 + n].decode(), value[6 + n :]
+    return label, value[6 : 6 + n].decode("utf-8", "surrogateescape"), value[6 + n :]
 
 
 _ENVIRONMENTS: dict[tuple[str, int], object] = {}

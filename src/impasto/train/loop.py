@@ -14,8 +14,9 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -238,7 +239,7 @@ def _resume_state(cfg: TrainConfig) -> dict | None:
         return None
     saved = read_checkpoint(path)
     before = saved["config"]
-    changed = [k for k in _SAME_ON_RESUME if before.get(k) != getattr(cfg, k)]
+    changed = [k for k in _SAME_ON_RESUME if not _same(k, before.get(k), getattr(cfg, k))]
     if changed:
         raise SettingsError(
             f"--resume with other {', '.join(changed)} than the checkpoint "
@@ -247,6 +248,14 @@ def _resume_state(cfg: TrainConfig) -> dict | None:
     if saved.get("world_size", 1) != int(os.environ.get("WORLD_SIZE", "1")):
         raise SettingsError("--resume must use as many processes as the checkpointed run")
     return saved
+
+
+def _same(key: str, saved: Any, now: Any) -> bool:
+    """Whether a setting is the checkpoint's; the data are compared as the files they name
+    (``./data.lmdb`` and ``$PWD/data.lmdb`` are one; paths are recorded absolute)."""
+    if key in ("data", "val_data") and isinstance(saved, str) and isinstance(now, str):
+        return os.path.realpath(saved) == os.path.realpath(now)
+    return saved == now
 
 
 class _Run:
@@ -397,7 +406,8 @@ def train(cfg: TrainConfig, callback: Callable[[TrainProgress], None] | None = N
         The metrics so far, the checkpoint path, the architecture, and whether all epochs ran
         (False when ``max_steps`` stopped the run; ``resume`` continues it).
     """
-    run = _Run(cfg, callback)
+    absolute = {k: os.path.abspath(v) for k in ("data", "val_data") if (v := getattr(cfg, k))}
+    run = _Run(replace(cfg, **absolute), callback)
     ended = False
     try:
         t0, done0 = time.perf_counter(), run.global_step

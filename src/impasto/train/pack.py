@@ -44,6 +44,8 @@ def write_lmdb(
     dest = Path(out)
     if dest.exists() and not (dest / "data.mdb").is_file():
         raise DataError(f"{dest}: exists and is not an LMDB; refusing to overwrite")
+    if not dest.parent.is_dir():  # was an internal error from mkdtemp
+        raise DataError(f"{dest}: folder {dest.parent} does not exist")
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         env = lmdb.open(str(tmp), map_size=map_size, subdir=True)
@@ -52,6 +54,8 @@ def write_lmdb(
             for i, (label, name, data) in enumerate(items):
                 txn.put(b"%08d" % i, encode_record(label, name, data))
                 labels.append(label)
+            if not labels:  # "packed 0 images", exit 0, and a run then had nothing to train on
+                raise DataError(f"{dest}: no readable image to pack")
             txn.put(META_KEY, json.dumps({"classes": classes, "labels": labels}).encode())
         env.close()
         if dest.exists():

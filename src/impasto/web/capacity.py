@@ -13,9 +13,9 @@ import functools
 from dataclasses import dataclass
 
 from ..errors import SettingsError
-from ..memory import MemoryPlan, available_memory, format_bytes, plan_memory
+from ..memory import BASE_BYTES, MemoryPlan, available_memory, format_bytes, plan_memory
 from ..schedule import scales_of
-from ..settings import Settings
+from ..settings import MIN_SIZE, Settings
 from ..tiles import alignment, required_halo
 
 __all__ = [
@@ -145,6 +145,11 @@ def server_capacity(max_memory: int | None, max_size: int | None) -> Capacity:
     else:
         budget, source = available_memory(device)
     by_memory = largest_size(Settings(), budget)
+    if by_memory < MIN_SIZE:  # the server started, and refused every job
+        raise SettingsError(
+            f"a memory budget of {format_bytes(budget)} ({source}) leaves no room for any job: "
+            f"the process itself is counted as ~{format_bytes(BASE_BYTES)}"
+        )
     cap = by_memory if max_size is None else min(max_size, by_memory)
     return Capacity(budget, source, device.type, by_memory, cap)
 
