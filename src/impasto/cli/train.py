@@ -68,7 +68,13 @@ def _add_run(sub) -> None:
         help="auto: bf16 autocast only where it is fast",
     )
     p.add_argument("--max-steps", type=int, help="stop (and checkpoint) after N steps")
-    p.add_argument("--resume", action="store_true", help="continue RUN_DIR's checkpoint exactly")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue RUN_DIR's checkpoint (exactly with the same flags; data, arch, width, size, "
+        "batch, seed and validation split must be the checkpoint's; --epochs, --lr and the rest "
+        "take the values given)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(train_command=_run_train)
 
