@@ -31,6 +31,10 @@ ObjectiveFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tenso
 
 #: Consecutive non-finite losses tolerated (each halves the step size) before giving up.
 MAX_FAILURES = 8
+# A loss this many times the scale's first one is a blow-up, not progress: L-BFGS without a
+# line search sometimes jumps far (seen with --margin: 933 -> 5.2e6), and a run ending there
+# wrote that image. Normal runs start at their highest loss and never come near it.
+SPIKE = 10.0
 
 
 def _make_optimizer(
@@ -121,27 +125,34 @@ class Descent:
         else:
             (total * self.norm).backward()
         self.total, self.parts = total.detach(), {k: v.detach() for k, v in parts.items()}
-        if torch.isfinite(self.total):
+        if self._sound():
             self.good.copy_(x.detach())
         return total.detach() * self.norm
 
+    def _sound(self) -> bool:
+        """Whether the last evaluation is finite and no blow-up (see :data:`SPIKE`)."""
+        return bool(torch.isfinite(self.total)) and float(self.total * self.norm) <= SPIKE
+
     def step(self) -> None:
-        """One iteration (one objective evaluation); recovers from a non-finite loss by going
-        back to the last finite point with half the step size."""
+        """One iteration (one objective evaluation); recovers from a non-finite loss or a
+        blow-up (:data:`SPIKE`) by going back to the last sound point with a fresh optimiser
+        state, and half the step size (a first blow-up keeps it)."""
         self.steady = False
         self.opt.step(self._closure)
         if self.name == "adam":
             with torch.no_grad():
                 self.x.clamp_(0, 1)
-        if not torch.isfinite(self.total):
+        if not self._sound():
             self.failures += 1
             if self.failures > MAX_FAILURES:
                 raise SettingsError(
-                    "the loss became non-finite; lower the learning rate or the loss weights"
+                    "the loss became non-finite or kept exploding; lower the learning rate or "
+                    "the loss weights"
                 )
             with torch.no_grad():
                 self.x.copy_(self.good)
-            self.lr /= 2
+            if not torch.isfinite(self.total) or self.failures > 1:
+                self.lr /= 2  # a first blow-up keeps the step size: a fresh history is enough
             self.opt = _make_optimizer(self.name, self.x, self.lr, self.history_size)
         else:
             self.failures = 0
