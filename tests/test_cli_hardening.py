@@ -248,3 +248,31 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(tmp_path, caps
         _one_line(capsys, main(argv), f"{flag} ")
     assert (photo.read_bytes(), start.read_bytes()) == before
     assert not (tmp_path / "o.png").exists()
+
+
+def test_region_and_label_flags_a_user_mistyped(tmp_path, capsys):
+    """An empty STYLE ('MASK=' from an empty shell variable) became an unstyled region; a
+    colour given twice, or a tolerance out of range, was reported as matching no pixel; and
+    --init took no example:NAME although every other input does."""
+    mask, labels = tmp_path / "mask.png", tmp_path / "labels.png"
+    Image.new("L", (60, 40), 255).save(mask)
+    Image.new("RGB", (60, 40), (255, 0, 0)).save(labels)
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (60, 40), (90, 120, 200)).save(photo)
+    out = ["-o", str(tmp_path / "o.png"), *FAST]
+    cases = (
+        ([str(photo), "--region", f"{mask}="], "no style after '='"),
+        (
+            [str(photo), "--labels", str(labels), "--label-style", "red=example:starry_night"]
+            + ["--label-style", "#ff0000=example:great_wave"],
+            "gives the colour of red again as #ff0000",
+        ),
+        (
+            [str(photo), "--labels", str(labels), "--label-style", "red=example:starry_night"]
+            + ["--label-tolerance", "1.5"],
+            "--label-tolerance must be between 0 and 1, got 1.5",
+        ),
+    )
+    for argv, words in cases:
+        _one_line(capsys, main([*argv, *out]), words)
+    assert main([str(photo), "example:starry_night", "--init", "example:coffee", *out]) == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +23,7 @@ from .devices import resolve_device, resolve_dtype
 from .encoder.winograd import resolve_winograd
 from .errors import SettingsError
 from .image import LoadedImage, check_image_source, load_image
+from .inputs import resolve_input
 from .layers import deepest, layer_stride
 from .objective import normalized_weights
 from .regions import Region
@@ -162,11 +164,12 @@ def _init_image(s: Settings) -> LoadedImage | None:
     listing the built-in starts (the likely intent of a typo such as ``contnet``)."""
     if s.init_path is None:
         return None
-    if not s.init_path.exists():
+    path = Path(resolve_input(s.init))  # example:NAME, as every other input takes
+    if not path.exists():
         raise SettingsError(
             f"init {s.init!r} is neither one of {', '.join(INITS)} nor an existing image file"
         )
-    return load_image(s.init_path, max_pixels=s.max_input_pixels)
+    return load_image(path, max_pixels=s.max_input_pixels)
 
 
 def _check_aspect(guide: torch.Tensor, photo: LoadedImage, name: str | None) -> None:

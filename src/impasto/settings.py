@@ -290,8 +290,9 @@ class Settings:
     preserve_colors: ColorMode = _f(
         "none",
         "none, luminance (style transfer on luminance only), histogram (match the style's colour "
-        "statistics to the content first), histogram-reverse, or swap (keep the content's colours "
-        "after transfer)",
+        "statistics to the content first), histogram-reverse (recolour the content to the first "
+        "painting's palette: the first style image, else the first region's), or swap (keep the "
+        "content's colours after transfer)",
     )
     color_match: ColorMatch = _f(
         "chol",

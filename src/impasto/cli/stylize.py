@@ -52,6 +52,8 @@ def _style_and_weight(text: str) -> tuple[str | None, float]:
             style = head
         except ValueError:
             pass
+    if not style.strip():  # "MASK=" (an empty shell variable) became an unstyled region
+        raise SettingsError(f"no style after '=' in {text!r}: give STYLE, or 'none' to leave it")
     if style.strip().lower() in NONE_WORDS:
         return None, weight
     return style, weight
@@ -209,12 +211,16 @@ def regions_from_args(args: argparse.Namespace) -> list:
     if args.feather < 0:
         raise SettingsError("--feather must be >= 0")
     regions = [parse_region(text, feather=args.feather) for text in args.region]
+    if not 0 <= args.label_tolerance <= 1:  # NaN fails too; it said "matches no pixel"
+        tolerance = args.label_tolerance
+        raise SettingsError(f"--label-tolerance must be between 0 and 1, got {tolerance}")
     if args.label_style and not args.labels:
         raise SettingsError("--label-style needs --labels LABELS_IMAGE")
     if args.labels:
         if not args.label_style:
             raise SettingsError("--labels needs at least one --label-style COLOUR=STYLE")
         parsed = [parse_label_style(text) for text in args.label_style]
+        _refuse_repeated_colours(parsed)
         regions += regions_from_labels(
             resolve_input(args.labels),
             [(colour, style) for colour, style, _ in parsed],
@@ -223,6 +229,21 @@ def regions_from_args(args: argparse.Namespace) -> list:
             feather=args.feather,
         )
     return regions
+
+
+def _refuse_repeated_colours(parsed: list) -> None:
+    """A colour given twice (red and #ff0000) was reported as matching no pixel."""
+    from ..regions import parse_color
+
+    seen: dict[tuple, str] = {}
+    for colour, _, _ in parsed:
+        rgb = tuple(round(255 * c) for c in parse_color(colour))
+        if rgb in seen:
+            raise SettingsError(
+                f"--label-style gives the colour of {seen[rgb]} again as {colour}: one style per "
+                "colour"
+            )
+        seen[rgb] = colour
 
 
 def styles_from_args(args: argparse.Namespace) -> list:
