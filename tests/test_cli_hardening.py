@@ -276,3 +276,27 @@ def test_region_and_label_flags_a_user_mistyped(tmp_path, capsys):
     for argv, words in cases:
         _one_line(capsys, main([*argv, *out]), words)
     assert main([str(photo), "example:starry_night", "--init", "example:coffee", *out]) == 0
+
+
+def test_flags_that_did_nothing_are_refused(tmp_path, capsys):
+    """Found by a user: each ran with rc 0 and no word, doing nothing the flag asked for."""
+    mask = tmp_path / "mask.png"
+    Image.new("L", (451, 300), 255).save(mask)
+    out = ["-o", str(tmp_path / "o.png"), *FAST]
+    two = ["example:chelsea", "example:starry_night", "example:great_wave"]
+    cases = (
+        ([*PAIR, "--feather", "0.1"], "--feather applies to --region or --labels"),
+        ([*PAIR, "--guide-propagation", "inside"], "--guide-propagation applies to --region"),
+        ([*PAIR, "--label-tolerance", "0.5"], "--label-tolerance applies to --region"),
+        (
+            [*two, "--style-layers-of", "1=relu1_1", "--style-layers-of", "1=relu5_1"],
+            "--style-layers-of gives style image 1 twice",
+        ),
+        (["example:chelsea", "--region", f"{mask}=none:2"], "a weight on an unstyled region"),
+        (["example:chelsea", "--region", f"{mask}=none"], "every region is 'none'"),
+        ([*two, "--style-blend=-1,2"], "--style-blend values must be positive numbers"),
+        ([*two, "--style-scales", "0,1"], "--style-scales values must be positive numbers"),
+    )
+    for argv, words in cases:
+        _one_line(capsys, main([*argv, *out]), words)
+    assert not (tmp_path / "o.png").exists()

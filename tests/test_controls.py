@@ -377,7 +377,9 @@ def test_region_syntax():
     r = parse_region("a.png=example:great_wave")
     assert r.weight == 1.0 and str(r.style.image).endswith("great_wave.jpg")
     assert not parse_region("a.png=none").styled
-    assert parse_label_style("#00ff00=none:2") == ("#00ff00", None, 2.0)
+    assert parse_label_style("#00ff00=none") == ("#00ff00", None, 1.0)
+    with pytest.raises(SettingsError, match="a weight on an unstyled region has no effect"):
+        parse_label_style("#00ff00=none:2")
     for bad in ("a.png", "=x.jpg"):
         with pytest.raises(SettingsError, match="MASK=STYLE"):
             parse_region(bad)
@@ -424,9 +426,8 @@ def test_labels_end_to_end_through_the_cli(tmp_path, photo, starry, capsys):
     assert diff[:, ow // 2 + 8 :].mean() < 0.5 * diff[:, : ow // 2 - 8].mean()
     # and a mask of the wrong shape is refused in one line
     Image.fromarray(arr[:10]).save(tmp_path / "wide.png")
-    rc = main(
-        [str(tmp_path / "photo.png"), "--region", f"{tmp_path / 'wide.png'}=none", "-o", str(out)]
-    )
+    wide = f"{tmp_path / 'wide.png'}={tmp_path / 'starry.png'}"
+    rc = main([str(tmp_path / "photo.png"), "--region", wide, "-o", str(out)])
     assert rc == 2 and "aspect ratio" in capsys.readouterr().err
     rc = main([str(tmp_path / "photo.png"), "-o", str(out)])
     assert rc == 2 and "at least one style" in capsys.readouterr().err

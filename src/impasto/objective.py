@@ -54,6 +54,10 @@ def normalized_weights(weights: Sequence[float] | None, n: int) -> list[float]:
     if weights is None:
         return [1.0 / n] * n
     total = float(sum(weights))
+    if total == float("inf"):  # 1e308 + 1e308: every weight was 0; scale them down first
+        top = max(weights)
+        weights = [w / top for w in weights]
+        total = float(sum(weights))
     return [w / total for w in weights] if total > 0 else [0.0] * n
 
 

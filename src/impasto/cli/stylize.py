@@ -55,6 +55,8 @@ def _style_and_weight(text: str) -> tuple[str | None, float]:
     if not style.strip():  # "MASK=" (an empty shell variable) became an unstyled region
         raise SettingsError(f"no style after '=' in {text!r}: give STYLE, or 'none' to leave it")
     if style.strip().lower() in NONE_WORDS:
+        if weight != 1.0:  # it weighs a style loss the region does not have
+            raise SettingsError(f"a weight on an unstyled region has no effect: {text!r}")
         return None, weight
     return style, weight
 
@@ -200,6 +202,8 @@ def _layer_sets(args: argparse.Namespace, n: int) -> list[tuple[str, ...] | None
             raise SettingsError(
                 f"--style-layers-of expects N=LAYER,LAYER,... with N from 1 to {n}, got {text!r}"
             )
+        if sets[i] is not None:  # the last one won without a word
+            raise SettingsError(f"--style-layers-of gives style image {i + 1} twice")
         sets[i] = strings(layers)
     return sets
 
@@ -254,6 +258,8 @@ def styles_from_args(args: argparse.Namespace) -> list:
     for opt, values in (("--style-blend", args.style_blend), ("--style-scales", args.style_scales)):
         if values is not None and len(values) != n:
             raise SettingsError(f"{opt} has {len(values)} values for {n} style images")
+        if values is not None and not all(0 < v < float("inf") for v in values):
+            raise SettingsError(f"{opt} values must be positive numbers, got {list(values)}")
     layer_sets = _layer_sets(args, n)
     return [
         StyleInput(
@@ -264,6 +270,25 @@ def styles_from_args(args: argparse.Namespace) -> list:
         )
         for i, path in enumerate(args.styles)
     ]
+
+
+def _check_region_flags(args: argparse.Namespace, settings, regions: list) -> None:
+    """Flags that shape regions, given without any region, did nothing without a word."""
+    from ..settings import Settings
+
+    if regions:
+        return
+    given = [
+        flag
+        for flag, used in (
+            ("--feather", args.feather != DEFAULT_FEATHER),
+            ("--label-tolerance", args.label_tolerance != DEFAULT_LABEL_TOLERANCE),
+            ("--guide-propagation", settings.guide_propagation != Settings().guide_propagation),
+        )
+        if used
+    ]
+    if given:
+        raise SettingsError(f"{given[0]} applies to --region or --labels, and none is given")
 
 
 def _check_color_match(settings) -> None:
@@ -293,6 +318,9 @@ def prepare(args: argparse.Namespace) -> tuple:
     regions = regions_from_args(args)
     if not styles and not regions:
         raise SettingsError("give at least one style image, --region or --labels")
+    if not styles and all(r.style is None for r in regions):  # ran and painted nothing
+        raise SettingsError("every region is 'none' and there is no style image: nothing to paint")
+    _check_region_flags(args, settings, regions)
     content = resolve_input(args.content)
     inputs = [content, *(s.image for s in styles), settings.init, settings.weights]
     for r in regions:
