@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +18,8 @@ from statistics import median
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
+
+from benchmarks import isa, report  # noqa: E402
 
 CONFIGS = {
     "paper beta 1e3 (old default)": {"loss_scale": "paper"},
@@ -48,15 +48,17 @@ def _one(job: tuple[str, str, dict, int, int]) -> dict:
     return {"pair": pair, "config": name, "seconds": round(secs, 2), **scores}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from benchmarks import compare
 
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--iterations", type=int, default=150)
-    ap.add_argument("--workers", type=int, default=2)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--size", type=report.size_type, default=128)
+    ap.add_argument("--iterations", type=report.at_least(1), default=150)
+    ap.add_argument("--workers", type=report.at_least(1), default=2)
     ap.add_argument("--out", default=str(ROOT / "results" / "balance_cpu.json"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     jobs = [
         (pair, name, cfg, args.size, args.iterations)
         for pair in compare.PAIRS
@@ -78,14 +80,13 @@ def main() -> None:
         }
         print(f"{name:30s} {summary[name]}")
     out = {
-        "machine": {"processor": platform.processor() or "AMD EPYC (AVX2 only)",
-                    "cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        "machine": {**isa.machine(None), "load_average": isa.load_average()},
+        "workers": args.workers, "threads_per_worker": 1,
         "size": args.size, "iterations": args.iterations, "wall_s": round(time.perf_counter() - t0),
         "summary": summary, "rows": rows,
     }  # fmt: skip
-    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
-    print(f"-> {args.out}")
+    report.write_json(Path(args.out), out)
 
 
 if __name__ == "__main__":
-    main()
+    report.main_guard(main)

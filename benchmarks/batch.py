@@ -37,11 +37,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+if str(HERE.parent) not in sys.path:  # benchmarks.isa, when run as a script
+    sys.path.insert(0, str(HERE.parent))
 RESULTS = HERE / "results"
 PHOTOS = ("chelsea", "coffee")
 PAINTINGS = ("starry_night", "great_wave", "the_scream", "composition_viii")
 PY = sys.executable
 
+from benchmarks import isa, report  # noqa: E402
 
 
 def _timed(cmd: list[str], env: dict | None = None) -> float:
@@ -181,29 +184,31 @@ def _earlier_rows(path: Path, iterations: int, size: int) -> dict:
     return rows
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--iterations", type=int, default=2)
-    ap.add_argument("--size", type=int, default=256)
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--iterations", type=report.at_least(1), default=2)
+    ap.add_argument("--size", type=report.size_type, default=256)
     ap.add_argument("--sequence", default=DEFAULT_SEQUENCE, help="comma-separated, in order")
     ap.add_argument("--json", default=str(RESULTS / "batch.json"))
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     sequence = [x for x in args.sequence.split(",") if x]
     unknown = sorted(set(sequence) - set(CONFIGS))
     if unknown:
         ap.error(f"unknown configuration(s) {unknown}; choose from {', '.join(CONFIGS)}")
-    from impasto.devices import cpu_name
-
-    cpu = f"{cpu_name()}, {os.cpu_count()} cores"
+    machine = isa.machine(None)  # what the CPU has, as read from it
+    cpu = f"{machine['processor']}, {os.cpu_count()} cores ({machine['vector_instructions']})"
     earlier = _earlier_rows(Path(args.json), args.iterations, args.size)
     earlier_ratios = _ratios({k: v for k, v in earlier.items()}) if earlier else {}
-    print(f"CPU: {cpu} (shared with other work; load averages shown)\n8 jobs: 2 photos x 4 "
+    print(f"CPU: {cpu}; the load average before each run is shown\n8 jobs: 2 photos x 4 "
           f"paintings, {args.size} px, {args.iterations} iterations, pyramid off")  # fmt: skip
 
     def save(rows: dict) -> None:
         kept = {k: v for k, v in earlier.items() if k not in rows}
         result = {
-            "cpu": f"{cpu} (AVX2, no AVX-512; shared with other sessions)",
+            "cpu": cpu,
+            "machine": machine,
             "python": platform.python_version(),
             "jobs": 8,
             "size": args.size,
@@ -215,10 +220,7 @@ def main() -> None:
         }
         if "two_workers_vs_one" not in result and "two_workers_vs_one" in earlier_ratios:
             result["two_workers_vs_one_earlier_run"] = earlier_ratios["two_workers_vs_one"]
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(args.json).with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, args.json)
+        report.write_json(Path(args.json), result, quiet=True)
 
     rows = run(args.iterations, args.size, sequence, on_row=save)
     for k, v in _ratios(rows).items():
@@ -227,4 +229,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report.main_guard(main)

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from benchmarks import compare  # noqa: E402
+from benchmarks import compare, report  # noqa: E402
 from benchmarks.candidates import run_candidate  # noqa: E402
 from benchmarks.evaluator import PairScorer  # noqa: E402
 from benchmarks.gpu import CANDIDATES  # noqa: E402
@@ -30,10 +30,12 @@ BY_NAME = {c.name: c for c in CANDIDATES}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--pairs", default="chelsea_starry_night,astronaut_the_scream")
     p.add_argument("--candidates", default="default,adam,adam carry,adam>lbfgs per scale")
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--size", type=report.size_type, default=256)
     p.add_argument("--out", type=Path, default=ROOT / "results")
     args = p.parse_args(argv)
     pairs = [x for x in args.pairs.split(",") if x]
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                          **scorer.score(to_pil(x))})  # fmt: skip
             r = rows[-1]
             print(f"{pair:28s} {name:24s} {seconds:7.1f} s {r['content']:.3f} {r['style']:.4f}")
-    report = {
+    result = {
         "machine": compare.machine(),
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "size": args.size,
@@ -58,10 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         "runs": rows,
     }
     out = args.out / f"candidates_cpu_{args.size}.json"
-    compare._write_json(out, report)
+    compare._write_json(out, result)
     print(f"wrote {out}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    report.main_guard(main)

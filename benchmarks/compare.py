@@ -46,9 +46,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
+from benchmarks import report  # noqa: E402
 from benchmarks.evaluator import PairScorer  # noqa: E402
 from benchmarks.peers import (  # noqa: E402
     DEFAULT_ITERATIONS,
+    PEERS,
     available_peers,
     run_measured,
     run_peer,
@@ -187,9 +189,9 @@ def impasto_cli(
     cmd = [sys.executable, "-m", "impasto", str(content), str(style), "-o", str(output), "-q"]
     cmd += ["--seed", str(seed), "--size", str(size), "--device", device, *extra]
     stats = run_measured(cmd, out_dir / "impasto.log")
-    if stats.returncode != 0:
-        tail = (out_dir / "impasto.log").read_text()[-1500:]
-        raise RuntimeError(f"impasto failed on {pair}: {tail}")
+    if stats.returncode != 0:  # the headline, then the log's tail (report.error_line)
+        tail = (out_dir / "impasto.log").read_text(errors="replace")[-1500:]
+        raise report.BenchError(f"impasto failed on {pair}:\n{tail}")
     return {
         "tool": "impasto",
         "pair": pair,
@@ -321,21 +323,60 @@ def _merge_main(files: list[Path], out: Path) -> int:
     return 0
 
 
+def choose_peers(asked: str | None, cached_only: bool = False) -> list[str]:
+    """The peers to run: those ``asked`` (comma-separated), each known and installed here (a
+    ``--cached-only`` run needs no installed peer: it only reads the cache), or else every
+    installed one. Refused up front, before impasto's first run (:class:`report.BenchError`)."""
+    installed = available_peers()
+    if not asked:
+        return installed
+    peers = [x for x in asked.split(",") if x]
+    unknown = [x for x in peers if x not in PEERS]
+    if unknown:
+        raise report.BenchError(
+            f"--peers: unknown peer(s) {', '.join(unknown)}; known: {', '.join(PEERS)}"
+        )
+    missing = [x for x in peers if x not in installed]
+    if missing and not cached_only:
+        raise report.BenchError(
+            f"--peers: {', '.join(missing)} not installed here (installed: "
+            f"{', '.join(installed) or 'none'}); bash benchmarks/setup_peers.sh installs them, "
+            "or --cached-only reads earlier runs"
+        )
+    return peers
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated pair names")
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--size", type=report.size_type, default=256)
     p.add_argument("--device", default="cpu", help="cpu or cuda (every tool runs there)")
-    p.add_argument("--peers", default=None, help="comma-separated subset of the installed peers")
-    p.add_argument("--peer-iterations", type=int, default=None, help="default: each peer's own")
+    p.add_argument(
+        "--peers",
+        default=None,
+        help=f"comma-separated subset of the installed peers ({', '.join(PEERS)}; default: "
+        "every installed one)",
+    )
+    p.add_argument(
+        "--peer-iterations", type=report.at_least(1), default=None, help="default: each peer's own"
+    )
     p.add_argument("--refresh", action="store_true", help="rerun peers even when cached")
     p.add_argument(
         "--cached-only", action="store_true", help="leave out peer runs not in the cache"
     )
-    p.add_argument("--impasto-args", default="", help="extra impasto CLI arguments")
-    p.add_argument("--sheets", type=int, default=4, help="side-by-side sheets for N pairs")
+    p.add_argument(
+        "--impasto-args",
+        default="",
+        help="extra impasto CLI arguments, one string. A value that starts with '-' and has no "
+        "space needs '=', as in --impasto-args=--quiet (with a space argparse takes it for an "
+        "option of this script's and stops: 'expected one argument'); a value with a space, "
+        'such as "--tv-weight 3", works either way',
+    )
+    p.add_argument(
+        "--sheets", type=report.at_least(0), default=4, help="side-by-side sheets for N pairs"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument(
@@ -348,8 +389,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [x for x in pairs if x not in PAIRS]
     if unknown:
         p.error(f"unknown pair(s) {', '.join(unknown)}; known: {', '.join(PAIRS)}")
-    peers = args.peers.split(",") if args.peers else available_peers()
-    report: dict = {
+    peers = choose_peers(args.peers, args.cached_only)
+    result: dict = {
         "size": args.size,
         "device": args.device,
         "machine": machine(),
@@ -387,17 +428,17 @@ def main(argv: list[str] | None = None) -> int:
         for r in runs:
             r.update(scorer.score(r["output"]))
         vs = {r["tool"]: ratios(runs[0], r) for r in runs[1:]}
-        report["pairs"][pair] = {"runs": runs, "vs": vs}
+        result["pairs"][pair] = {"runs": runs, "vs": vs}
         if k < args.sheets:
             side_by_side(
                 pair, [(r["tool"], r) for r in runs], args.out / f"compare_{pair}_{args.size}.png"
             )
-        report["summary"] = summarise(report)
-        _write_json(out_json, report)
-    print_table(report)
+        result["summary"] = summarise(result)
+        _write_json(out_json, result)
+    print_table(result)
     print(f"wrote {out_json}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    report.main_guard(main)

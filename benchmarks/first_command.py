@@ -82,7 +82,8 @@ def run_once(src: Path, args: list[str], out: Path) -> dict:
     proc.returncode = os.waitstatus_to_exitcode(status)
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode != 0 or not out.is_file():
-        raise SystemExit(f"{src}: exit {proc.returncode}\n{err[-2000:]}")
+        why = f"exit {proc.returncode}" if proc.returncode else "no output written"
+        raise SystemExit(f"impasto from {src}: {why}:\n{err[-2000:]}")
     return {"wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024)}
 
 
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--versions", default="HEAD", help="comma-separated commits, or . (the tree)")
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=report.at_least(1), default=2)
     p.add_argument("--isa", choices=sorted(isa.CAPS), help="cap torch's kernels (isa.py)")
     p.add_argument("--args", help="the command's options instead of the README's, one string")
     p.add_argument("--json", type=Path, default=HERE / "results" / "first_command_versions.json")
@@ -142,4 +143,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    report.main_guard(main)

@@ -40,7 +40,7 @@ if str(HERE.parent) not in sys.path:
 
 import torch  # noqa: E402
 
-from benchmarks import compare  # noqa: E402
+from benchmarks import compare, report  # noqa: E402
 from benchmarks.candidates import Candidate, run_candidate, sync  # noqa: E402
 from benchmarks.evaluator import PairScorer  # noqa: E402
 
@@ -301,18 +301,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--device", default="cuda")
     p.add_argument("--budget-s", type=float, default=400.0)
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--confirm-size", type=int, default=512)
+    p.add_argument("--size", type=report.size_type, default=256)
+    p.add_argument("--confirm-size", type=report.size_type, default=512)
     p.add_argument("--pairs", default=",".join(compare.PAIRS))
     p.add_argument("--confirm-pairs", default=",".join(compare.CONFIRM_PAIRS))
-    p.add_argument("--roof-size", type=int, default=512)
-    p.add_argument("--roof-iterations", type=int, default=500)
+    p.add_argument("--roof-size", type=report.size_type, default=512)
+    p.add_argument("--roof-iterations", type=report.at_least(1), default=500)
     p.add_argument("--peer-iterations", type=int, default=None, help="default: the peers' own")
-    p.add_argument("--peer-workers", type=int, default=4)
+    p.add_argument("--peer-workers", type=report.at_least(1), default=4)
     p.add_argument("--candidates", type=int, default=len(CANDIDATES), help="first N of the list")
     p.add_argument("--scale-iterations", type=float, default=1.0, help="smoke tests: < 1")
     p.add_argument("--work", type=Path, default=Path("/tmp/impasto_gpu_work"))
-    p.add_argument("--cli-extra", default="", help="extra impasto CLI arguments (smoke tests)")
+    p.add_argument(
+        "--cli-extra",
+        default="",
+        help="extra impasto CLI arguments, one string (smoke tests); one option alone needs "
+        "'=', as in --cli-extra=--quiet",
+    )
     p.add_argument(
         "--default-overrides",
         type=json.loads,
@@ -525,4 +530,4 @@ def _sheets(rep, peers, solo, best, pairs, args, img_dir) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    report.main_guard(main)

@@ -68,6 +68,22 @@ def cpu_flags() -> list[str]:
     return []
 
 
+def vector_summary(flags: list[str] | None = None) -> str:
+    """The CPU's vector instructions in a few words, from its flags (this CPU's by default):
+    ``AVX2, AVX-512 with BF16``, ``AVX2, no AVX-512``, ``AVX2, AVX-512 with BF16, AMX``..."""
+    flags = cpu_flags() if flags is None else flags
+    if not flags:
+        return "vector instructions unknown"
+    parts = ["AVX2" if "avx2" in flags else "no AVX2"]
+    if "avx512f" in flags:
+        parts.append("AVX-512 with BF16" if "avx512_bf16" in flags else "AVX-512 without BF16")
+    else:
+        parts.append("no AVX-512")
+    if any(f.startswith("amx") for f in flags):
+        parts.append("AMX")
+    return ", ".join(parts)
+
+
 def load_average() -> list[float]:
     """The 1, 5 and 15 minute load averages: how busy the machine is besides the benchmark."""
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else []
@@ -86,6 +102,7 @@ def machine(isa: str | None) -> dict:
         "processor": cpu_name(),
         "cpu_family": family[0] if family else None,
         "cpu_flags": cpu_flags(),
+        "vector_instructions": vector_summary(),
         "torch_cpu_capability": check(isa),
         "isa_cap": CAPS.get(isa) if isa else None,
         "cores": os.cpu_count(),
@@ -100,8 +117,14 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) < 2:
         raise SystemExit("usage: isa.py ISA COMMAND [ARG...]")
     cap(argv[0])
-    os.execvp(argv[1], argv[1:])
+    try:
+        os.execvp(argv[1], argv[1:])
+    except OSError as e:
+        raise SystemExit(f"cannot run {argv[1]}: {e.strerror}") from None
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.report
+    from benchmarks import report
+
+    report.main_guard(main)

@@ -47,6 +47,8 @@ if str(HERE.parent) not in sys.path:  # benchmarks.baselines, when run as a scri
 RESULTS = HERE / "results"
 GPU_DEADLINE_S = 170.0
 
+from benchmarks import report  # noqa: E402
+
 
 def peak_rss() -> int:
     """This process's peak resident set size in bytes (VmHWM)."""
@@ -237,12 +239,22 @@ def probe_measurement(spec: dict) -> dict:
 
 
 def child(spec: dict) -> dict:
-    """Run one measurement in a fresh process; its JSON result."""
+    """Run one measurement in a fresh process; its JSON result, or the spec with ``error``: the
+    line saying why the process failed (one string, as a measurement's own errors are)."""
     cmd = [sys.executable, __file__, "--one", json.dumps(spec)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
-        return {**spec, "error": out.stderr.strip().splitlines()[-1:] or ["failed"]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+        why = report.last_line(out.stderr) or f"exit status {out.returncode}"
+        return {**spec, "error": why[:300]}
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {**spec, "error": f"no result: {report.last_line(out.stdout) or 'no output'}"}
+
+
+def failed(rows: list[dict]) -> list[dict]:
+    """The rows whose measurement failed (not those skipped for the time budget)."""
+    return [r for r in rows if r.get("error") and not str(r["error"]).startswith("skipped")]
 
 
 def gb(n) -> str:
@@ -263,7 +275,8 @@ def table(rows: list[dict]) -> str:
         s = r.get("s_per_iteration") or r.get("s_per_iteration_extrapolated")
         mark = "*" if "s_per_iteration_extrapolated" in r else ""
         label = f"{r['size']} {r['label']}" + (f" ({variant_of(r)})" if r.get("conv") else "")
-        lines.append(f"{label:<34} {r.get('error') or what:<34} {gb(peak):>9} {sec(s) + mark:>14}")
+        what = str(r["error"]) if r.get("error") else what
+        lines.append(f"{label:<34} {what:<34} {gb(peak):>9} {sec(s) + mark:>14}")
     return "\n".join(lines)
 
 
@@ -310,12 +323,16 @@ def variant_of(row: dict) -> str:
     return row.get("variant", row.get("conv"))
 
 
-def cpu_main(args) -> dict:
+def cpu_main(args, on_row=None) -> dict:
+    """Each CPU measurement in its own process, in turn; ``on_row(data)`` after each, with the
+    rows so far (a long run cut short keeps what it measured)."""
     rows = []
     for spec in cpu_specs(args):
         load = os.getloadavg()[0]  # before the child starts: what else the machine was doing
         rows.append({**child(spec), "loadavg_1min_before": load})
         print(table(rows[-1:]), flush=True)
+        if on_row is not None:
+            on_row({"rows": rows, "conv_ratios": conv_ratios(rows, args.convs)})
     return {"rows": rows, "conv_ratios": conv_ratios(rows, args.convs)}
 
 
@@ -341,7 +358,8 @@ def conv_ratios(rows: list[dict], convs: list[str]) -> list[dict]:
     return out  # fmt: skip
 
 
-def gpu_main(args) -> dict:
+def gpu_main(args, on_row=None) -> dict:
+    """The GPU measurements in this process; ``on_row(data)`` after each, as on the CPU."""
     start, rows = time.perf_counter(), []
     plan = []
     for size, tile in ((2048, 1024), (4096, 2048)):
@@ -355,8 +373,8 @@ def gpu_main(args) -> dict:
         spec = {"size": size, "iterations": 2 if size > 8192 else 3, "device": "cuda"}
         rows.append(run_measurement({**spec, "label": label, **extra}))
         print(table(rows[-1:]), flush=True)
-        args.out.mkdir(parents=True, exist_ok=True)  # partial results survive a timeout
-        (args.out / "large_gpu.partial.json").write_text(json.dumps(rows, indent=1) + "\n")
+        if on_row is not None:  # partial results survive a timeout
+            on_row({"rows": rows, "total_s": time.perf_counter() - start})
     return {"rows": rows, "total_s": time.perf_counter() - start}
 
 
@@ -371,18 +389,73 @@ def machine(device: str) -> dict:
     return info
 
 
+def _variant_arg(text: str) -> str:
+    """An argparse check of one ``--convs`` value: ``conv[:precision]`` of impasto's choices."""
+    from impasto.choices import CONV_ALGORITHMS, PRECISIONS
+
+    conv, colon, precision = text.partition(":")
+    if conv not in CONV_ALGORITHMS or (colon and precision not in PRECISIONS):
+        raise argparse.ArgumentTypeError(
+            f"not conv[:precision] with conv one of {', '.join(CONV_ALGORITHMS)} and precision "
+            f"one of {', '.join(PRECISIONS)}"
+        )
+    return text
+
+
+def _size_tile(text: str) -> tuple[int, int]:
+    """An argparse check of one ``--also-tiles`` value: ``SIZE:TILE``."""
+    size, _, tile = text.partition(":")
+    try:
+        pair = int(size), int(tile)
+    except ValueError:
+        raise argparse.ArgumentTypeError("not SIZE:TILE (two integers, e.g. 4096:720)") from None
+    if min(pair) < report.MIN_SIZE:
+        raise argparse.ArgumentTypeError(f"SIZE and TILE must be at least {report.MIN_SIZE}")
+    return pair
+
+
+def summarise(data: dict, args) -> dict:
+    """``data`` (the rows so far) with what is derived from them: the 2048 px tiling overhead,
+    the full runs' hours, the machine, the failures."""
+    rows = data["rows"]
+    base = args.convs[0] if args.device == "cpu" else None  # GPU rows name no conv
+    first = [r for r in rows if variant_of(r) == base]
+    whole = next((r for r in first if r["size"] == 2048 and r["label"] == "untiled"), None)
+    tiled = next((r for r in first if r["size"] == 2048 and r["label"].startswith("tiles")), None)
+    if whole and tiled and whole.get("s_per_iteration") and tiled.get("s_per_iteration"):
+        data["overhead_2048"] = tiled["s_per_iteration"] / whole["s_per_iteration"]
+    for r in rows:
+        if r["size"] >= 4096 and "error" not in r:
+            same = [w for w in rows if w["label"] == "untiled" and variant_of(w) == variant_of(r)]
+            r["full_run_hours_extrapolated"] = full_run_hours(r, (same or [None])[0])
+    data["failed"] = len(failed(rows))
+    data["machine"] = machine(args.device)
+    data["note"] = (
+        "CPU figures: the machine's cores (see loadavg_1min_before: how busy it was as each "
+        "measurement started); * = extrapolated from one tile of each pass (see the docstring)"
+        if args.device == "cpu"
+        else "one GPU"
+    )
+    return data
+
+
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument(
-        "--out", type=Path, default=RESULTS, help="folder for large.json / large_gpu.json"
+        "--out",
+        type=Path,
+        default=RESULTS,
+        help="folder for large.json / large_gpu.json (rewritten after each measurement)",
     )
     p.add_argument("--only", choices=("overhead", "auto"), help="CPU: one part only")
     p.add_argument("--full", action="store_true", help="CPU: real iterations at 4096 and 8192")
-    p.add_argument("--iterations", type=int, default=2)
+    p.add_argument("--iterations", type=report.at_least(1), default=2)
     p.add_argument(
         "--convs",
-        type=lambda t: t.split(","),
+        type=report.comma_list(item=_variant_arg),
         default=["auto"],
         help="CPU: convolution algorithms (Settings.conv), each optionally with a precision "
         "(conv:precision, fp32 unless named), comma-separated, each measured in turn and "
@@ -390,7 +463,7 @@ def main(argv=None) -> int:
     )
     p.add_argument(
         "--also-tiles",
-        type=lambda t: [tuple(int(v) for v in x.split(":")) for x in t.split(",")],
+        type=report.comma_list(item=_size_tile),
         help="CPU, with the automatic tiles: also SIZE:TILE forced tiles (e.g. an earlier plan's "
         "4096:720,8192:1344), measured the same way",
     )
@@ -406,35 +479,36 @@ def main(argv=None) -> int:
         out = probe_measurement(spec) if spec.get("probe") else run_measurement(spec)
         print(json.dumps(out))
         return 0
-    data = gpu_main(args) if args.device == "cuda" else cpu_main(args)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU found"
+            raise report.BenchError(f"--device cuda: no CUDA device here ({why})")
+    name = args.name or ("large.json" if args.device == "cpu" else "large_gpu.json")
+    path = args.out / name
+
+    partial = path.with_name(f"{path.stem}.partial.json")
+
+    def save(data: dict) -> None:  # after every measurement: a run cut short keeps its rows,
+        # beside the results file, which keeps the last complete run's
+        report.write_json(partial, {**summarise(data, args), "complete": False}, quiet=True)
+
+    data = gpu_main(args, save) if args.device == "cuda" else cpu_main(args, save)
+    data = summarise(data, args)
     rows = data["rows"]
-    base = args.convs[0] if args.device == "cpu" else None  # GPU rows name no conv
-    first = [r for r in rows if variant_of(r) == base]
-    whole = next((r for r in first if r["size"] == 2048 and r["label"] == "untiled"), None)
-    tiled = next((r for r in first if r["size"] == 2048 and r["label"].startswith("tiles")), None)
-    if whole and tiled and whole.get("s_per_iteration") and tiled.get("s_per_iteration"):
-        data["overhead_2048"] = tiled["s_per_iteration"] / whole["s_per_iteration"]
-    for r in rows:
-        if r["size"] >= 4096 and "error" not in r:
-            same = [w for w in rows if w["label"] == "untiled" and variant_of(w) == variant_of(r)]
-            r["full_run_hours_extrapolated"] = full_run_hours(r, (same or [None])[0])
-    data["machine"] = machine(args.device)
-    data["note"] = (
-        "CPU figures: the machine's cores (see loadavg_1min_before: how busy it was as each "
-        "measurement started); * = extrapolated from one tile of each pass (see the docstring)"
-        if args.device == "cpu"
-        else "one GPU"
-    )
     print(table(rows))
     if "overhead_2048" in data:
         print(f"tiled / untiled s/iteration at 2048 px: {data['overhead_2048']:.2f}")
     for q in data.get("conv_ratios", []):
         print(f"{q['size']} {q['label']}: s/iteration {q['ratio']} = {q['value']:.2f}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = args.name or ("large.json" if args.device == "cpu" else "large_gpu.json")
-    (args.out / name).write_text(json.dumps(data, indent=1) + "\n")
+    report.write_json(path, {**data, "complete": True})
+    partial.unlink(missing_ok=True)
+    if data["failed"]:
+        print(f"{data['failed']} of {len(rows)} measurements failed (their rows say why)")
+        return 1
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    report.main_guard(main)

@@ -3,8 +3,8 @@ defaults were chosen (README, "How the defaults were chosen").
 
 Each config runs through the Python API with 2 torch threads; images are taken at marked
 iterations of the last (full-size) scale and scored afterwards by ``evaluator.py``. Rows are
-appended to ``benchmarks/results/levers_cpu.jsonl``
-(``{"pair", "config", "i", "t", "content", "style"}``; ``t``: seconds since the run started).
+appended to ``benchmarks/results/levers_cpu.jsonl`` (``{"pair", "config", "i", "t", "content",
+"style"}``; ``t``: seconds since the run started), or to the file ``--out`` names (a trial run).
 
     python benchmarks/levers_cpu.py chelsea_starry_night,astronaut_the_scream \\
         n10_noise_p128x150,n10_max_p128x100
@@ -23,7 +23,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from benchmarks import compare  # noqa: E402
+from benchmarks import compare, report  # noqa: E402
 from benchmarks.evaluator import PairScorer  # noqa: E402
 from impasto import Settings, Stylizer  # noqa: E402
 from impasto.image import save_image, to_pil, to_tensor  # noqa: E402
@@ -79,11 +79,22 @@ def run(pair: str, name: str, size: int = 256) -> tuple[list[dict], Image.Image]
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("pairs", help="comma-separated pair names of benchmarks/compare.py")
     ap.add_argument("configs", help=f"comma-separated, from: {', '.join(CONFIGS)}")
     ap.add_argument("--sheet", type=Path, help="also a contact sheet: a row per pair")
-    ap.add_argument("--size", type=int, default=256, help="long side of the output (px)")
+    ap.add_argument(
+        "--size", type=report.size_type, default=256, help="long side of the output (px)"
+    )
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=OUT,
+        help="the JSON-lines file the rows are appended to (default: the committed "
+        "benchmarks/results/levers_cpu.jsonl; give another for a trial run)",
+    )
     ap.add_argument(
         "--gram",
         choices=("eq6", "autograd"),
@@ -105,7 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         for name in names:
             rows, image = run(pair, name, args.size)
             rows = [{**r, "gram": args.gram} for r in rows]
-            with OUT.open("a") as f:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            with args.out.open("a") as f:
                 f.writelines(json.dumps(r) + "\n" for r in rows)
             for r in rows:
                 print(r, flush=True)
@@ -116,4 +128,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    report.main_guard(main)

@@ -25,7 +25,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
-from benchmarks import compare  # noqa: E402
+from benchmarks import compare, report  # noqa: E402
 from benchmarks.evaluator import PairScorer  # noqa: E402
 from impasto import Settings, Stylizer  # noqa: E402
 from impasto.image import fit_long_side, load_image, resize, to_tensor  # noqa: E402
@@ -101,10 +101,17 @@ def corner_sheet(rows: list[dict], path: Path, side: int = 48, zoom: int = 4) ->
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", default=",".join(PAIRS))
-    p.add_argument("--margins", default="0,4", help="comma-separated margins (px)")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--crop", type=int, default=6, help="px left out on every side")
-    p.add_argument("--band", type=int, default=2, help="width of the rim measure's band (px)")
+    p.add_argument(
+        "--margins",
+        type=report.comma_list(item=report.at_least(0)),
+        default="0,4",
+        help="comma-separated margins (px)",
+    )
+    p.add_argument("--size", type=report.size_type, default=256)
+    p.add_argument("--crop", type=report.at_least(0), default=6, help="px left out on every side")
+    p.add_argument(
+        "--band", type=report.at_least(1), default=2, help="width of the rim measure's band (px)"
+    )
     p.add_argument("--sheet", type=Path, default=None)
     p.add_argument("--out", type=Path, default=ROOT / "results")
     args = p.parse_args(argv)
@@ -112,9 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [x for x in pairs if x not in compare.PAIRS]
     if unknown:
         p.error(f"unknown pair(s): {', '.join(unknown)}")
-    margins = [int(m) for m in args.margins.split(",")]
+    margins = args.margins
     rows = [run(pair, m, args.size, args) for pair in pairs for m in margins]
-    report = {
+    result = {
         "machine": compare.machine(),
         "when": time.strftime("%Y-%m-%d %H:%M:%S"),
         "settings": {"size": args.size, "crop": args.crop, "band": args.band},
@@ -122,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": rows,
     }
     out = args.out / f"margin_{args.size}.json"
-    compare._write_json(out, report)
+    compare._write_json(out, result)
     print(f"{'pair':28s} margin  seconds  content  style  content/cropped  style/cropped  rim")
     for r in rows:
         print(
@@ -137,4 +144,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    report.main_guard(main)

@@ -38,6 +38,7 @@ if str(HERE.parent) not in sys.path:  # benchmarks.baselines, when run as a scri
 RESULTS = HERE / "results"
 
 from benchmarks import isa, report  # noqa: E402
+from impasto.choices import CONV_ALGORITHMS, OPTIMIZERS  # noqa: E402
 
 
 def conv_flops(width: int, height: int, last: str = "relu5_1") -> float:
@@ -195,6 +196,15 @@ def allocator_ratios(rows: list[dict]) -> list[dict]:
     return ratios(rows, "allocator", "keep", "system")
 
 
+def describe(cfg: dict) -> str:
+    """A configuration in a few words: ``512 px lbfgs fp32 conv auto``, then its levers."""
+    levers = "".join(f" {k} {cfg[k]}" for k in ("allocator", "gram", "where") if k in cfg)
+    return (
+        f"{cfg['size']} px {cfg['optimizer']} {cfg['precision']} conv {cfg.get('conv', 'auto')}"
+        + levers
+    )
+
+
 def run_isolated(cfg: dict) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--one", json.dumps(cfg)],
@@ -202,9 +212,16 @@ def run_isolated(cfg: dict) -> dict:
         text=True,
         check=False,
     )
-    if out.returncode != 0:
-        raise RuntimeError(f"configuration {cfg} failed:\n{out.stderr[-2000:]}")
+    if out.returncode != 0:  # the headline, then the child's output (report.error_line)
+        raise report.BenchError(f"{describe(cfg)} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+#: the values of each comma-separated choice flag (the Settings' own, where the flag is one)
+PRECISIONS = ("fp32", "bf16")  # the ones with a matrix-multiply peak to compare with
+ALLOCATORS = ("keep", "system")
+WHERE = ("main", "thread", "shared-heap-thread")
+GRAMS = ("eq6", "autograd")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,19 +230,47 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--quick", action="store_true", help="256 px only, fewer iterations")
     p.add_argument("--json", type=Path, default=RESULTS / "speed.json")
-    p.add_argument("--sizes", default=None, help="comma-separated long sides (default 256,512)")
-    p.add_argument("--precisions", default="fp32,bf16", help="comma-separated")
-    p.add_argument("--optimizers", default="lbfgs,adam", help="comma-separated")
-    p.add_argument("--convs", default="auto", help="comma-separated --conv choices")
-    p.add_argument("--timed", type=int, default=None, help="timed iterations per configuration")
+    p.add_argument(
+        "--sizes",
+        type=report.comma_list(item=report.size_type),
+        default=None,
+        help=f"comma-separated long sides, each at least {report.MIN_SIZE} px (the photo's "
+        "short side must reach 16 px too; default 256,512)",
+    )
+    p.add_argument(
+        "--precisions",
+        type=report.comma_list(PRECISIONS),
+        default="fp32,bf16",
+        help=f"comma-separated, of {', '.join(PRECISIONS)}",
+    )
+    p.add_argument(
+        "--optimizers",
+        type=report.comma_list(OPTIMIZERS),
+        default="lbfgs,adam",
+        help=f"comma-separated, of {', '.join(OPTIMIZERS)}",
+    )
+    p.add_argument(
+        "--convs",
+        type=report.comma_list(CONV_ALGORITHMS),
+        default="auto",
+        help=f"comma-separated --conv choices, of {', '.join(CONV_ALGORITHMS)}",
+    )
+    p.add_argument(
+        "--timed",
+        type=report.at_least(1),
+        default=None,
+        help="timed iterations per configuration",
+    )
     p.add_argument(
         "--allocators",
+        type=report.comma_list(ALLOCATORS),
         default="keep",
         help="comma-separated: keep (freed memory kept during a run, impasto's default on "
         "glibc) and/or system (the C library's own behaviour)",
     )
     p.add_argument(
         "--where",
+        type=report.comma_list(WHERE),
         default="main",
         help="comma-separated: where the run runs: main (the main thread, as the command line), "
         "thread (a worker thread), shared-heap-thread (a worker thread of a process whose "
@@ -233,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--grams",
+        type=report.comma_list(GRAMS),
         default="eq6",
         help="comma-separated: the Gram matrices' gradient as eq. (6) has it, one product (eq6, "
         "impasto's) and/or as autograd takes it through the product, two (autograd)",
@@ -254,25 +300,22 @@ def main(argv: list[str] | None = None) -> int:
 
     isa.check(args.isa)  # before any work: a CPU without the ISA asked for stops here
     load = isa.load_average()  # what else the machine was doing as the benchmark started
-    sizes = [256] if args.quick else [256, 512]
-    if args.sizes:
-        sizes = [int(x) for x in args.sizes.split(",")]
+    sizes = args.sizes or ([256] if args.quick else [256, 512])
     timed = args.timed or (5 if args.quick else 10)
-    precisions = args.precisions.split(",")
+    precisions = args.precisions
     configs = [
         {"size": s, "optimizer": o, "precision": pr, "conv": c, "warmup": 3, "timed": timed}
         for s in sizes
-        for o in args.optimizers.split(",")
+        for o in args.optimizers
         for pr in precisions
-        for c in args.convs.split(",")
+        for c in args.convs
     ]
-    allocators = args.allocators.split(",")
-    if allocators != ["keep"]:
-        configs = [{**c, "allocator": a} for c in configs for a in allocators]
-    if args.grams != "eq6":
-        configs = [{**c, "gram": g} for c in configs for g in args.grams.split(",")]
-    if args.where != "main":
-        configs = [{**c, "where": w} for c in configs for w in args.where.split(",")]
+    if args.allocators != ["keep"]:
+        configs = [{**c, "allocator": a} for c in configs for a in args.allocators]
+    if args.grams != ["eq6"]:
+        configs = [{**c, "gram": g} for c in configs for g in args.grams]
+    if args.where != ["main"]:
+        configs = [{**c, "where": w} for c in configs for w in args.where]
     if not args.quick and not args.sizes:  # memory (and speed) at print-ish size
         configs += [
             {"size": 1024, "optimizer": "lbfgs", "precision": pr, "warmup": 2, "timed": 3}
@@ -324,4 +367,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    report.main_guard(main)

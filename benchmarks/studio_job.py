@@ -19,11 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
+
+from benchmarks import report  # noqa: E402
 
 MODES = {
     "shared": "",  # as impasto serve starts
@@ -42,11 +45,34 @@ def _get(url: str) -> dict:
         return json.load(r)
 
 
+def refusal(status: int, body: bytes) -> str:
+    """What the server said in refusing a request: its ``detail`` (a message, or pydantic's list
+    of what was wrong where), else the body's first line."""
+    try:
+        detail = json.loads(body)["detail"]
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {status}: {report.last_line(body) or 'no reason given'}"
+    if isinstance(detail, list):
+        parts = []
+        for d in detail:
+            if not isinstance(d, dict):
+                parts.append(str(d))
+                continue
+            where = ".".join(str(x) for x in d.get("loc", ()) if x != "body")
+            parts.append(f"{where}: {d.get('msg')}" if where else str(d.get("msg")))
+        detail = "; ".join(parts)
+    return f"HTTP {status}: {detail}"
+
+
 def _post(url: str, body: dict) -> dict:
     headers = {"Content-Type": "application/json"}
     req = urllib.request.Request(url, json.dumps(body).encode(), headers)
-    with urllib.request.urlopen(req, timeout=30) as r:
-        return json.load(r)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:  # the server's reason, not urllib's bare status
+        why = refusal(e.code, e.read())
+        raise report.BenchError(f"the server refused the job: {why}") from None
 
 
 def job_seconds(mode: str, settings: dict) -> float:
@@ -84,11 +110,15 @@ def _one_job(base: str, server: subprocess.Popen, settings: dict) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", type=int, default=1024)
-    p.add_argument("--iterations", type=int, default=10)
-    p.add_argument("--precision", default="auto")
-    p.add_argument("--rounds", type=int, default=2)
+    from impasto.choices import PRECISIONS
+
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--size", type=report.size_type, default=1024)
+    p.add_argument("--iterations", type=report.at_least(1), default=10)
+    p.add_argument("--precision", choices=PRECISIONS, default="auto")
+    p.add_argument("--rounds", type=report.at_least(1), default=2)
     p.add_argument("--json", type=Path, default=ROOT / "results" / "studio_job.json")
     args = p.parse_args(argv)
     from impasto.devices import cpu_name
@@ -105,11 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"job seconds, shared heap / per-thread heaps: {ratio:.2f}")
     result = {"machine": cpu_name(), "settings": settings, "rows": rows, "mean_s": mean,
               "shared_over_own": ratio, "when": time.strftime("%Y-%m-%d %H:%M:%S")}  # fmt: skip
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {args.json}")
+    report.write_json(args.json, result)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    report.main_guard(main)

@@ -13,7 +13,8 @@ they measure the network, not decoding. The DDP row trains on a synthetic image 
 ``impasto.train.train`` launched by torchrun (gloo). The caffemodel row writes a synthetic VGG19
 caffemodel with the real file's layer sizes (548 MB; fully connected layers included) to /tmp,
 loads its convolutions in a fresh process, reports time and extra RSS, and deletes it.
-Fashion-MNIST needs Debian's ``dataset-fashion-mnist`` package.
+Fashion-MNIST needs Debian's ``dataset-fashion-mnist`` package (its four ``.gz`` files in
+/usr/share/datasets/fashion-mnist), or the same files in the folder ``--fm-dir`` names.
 """
 
 from __future__ import annotations
@@ -36,7 +37,16 @@ import torch
 from impasto.devices import cpu_name
 
 ROOT = Path(__file__).resolve().parent
+if str(ROOT.parent) not in sys.path:  # benchmarks.report, when run as a script
+    sys.path.insert(0, str(ROOT.parent))
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
+FMNIST_FILES = tuple(
+    f"{split}-{kind}-idx{n}-ubyte.gz"
+    for split in ("train", "t10k")
+    for kind, n in (("images", 3), ("labels", 1))
+)
+
+from benchmarks import report  # noqa: E402
 
 
 def images_per_s(
@@ -197,6 +207,43 @@ def fashion_mnist_lmdb(out: Path, split: str, source: Path = FMNIST) -> Path:
     return out
 
 
+def check_fashion_mnist(source: Path) -> None:
+    """Refuse, in one line, a folder without Fashion-MNIST's four files."""
+    missing = [f for f in FMNIST_FILES if not (source / f).is_file()]
+    if not missing:
+        return
+    if source == FMNIST:
+        raise report.BenchError(
+            f"Fashion-MNIST not found ({source} has no {', '.join(missing)}): install Debian's "
+            "dataset-fashion-mnist package (apt install dataset-fashion-mnist), or give --fm-dir "
+            "a folder with its four .gz files"
+        )
+    raise report.BenchError(
+        f"Fashion-MNIST not found: --fm-dir {source} has no {', '.join(missing)} (the four .gz "
+        "files of Debian's dataset-fashion-mnist package)"
+    )
+
+
+def progress_line(p) -> str | None:
+    """The line printed for a training progress event, or None: every 100th step's running loss,
+    and each finished epoch's row (the event comes after the epoch's running sums are reset, so
+    its ``loss`` is NaN: the row has the epoch's numbers)."""
+    if p.phase == "epoch" and p.metrics:
+        m = p.metrics
+        val = m.get("val_accuracy")
+        return (
+            f"epoch {m['epoch']}/{p.epochs}: train loss {_num(m.get('train_loss'))}, "
+            f"accuracy {_num(m.get('train_accuracy'))}, val accuracy {_num(val)}"
+        )
+    if p.phase == "step" and p.step % 100 == 0:
+        return f"epoch {p.epoch + 1}/{p.epochs} step {p.step}/{p.steps}: loss {_num(p.loss)}"
+    return None
+
+
+def _num(v) -> str:
+    return "-" if v is None or v != v else f"{v:.3f}"
+
+
 def fashion_mnist(
     epochs: int, width: float, size: int, workdir: Path, source: Path = FMNIST, workers: int = 1
 ) -> dict:
@@ -206,6 +253,7 @@ def fashion_mnist(
     t0 = time.perf_counter()
     tr, te = workdir / "fmnist_train.lmdb", workdir / "fmnist_test.lmdb"
     if not (tr / "data.mdb").exists():
+        check_fashion_mnist(source)
         fashion_mnist_lmdb(tr, "train", source)
         fashion_mnist_lmdb(te, "test", source)
     pack_s = time.perf_counter() - t0
@@ -215,8 +263,13 @@ def fashion_mnist(
         resume=(workdir / "run" / "checkpoint.pt").exists(),
     )  # fmt: skip
     t1 = time.perf_counter()
-    res = train(cfg, lambda p: print(p.epoch, p.step, round(p.loss, 3), flush=True)
-                if p.step % 100 == 0 or p.phase == "epoch" else None)  # fmt: skip
+
+    def show(p) -> None:
+        line = progress_line(p)
+        if line:
+            print(line, flush=True)
+
+    res = train(cfg, show)
     return {
         "what": f"Fashion-MNIST VGG11 width {width} {size}px {epochs} epochs",
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else cpu_name(),
@@ -257,15 +310,29 @@ def fashion_mnist_figure(run_dir: Path, out: Path, size: int = 160, iterations: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--device", default="cpu")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     ap.add_argument("--out", default=str(ROOT / "results" / "train.json"))
-    ap.add_argument("--fashion-mnist", type=int, metavar="EPOCHS")
-    ap.add_argument("--fm-width", type=float, default=0.5)
-    ap.add_argument("--fm-size", type=int, default=32)
+    ap.add_argument(
+        "--fashion-mnist",
+        type=report.at_least(1),
+        metavar="EPOCHS",
+        help="train a VGG11 on Fashion-MNIST for EPOCHS epochs instead of the throughput table",
+    )
+    ap.add_argument("--fm-width", type=float, default=0.5, help="the VGG11's width (0 to 1]")
+    ap.add_argument("--fm-size", type=report.size_type, default=32, help="training size (px)")
     ap.add_argument("--workdir", default="/tmp/impasto_fmnist")
-    ap.add_argument("--fm-dir", default=str(FMNIST), help="the Fashion-MNIST .gz files")
-    ap.add_argument("--fm-workers", type=int, default=1, help="data loader processes")
+    ap.add_argument(
+        "--fm-dir",
+        default=str(FMNIST),
+        help="the Fashion-MNIST .gz files (default: where Debian's dataset-fashion-mnist "
+        "package puts them)",
+    )
+    ap.add_argument(
+        "--fm-workers", type=report.at_least(0), default=1, help="data loader processes"
+    )
     ap.add_argument(
         "--fm-figure",
         metavar="OUT.jpg",
@@ -274,6 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument(
         "--allocators",
+        type=report.comma_list(("keep", "system")),
         default="keep",
         help="images/s rows with freed memory kept in the process (keep, as impasto train does) "
         "and/or the C library's own behaviour (system), e.g. system,keep (default: keep)",
@@ -289,6 +357,18 @@ def main(argv: list[str] | None = None) -> None:
         return print(images_per_s(*json.loads(args.one)))
     if args.ddp_worker:
         return ddp_worker(args)
+    if not 0 < args.fm_width <= 1:
+        ap.error(f"argument --fm-width: must be in (0, 1] (got {args.fm_width})")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        why = "torch was built without CUDA" if torch.version.cuda is None else "no GPU found"
+        raise report.BenchError(f"--device cuda: no CUDA device here ({why})")
+    workdir = Path(args.workdir)
+    if args.fashion_mnist and not (workdir / "fmnist_train.lmdb" / "data.mdb").exists():
+        check_fashion_mnist(Path(args.fm_dir))  # before anything runs
+    if args.fm_figure and not args.fashion_mnist and not (workdir / "run").is_dir():
+        ap.error(
+            f"--fm-figure: no trained network in {workdir / 'run'} (train with --fashion-mnist)"
+        )
     machine = cpu_name() if args.device == "cpu" else torch.cuda.get_device_name()
     result = {"machine": machine, "cpus": os.cpu_count(), "torch": torch.__version__, "rows": []}
     if args.fashion_mnist:
@@ -306,7 +386,7 @@ def main(argv: list[str] | None = None) -> None:
         if not args.fashion_mnist:
             return None
     if not args.fashion_mnist:
-        result["rows"] += throughput_rows(args.device, args.allocators.split(","))
+        result["rows"] += throughput_rows(args.device, args.allocators)
         result["allocator_ratios"] = allocator_ratios(result["rows"])
         if args.device == "cpu":
             result["rows"] += ddp_rows()
@@ -353,4 +433,4 @@ def allocator_ratios(rows: list[dict]) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    report.main_guard(main)

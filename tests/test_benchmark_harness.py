@@ -659,7 +659,7 @@ def test_large_writes_its_results_under_the_name_asked(tmp_path, monkeypatch):
     from benchmarks import large
 
     rows = [{"size": 2048, "label": "untiled", "conv": "auto", "s_per_iteration": 2.0}]
-    monkeypatch.setattr(large, "cpu_main", lambda args: {"rows": rows, "conv_ratios": []})
+    monkeypatch.setattr(large, "cpu_main", lambda args, on_row: {"rows": rows, "conv_ratios": []})
     assert large.main(["--out", str(tmp_path), "--name", "large_here.json"]) == 0
     assert [p.name for p in tmp_path.iterdir()] == ["large_here.json"]
     data = json.loads((tmp_path / "large_here.json").read_text())
@@ -714,7 +714,10 @@ def test_studio_job_flags_reach_the_jobs_settings_and_its_report(tmp_path, monke
     assert {(s["size"], s["iterations"], s["precision"]) for _, s in seen} == {(96, 3, "fp32")}
     report = json.loads(out.read_text())
     assert [(r["round"], r["mode"]) for r in report["rows"]] == [
-        (1, "own"), (1, "shared"), (2, "own"), (2, "shared")
+        (1, "own"),
+        (1, "shared"),
+        (2, "own"),
+        (2, "shared"),
     ]
     assert report["mean_s"] == times and report["shared_over_own"] == 0.8
 
@@ -730,13 +733,19 @@ def test_levers_gram_and_size_options_reach_the_run_and_its_rows(tmp_path, monke
         return [row], Image.new("RGB", (8, 8))
 
     monkeypatch.setattr(levers_cpu, "run", run)
-    monkeypatch.setattr(levers_cpu, "OUT", tmp_path / "rows.jsonl")
+    monkeypatch.setattr(levers_cpu, "OUT", tmp_path / "rows.jsonl")  # the default, committed file
     monkeypatch.setattr(losses._Gram, "apply", losses._Gram.apply)  # restored after the test
     monkeypatch.setattr(losses, "gram_backward", losses.gram_backward)
     levers_cpu.main(["chelsea_starry_night", "tv3", "--size", "64", "--gram", "autograd"])
     (row,) = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
     assert (row["size"], row["gram"]) == (64, "autograd")
     assert losses._Gram.apply.__name__ == "_gram_by_autograd"  # the old gradient patched in
+    # a trial run writes where --out says (folders made), the committed file untouched
+    trial = tmp_path / "trial" / "rows.jsonl"
+    levers_cpu.main(["chelsea_starry_night", "tv3,tv10", "--size", "64", "--out", str(trial)])
+    rows = [json.loads(line) for line in trial.read_text().splitlines()]
+    assert [r["config"] for r in rows] == ["tv3", "tv10"]
+    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == 1
 
 
 def test_train_benchmark_allocators_option_gives_rows_and_ratios(tmp_path, monkeypatch):
@@ -787,7 +796,8 @@ def test_isa_cap_makes_torch_and_impasto_take_an_avx2_cpus_paths():
                          capture_output=True, text=True)  # fmt: skip
     assert out.stdout.split() == ["AVX2", "AVX2"], out.stderr
     out = subprocess.run([*run, "avx2"], cwd=ROOT, capture_output=True, text=True)
-    assert out.returncode == 1 and out.stderr.startswith("usage: isa.py ISA COMMAND")
+    assert out.returncode == 2  # the benchmark scripts' one line (report.main_guard)
+    assert out.stderr == "isa.py: error: usage: isa.py ISA COMMAND [ARG...]\n"
 
 
 def test_first_command_alternates_versions_and_compares_them(tmp_path):
@@ -822,3 +832,307 @@ def test_first_command_summary_takes_medians_and_ratios():
         {"version": "new", "median_wall_s": 11, "max_peak_rss_mb": 950, "over_first": 1.0},
         {"version": "old", "median_wall_s": 21, "max_peak_rss_mb": 800, "over_first": 1.909},
     ]
+
+
+# --------------------------------------------------------------------------- flags and errors
+
+
+def test_report_tells_a_failure_in_one_line(capsys, monkeypatch):
+    """report.main_guard: any exception -> ``SCRIPT: error: ...`` on stderr and exit 2; a child's
+    traceback under a headline ending in ':' -> the headline and the child's last real line."""
+    import subprocess
+
+    from benchmarks import report
+
+    child = (
+        'Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    f()\n'
+        "    ^^^\nimpasto.errors.SettingsError: conv: Input should be 'auto' (got 'bogus')\n"
+    )
+    assert report.last_line(child) == "SettingsError: conv: Input should be 'auto' (got 'bogus')"
+    assert report.last_line("speed.py: error: size too small\n\n") == "size too small"
+    pydantic = "1 validation error\nsize\n  too small\n    For further information visit x\n"
+    assert report.last_line(pydantic) == "size"
+    assert report.last_line(b"") == ""
+    assert report.error_line(report.BenchError(f"48 px failed:\n{child}")) == (
+        "48 px failed: SettingsError: conv: Input should be 'auto' (got 'bogus')"
+    )
+    assert report.error_line(KeyError("fp16")) == "KeyError: 'fp16'"
+    assert report.error_line(SystemExit("no version 'x': fatal")) == "no version 'x': fatal"
+    failed = subprocess.CalledProcessError(2, ["python", "-m", "impasto"], stderr=child)
+    assert report.error_line(failed).endswith("failed: SettingsError: conv: Input should be "
+                                              "'auto' (got 'bogus')")  # fmt: skip
+
+    def main(*argv):
+        if argv and argv[0] == "raise":
+            raise ValueError("bad\nworse")
+        if argv and argv[0] == "exit":
+            raise SystemExit("usage: x")
+        return len(argv)
+
+    monkeypatch.delenv("BENCH_DEBUG", raising=False)
+    for argv, code, err in (
+        ((), 0, ""),
+        (("a",), 1, ""),
+        (("raise",), 2, "test_benchmark_harness.py: error: ValueError: worse\n"),
+        (("exit",), 2, "test_benchmark_harness.py: error: usage: x\n"),
+    ):
+        with pytest.raises(SystemExit) as e:
+            report.main_guard(main, *argv)
+        assert (e.value.code, capsys.readouterr().err) == (code, err)
+    monkeypatch.setenv("BENCH_DEBUG", "1")  # the traceback instead
+    with pytest.raises(SystemExit) as e:
+        report.main_guard(main, "raise")
+    assert e.value.code == 2 and "Traceback" in capsys.readouterr().err
+
+
+def test_every_script_guards_its_main():
+    """Each benchmark script's ``__main__`` goes through report.main_guard (no tracebacks)."""
+    scripts = [
+        path.name
+        for path in sorted((ROOT / "benchmarks").glob("*.py"))
+        if 'if __name__ == "__main__":' in path.read_text()
+    ]
+    assert len(scripts) >= 12
+    unguarded = [
+        name
+        for name in scripts
+        if "report.main_guard(main)"
+        not in (ROOT / "benchmarks" / name).read_text().split('if __name__ == "__main__":')[1]
+    ]
+    assert unguarded == []
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--where", "nowhere"], "--where: invalid choice(s) 'nowhere'"),
+        (["--grams", "eq6,foo"], "--grams: invalid choice(s) 'foo'"),
+        (["--allocators", "keep,x"], "--allocators: invalid choice(s) 'x'"),
+        (["--convs", "bogus"], "--convs: invalid choice(s) 'bogus'"),
+        (["--optimizers", "sgd"], "--optimizers: invalid choice(s) 'sgd'"),
+        (["--precisions", "fp16"], "--precisions: invalid choice(s) 'fp16'"),
+        (["--sizes", "abc"], "--sizes: not an integer: 'abc'"),
+        (["--sizes", "256,8"], "--sizes: must be at least 16 (got 8)"),
+        (["--timed", "0"], "--timed: must be at least 1 (got 0)"),
+    ],
+)
+def test_speed_refuses_values_outside_its_choices(argv, says, capsys):
+    from benchmarks import speed
+
+    with pytest.raises(SystemExit) as e:
+        speed.main([*argv, "--json", "/nonexistent/speed.json"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"error: argument {says}" in err
+
+
+def test_speed_says_in_one_line_why_a_configuration_failed():
+    from benchmarks import report, speed
+
+    cfg = {"size": 16, "optimizer": "lbfgs", "precision": "fp32", "warmup": 1, "timed": 1}
+    with pytest.raises(report.BenchError) as e:
+        speed.run_isolated(cfg)  # chelsea at 16 px: too small for relu5_1
+    assert report.error_line(e.value).startswith(
+        "16 px lbfgs fp32 conv auto failed: size 16 gives a 16x11 px image"
+    )
+
+
+def test_speed_takes_comma_lists_of_its_choices():
+    import argparse
+
+    from benchmarks import report
+
+    where = report.comma_list(("main", "thread", "shared-heap-thread"))
+    assert where("main,shared-heap-thread") == ["main", "shared-heap-thread"]
+    assert report.comma_list(item=report.size_type)("256, 512") == [256, 512]
+    with pytest.raises(argparse.ArgumentTypeError, match="empty"):
+        where(",")
+
+
+@pytest.mark.parametrize(
+    "script, argv",
+    [
+        ("studio_job", ["--rounds", "0"]),
+        ("studio_job", ["--size", "8"]),
+        ("first_command", ["--rounds", "0"]),
+        ("compare", ["--size", "8"]),
+        ("candidates_cpu", ["--size", "8"]),
+        ("levers_cpu", ["chelsea_starry_night", "tv3", "--size", "8"]),
+        ("balance_cpu", ["--size", "8"]),
+        ("batch", ["--iterations", "0"]),
+        ("large", ["--convs", "direct:fp8"]),
+        ("train", ["--fashion-mnist", "0"]),
+    ],
+)
+def test_scripts_refuse_bad_numbers_up_front(script, argv, capsys):
+    import importlib
+
+    module = importlib.import_module(f"benchmarks.{script}")
+    with pytest.raises(SystemExit) as e:
+        module.main(argv)
+    assert e.value.code == 2 and "error: argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("script", ["balance_cpu", "candidates_cpu", "levers_cpu", "train"])
+def test_scripts_help_shows_whole_sentences(script, capsys):
+    import importlib
+
+    module = importlib.import_module(f"benchmarks.{script}")
+    with pytest.raises(SystemExit) as e:
+        module.main(["--help"])
+    first = " ".join(module.__doc__.split("\n\n")[0].split())
+    assert e.value.code == 0 and first in " ".join(capsys.readouterr().out.split())
+
+
+def test_large_keeps_the_rows_of_a_failed_measurement_and_writes_as_it_goes(tmp_path, monkeypatch):
+    from benchmarks import large
+
+    out, partial_file = tmp_path / "large.json", tmp_path / "large.partial.json"
+    out.write_text('{"rows": "the last complete run"}')
+    seen = []
+
+    def child(spec):
+        if spec["label"] == "untiled":
+            return {**spec, "s_per_iteration": 2.0, "memory_plan": {"tile": None}}
+        seen.append(json.loads(partial_file.read_text()))  # the first row, already written
+        assert "the last complete run" in out.read_text()  # kept until this run completes
+        return {**spec, "error": "fp16 is not supported on the CPU; use bf16 or fp32"}
+
+    monkeypatch.setattr(large, "child", child)
+    assert large.main(["--only", "overhead", "--out", str(tmp_path)]) == 1  # a row failed
+    (partial,) = seen
+    assert [r["label"] for r in partial["rows"]] == ["untiled"] and not partial["complete"]
+    data = json.loads(out.read_text())
+    assert [(r["label"], r.get("error")) for r in data["rows"]] == [
+        ("untiled", None), ("tiles 1024", "fp16 is not supported on the CPU; use bf16 or fp32")
+    ]  # fmt: skip
+    assert data["complete"] and data["failed"] == 1 and not partial_file.exists()
+    assert "fp16 is not supported" in large.table(data["rows"])  # a string in the table
+    # the GPU run hands over its rows after each measurement too
+    monkeypatch.setattr(large, "run_measurement", lambda spec: {**spec, "s_per_iteration": 1.0})
+    seen = []
+    data = large.gpu_main(None, lambda d: seen.append(len(d["rows"])))
+    assert seen == list(range(1, len(data["rows"]) + 1))
+
+
+def test_large_child_failure_is_one_line():
+    """A measurement's process that fails: its row's error is its last meaningful line."""
+    from benchmarks import large
+
+    spec = {"size": 64, "label": "auto tiles", "probe": True, "conv": "auto", "precision": "fp16"}
+    row = large.child(spec)
+    assert row == {**spec, "error": "fp16 is not supported on the CPU; use bf16 or fp32"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here")
+def test_large_on_cuda_without_a_gpu_is_one_line(tmp_path):
+    run = [sys.executable, "benchmarks/large.py", "--device", "cuda", "--out", str(tmp_path)]
+    out = subprocess.run(run, cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("large.py: error: --device cuda: no CUDA")
+    assert len(out.stderr.splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
+def test_machine_descriptions_come_from_the_cpu(tmp_path, monkeypatch):
+    """batch.py and balance_cpu.py say what this CPU has, not a fixed text."""
+    from benchmarks import balance_cpu, batch, isa
+
+    assert isa.vector_summary(["avx2", "fma"]) == "AVX2, no AVX-512"
+    assert isa.vector_summary(["avx2", "avx512f", "avx512_bf16", "amx_tile"]) == (
+        "AVX2, AVX-512 with BF16, AMX"
+    )
+    assert isa.vector_summary(["avx2", "avx512f"]) == "AVX2, AVX-512 without BF16"
+    assert isa.vector_summary([]) == "vector instructions unknown"
+
+    def run(iterations, size, sequence, on_row):
+        rows = {"local-1x2": {"seconds": 1.0, "loadavg_before": 0.1, "order": 0}}
+        on_row(rows)
+        return rows
+
+    monkeypatch.setattr(batch, "run", run)
+    batch.main(["--sequence", "local-1x2", "--json", str(tmp_path / "batch.json")])
+    data = json.loads((tmp_path / "batch.json").read_text())
+    assert data["cpu"].endswith(f"({isa.vector_summary()})") and "shared" not in data["cpu"]
+    assert data["machine"]["cpu_flags"] == isa.cpu_flags()
+
+    class Pool:  # the jobs in this process
+        def __init__(self, workers):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, fn, jobs):
+            return (fn(job) for job in jobs)
+
+    fake = {"seconds": 1.0, "content": 0.5, "style": 0.1}
+    monkeypatch.setattr(balance_cpu, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(balance_cpu, "_one", lambda job: {"pair": job[0], "config": job[1], **fake})
+    balance_cpu.main(["--out", str(tmp_path / "balance.json")])
+    machine = json.loads((tmp_path / "balance.json").read_text())["machine"]
+    assert machine["processor"] == isa.machine(None)["processor"]
+    assert machine["vector_instructions"] == isa.vector_summary()
+
+
+def test_compare_checks_the_peers_before_running_anything(tmp_path, monkeypatch):
+    from benchmarks import compare, report
+
+    monkeypatch.setattr(compare, "available_peers", lambda: ["pastiche"])
+    assert compare.choose_peers(None) == ["pastiche"]
+    assert compare.choose_peers("pastiche") == ["pastiche"]
+    with pytest.raises(report.BenchError, match="unknown peer.*bogus; known: pastiche, neural"):
+        compare.choose_peers("pastiche,bogus")
+    with pytest.raises(report.BenchError, match="neural-style not installed.*setup_peers"):
+        compare.choose_peers("neural-style")
+    assert compare.choose_peers("neural-style", cached_only=True) == ["neural-style"]
+
+    def impasto_cli(*args, **kwargs):
+        raise AssertionError("impasto ran before the peers were checked")
+
+    monkeypatch.setattr(compare, "impasto_cli", impasto_cli)
+    with pytest.raises(report.BenchError, match="unknown peer"):
+        argv = ["--peers", "bogus", "--pairs", "chelsea_starry_night"]
+        compare.main([*argv, "--out", str(tmp_path)])
+
+
+def test_studio_job_says_why_the_server_refused_the_job():
+    from benchmarks import report, studio_job
+
+    detail = {"detail": [{"loc": ["body", "settings", "size"], "msg": "too small"}]}
+    assert (
+        studio_job.refusal(422, json.dumps(detail).encode()) == "HTTP 422: settings.size: too small"
+    )
+    assert (
+        studio_job.refusal(422, b'{"detail": "size 16 gives..."}') == "HTTP 422: size 16 gives..."
+    )
+    assert studio_job.refusal(500, b"<html>\nInternal Server Error") == (
+        "HTTP 500: Internal Server Error"
+    )
+    settings = {"size": 16, "iterations": 1, "pyramid_start": 0, "seed": 0, "init": "content"}
+    with pytest.raises(report.BenchError, match="refused the job: HTTP 422: size 16 gives"):
+        studio_job.job_seconds("shared", settings)  # chelsea at 16 px: too small for relu5_1
+
+
+def test_train_benchmark_prints_each_epochs_own_loss_and_names_the_missing_dataset(
+    tmp_path, monkeypatch
+):
+    from benchmarks import report, train
+    from impasto.train import TrainProgress
+
+    row = {"epoch": 2, "train_loss": 0.4567, "train_accuracy": 0.8, "val_accuracy": 0.75}
+    nan = float("nan")
+    epoch = TrainProgress("epoch", 2, 5, 10, 10, nan, nan, 100.0, 0.0, row)  # sums already reset
+    assert train.progress_line(epoch) == (
+        "epoch 2/5: train loss 0.457, accuracy 0.800, val accuracy 0.750"
+    )
+    step = TrainProgress("step", 0, 5, 100, 300, 1.23456, 0.5, 100.0, 9.0)
+    assert train.progress_line(step) == "epoch 1/5 step 100/300: loss 1.235"
+    assert train.progress_line(TrainProgress("step", 0, 5, 7, 300, 1.0, 0.5, 1.0, 1.0)) is None
+    with pytest.raises(report.BenchError, match="--fm-dir .* has no train-images-idx3-ubyte.gz"):
+        train.main(["--fashion-mnist", "1", "--fm-dir", str(tmp_path), "--workdir",
+                    str(tmp_path / "work"), "--out", str(tmp_path / "t.json")])  # fmt: skip
+    monkeypatch.setattr(train, "FMNIST", tmp_path / "package")  # the package's folder, empty
+    with pytest.raises(report.BenchError, match="apt install dataset-fashion-mnist"):
+        train.check_fashion_mnist(train.FMNIST)
+    assert not (tmp_path / "work").exists()  # refused before anything ran
