@@ -32,8 +32,9 @@ ObjectiveFn = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tenso
 #: Consecutive non-finite losses tolerated (each halves the step size) before giving up.
 MAX_FAILURES = 8
 # A loss this many times the scale's first one is a blow-up, not progress: L-BFGS without a
-# line search sometimes jumps far (seen with --margin: 933 -> 5.2e6), and a run ending there
-# wrote that image. Normal runs start at their highest loss and never come near it.
+# line search sometimes jumps far (seen with --margin: 933 -> 5.2e6) and comes back in the next
+# iterations (resetting it there instead slowed texture synthesis badly: measured), but a scale
+# that ended on such a jump returned it. See :meth:`Descent.settle`.
 SPIKE = 10.0
 
 
@@ -131,28 +132,25 @@ class Descent:
 
     def _sound(self) -> bool:
         """Whether the last evaluation is finite and no blow-up (see :data:`SPIKE`)."""
-        return bool(torch.isfinite(self.total)) and float(self.total * self.norm) <= SPIKE
+        return bool(torch.isfinite(self.total) & (self.total * self.norm <= SPIKE))  # one sync
 
     def step(self) -> None:
-        """One iteration (one objective evaluation); recovers from a non-finite loss or a
-        blow-up (:data:`SPIKE`) by going back to the last sound point with a fresh optimiser
-        state, and half the step size (a first blow-up keeps it)."""
+        """One iteration (one objective evaluation); recovers from a non-finite loss by going
+        back to the last sound point with half the step size."""
         self.steady = False
         self.opt.step(self._closure)
         if self.name == "adam":
             with torch.no_grad():
                 self.x.clamp_(0, 1)
-        if not self._sound():
+        if not torch.isfinite(self.total):
             self.failures += 1
             if self.failures > MAX_FAILURES:
                 raise SettingsError(
-                    "the loss became non-finite or kept exploding; lower the learning rate or "
-                    "the loss weights"
+                    "the loss became non-finite; lower the learning rate or the loss weights"
                 )
             with torch.no_grad():
                 self.x.copy_(self.good)
-            if not torch.isfinite(self.total) or self.failures > 1:
-                self.lr /= 2  # a first blow-up keeps the step size: a fresh history is enough
+            self.lr /= 2
             self.opt = _make_optimizer(self.name, self.x, self.lr, self.history_size)
         else:
             self.failures = 0
@@ -161,6 +159,13 @@ class Descent:
                     self.average.lerp_(self.x.clamp(0, 1), 1.0 - self.ema_decay)
         self.done += 1
         self.steady = True
+
+    def settle(self) -> None:
+        """At the end of a scale: when its last evaluation was a blow-up (:data:`SPIKE`), go
+        back to the last sound point rather than return the step taken from the blow-up."""
+        if self.done and self.average is None and not self._sound():
+            with torch.no_grad():
+                self.x.copy_(self.good)
 
     def image(self) -> torch.Tensor:
         """The image the run would return now, live (unclamped for L-BFGS without averaging):
@@ -305,4 +310,5 @@ def optimise(
         if on_interrupt is not None and d.steady:
             on_interrupt(d.done, d.state_dict)
         raise
+    d.settle()
     return d.result()
