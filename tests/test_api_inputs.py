@@ -182,3 +182,21 @@ def test_batch_inputs_and_options_from_python(tmp_path, base):
     for bad in (dict(workers=0), dict(workers=-1), dict(threads=-1), dict(threads=1.5)):
         with pytest.raises(SettingsError, match="(workers|threads) must be"):
             run_batch([], str(tmp_path / "out"), BatchOptions(**bad))
+
+
+def test_a_region_too_small_for_every_style_layer_is_refused_before_any_work(base):
+    """A region smaller than the layers' receptive fields (--guide-propagation inside) had no
+    style term at all, without a word; the same with 'area' when it is below one position."""
+    tiny = torch.zeros(300, 451)
+    tiny[150:160, 200:210] = 1  # about 1 px at 48 px wide
+    seen = []
+    for how in ("inside", "area"):
+        with pytest.raises(SettingsError, match=f"reaches no position of any style layer at 48x32 "
+                           f"with guide propagation '{how}'"):  # fmt: skip
+            Stylizer(base.replace(guide_propagation=how)).run(
+                C, (), regions=[Region(tiny, S)], callback=seen.append
+            )
+    assert seen == []
+    wide = torch.zeros(300, 451)
+    wide[:, :150] = 1
+    Stylizer(base.replace(guide_propagation="inside")).run(C, (), regions=[Region(wide, S)])

@@ -61,6 +61,11 @@ def normalized_weights(weights: Sequence[float] | None, n: int) -> list[float]:
     return [w / total for w in weights] if total > 0 else [0.0] * n
 
 
+MIN_MASS = 1.0
+"""A region's guide mass (``sum T_k^2``) at a layer below which it has no term there: (almost)
+no position of the layer is in the region."""
+
+
 @dataclass
 class RegionInput:
     """One styled region of the image at one scale (input of :func:`compute_targets`).
@@ -346,7 +351,7 @@ class Objective:
                 out[None, layer] = losses.gram_matrix(f)
             for i, r in enumerate(self.targets.regions):
                 # No target, or (almost) no position in the region: no term.
-                if layer in r.grams and r.mass.get(layer, 0.0) >= 1.0:
+                if layer in r.grams and r.mass.get(layer, 0.0) >= MIN_MASS:
                     guide = _own(r.guides[layer], window and window.owned(s))
                     out[i, layer] = losses.gram_matrix(f, guide)
         return out

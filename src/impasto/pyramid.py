@@ -34,11 +34,12 @@ from . import balance
 from .cache import RunCache, network_key
 from .callbacks import Callback, Iterate
 from .checkpoint import Autosave, Checkpoint, CheckpointError, restore_rng, rng_state
-from .guides import background_guide, feather_guide, resize_guide
+from .errors import SettingsError
+from .guides import background_guide, feather_guide, propagate_guide, resize_guide
 from .image import crop_edges, fit_long_side, pad_edges, resize
 from .layers import layer_channels
 from .memory import MemoryPlan, available_memory, format_bytes, plan_memory
-from .objective import Objective, RegionInput, Targets, compute_targets
+from .objective import MIN_MASS, Objective, RegionInput, Targets, compute_targets
 from .optimise import optimise
 from .plan import Plan, StyleSource
 from .schedule import Scale
@@ -226,6 +227,30 @@ def _style_at(src: StyleSource, plan: Plan, size: Size) -> torch.Tensor:
     side = round(max(size) * src.scale(plan.settings))
     side = max(16, side, math.ceil(16 * max(sw, sh) / min(sw, sh)))
     return resize(src.rgb, fit_long_side((sw, sh), side)).to(plan.device)
+
+
+def check_regions_reach_the_layers(plan: Plan) -> None:
+    """Refuse, before any work, a styled region whose guide reaches no position of any style
+    layer at the full size (with ``--guide-propagation inside``, a region smaller than the
+    layers' receptive fields): its style vanished without a word.
+
+    Raises:
+        SettingsError: naming the region.
+    """
+    sc, how = plan.scales[-1], plan.settings.guide_propagation
+    for r in plan.regions:
+        if r.style is None or not plan.style_layers:
+            continue
+        guide = feather_guide(resize_guide(r.guide, sc.size), r.region.feather * max(sc.size))
+        guide = pad_edges(guide, sc.margin, "replicate")
+        reached = propagate_guide(guide, plan.style_layers, how)
+        if not any(float(g.float().pow(2).sum()) >= MIN_MASS for g in reached.values()):
+            hint = "--guide-propagation area, " if how == "inside" else ""
+            raise SettingsError(
+                f"region {r.region.name} reaches no position of any style layer at "
+                f"{sc.size[0]}x{sc.size[1]} with guide propagation '{how}': use {hint}a larger "
+                "region or a larger --size"
+            )
 
 
 def _region_inputs(plan: Plan, size: Size, margin: int = 0) -> list[RegionInput]:
@@ -590,6 +615,7 @@ def run_pyramid(
         checkpoints: save the state periodically, on Ctrl-C and on cancel.
         resume: continue from this checkpoint (its settings and seed must be the plan's).
     """
+    check_regions_reach_the_layers(plan)
     budget, source = memory_budget(plan)
     progress.note("memory", f"memory budget {format_bytes(budget)} ({source})")
     note_upscaled_paintings(plan, progress)
