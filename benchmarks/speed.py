@@ -237,24 +237,17 @@ def main(argv: list[str] | None = None) -> int:
         help=f"comma-separated long sides, each at least {report.MIN_SIZE} px (the photo's "
         "short side must reach 16 px too; default 256,512)",
     )
-    p.add_argument(
-        "--precisions",
-        type=report.comma_list(PRECISIONS),
-        default="fp32,bf16",
-        help=f"comma-separated, of {', '.join(PRECISIONS)}",
-    )
-    p.add_argument(
-        "--optimizers",
-        type=report.comma_list(OPTIMIZERS),
-        default="lbfgs,adam",
-        help=f"comma-separated, of {', '.join(OPTIMIZERS)}",
-    )
-    p.add_argument(
-        "--convs",
-        type=report.comma_list(CONV_ALGORITHMS),
-        default="auto",
-        help=f"comma-separated --conv choices, of {', '.join(CONV_ALGORITHMS)}",
-    )
+    for flag, choices, default in (
+        ("--precisions", PRECISIONS, "fp32,bf16"),
+        ("--optimizers", OPTIMIZERS, "lbfgs,adam"),
+        ("--convs", CONV_ALGORITHMS, "auto"),  # impasto's --conv choices
+    ):
+        p.add_argument(
+            flag,
+            type=report.comma_list(choices),
+            default=default,
+            help=f"comma-separated, of {', '.join(choices)}",
+        )
     p.add_argument(
         "--timed",
         type=report.at_least(1),
