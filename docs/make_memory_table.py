@@ -7,6 +7,8 @@ arithmetic, no run.
 
 from __future__ import annotations
 
+import argparse
+
 import torch
 
 from impasto.errors import SettingsError
@@ -53,7 +55,9 @@ def cell(size: tuple[int, int], budget_gb: int, dtype: torch.dtype, winograd: bo
     return where + (f", L-BFGS {p.history}" if p.optimizer == "lbfgs" else ", Adam")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # no options: --help says what it prints (any other argument was ignored)
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     print("| output | " + " | ".join(c[0] for c in COLUMNS) + " |")
     print("|---" * (len(COLUMNS) + 1) + "|")
     for label, size in SIZES.items():
