@@ -41,6 +41,8 @@ __all__ = [
     "style_grams",
     "Objective",
     "Window",
+    "MIN_MASS",
+    "guide_mass",
     "layer_positions",
     "normalized_weights",
     "rgb",
@@ -64,6 +66,11 @@ def normalized_weights(weights: Sequence[float] | None, n: int) -> list[float]:
 MIN_MASS = 1.0
 """A region's guide mass (``sum T_k^2``) at a layer below which it has no term there: (almost)
 no position of the layer is in the region."""
+
+
+def guide_mass(guide: torch.Tensor) -> float:
+    """``sum_k T_k^2`` of a guide at one layer: the guided Gram's number of positions."""
+    return float(guide.float().pow(2).sum())
 
 
 @dataclass
@@ -225,7 +232,7 @@ def compute_targets(
                 RegionTarget(
                     guides=guides,
                     grams=blended_grams(encoder, r.styles, style_layers, r.blend, r.layer_sets),
-                    mass={k: float(g.float().pow(2).sum()) for k, g in guides.items()},
+                    mass={k: guide_mass(g) for k, g in guides.items()},
                     weight=r.weight,
                 )
             )

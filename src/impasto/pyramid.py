@@ -39,9 +39,9 @@ from .guides import background_guide, feather_guide, propagate_guide, resize_gui
 from .image import crop_edges, fit_long_side, pad_edges, resize
 from .layers import layer_channels
 from .memory import MemoryPlan, available_memory, format_bytes, plan_memory
-from .objective import MIN_MASS, Objective, RegionInput, Targets, compute_targets
+from .objective import MIN_MASS, Objective, RegionInput, Targets, compute_targets, guide_mass
 from .optimise import optimise
-from .plan import Plan, StyleSource
+from .plan import Plan, RegionSource, StyleSource
 from .schedule import Scale
 from .settings import resolve_weights
 from .tiles import TiledEncoder, TiledObjective, alignment, required_halo
@@ -241,10 +241,8 @@ def check_regions_reach_the_layers(plan: Plan) -> None:
     for r in plan.regions:
         if r.style is None or not plan.style_layers:
             continue
-        guide = feather_guide(resize_guide(r.guide, sc.size), r.region.feather * max(sc.size))
-        guide = pad_edges(guide, sc.margin, "replicate")
-        reached = propagate_guide(guide, plan.style_layers, how)
-        if not any(float(g.float().pow(2).sum()) >= MIN_MASS for g in reached.values()):
+        reached = propagate_guide(_guide_at(r, sc.size, sc.margin), plan.style_layers, how)
+        if not any(guide_mass(g) >= MIN_MASS for g in reached.values()):
             hint = "--guide-propagation area, " if how == "inside" else ""
             raise SettingsError(
                 f"region {r.region.name} reaches no position of any style layer at "
@@ -253,19 +251,18 @@ def check_regions_reach_the_layers(plan: Plan) -> None:
             )
 
 
+def _guide_at(r: RegionSource, size: Size, margin: int) -> torch.Tensor:
+    """A region's guide at one scale: resized, feathered, its edges repeated into the margin."""
+    guide = feather_guide(resize_guide(r.guide, size), r.region.feather * max(size))
+    return pad_edges(guide, margin, "replicate")
+
+
 def _region_inputs(plan: Plan, size: Size, margin: int = 0) -> list[RegionInput]:
     """The regions at one scale: feathered guides (their edges repeated into the margin), and
     the global styles (if any) as one more region over what no region covers."""
     if not plan.regions:
         return []
-    guides = [
-        pad_edges(
-            feather_guide(resize_guide(r.guide, size), r.region.feather * max(size)),
-            margin,
-            "replicate",
-        )
-        for r in plan.regions
-    ]
+    guides = [_guide_at(r, size, margin) for r in plan.regions]
     out = [
         RegionInput(
             g.to(plan.device),

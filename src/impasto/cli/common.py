@@ -25,6 +25,7 @@ __all__ = [
     "add_output_arguments",
     "add_file_arguments",
     "check_output",
+    "PRECISE_BITS",
     "check_file_flags",
     "refuse_overwriting_inputs",
     "file_kwargs",
@@ -33,7 +34,7 @@ __all__ = [
     "make_progress",
 ]
 
-_PRECISE_BITS = (".png", ".tif", ".tiff")
+PRECISE_BITS = (".png", ".tif", ".tiff")  # the outputs --bits 16 can write
 
 
 def split(text: str) -> list[str]:
@@ -222,7 +223,7 @@ def check_output(args: argparse.Namespace) -> None:
 
     fmt = check_output_path(args.output)
     suffix = Path(args.output).suffix.lower()
-    if getattr(args, "bits", 8) == 16 and suffix not in _PRECISE_BITS:
+    if getattr(args, "bits", 8) == 16 and suffix not in PRECISE_BITS:
         raise SettingsError(f"--bits 16 needs a .png or .tif output, not {suffix}")
     check_file_flags(args, fmt)
     if getattr(args, "save_every", 0) < 0:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, SettingsError
+from .common import PRECISE_BITS
 
 __all__ = [
     "DEFAULT_EVERY_MINUTES",
@@ -153,10 +154,12 @@ def run(args: argparse.Namespace) -> int:
     ns.checkpoint = ns.resume
     if args.output:
         ns.output = str(Path(args.output).resolve())
+    from ..image import LOSSY_FORMATS, OUTPUT_FORMATS
+
     suffix = Path(ns.output).suffix.lower()
-    if suffix not in (".jpg", ".jpeg", ".webp"):
+    if OUTPUT_FORMATS.get(suffix) not in LOSSY_FORMATS:
         ns.quality = None  # recorded as 95 before --quality was refused for lossless outputs
-    if getattr(ns, "bits", 8) == 16 and suffix not in (".png", ".tif", ".tiff"):
+    if getattr(ns, "bits", 8) == 16 and suffix not in PRECISE_BITS:
         raise SettingsError(
             f"the run writes 16 bits per channel (--bits 16); -o needs a .png or .tif, not {suffix}"
         )
