@@ -14,9 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NoReturn
 
-#: The smallest output long side impasto accepts (``impasto.settings.MIN_SIZE``; a literal here so
-#: a flag's type needs no import of impasto)
-MIN_SIZE = 16
+from impasto.settings import MIN_SIZE  # the smallest output long side impasto accepts
 
 
 class BenchError(Exception):
