@@ -218,6 +218,22 @@ def test_any_command_line_validates_or_is_one_clear_error(argv):
         assert e.code == 0
 
 
+def test_paintings_may_come_after_options():
+    """`impasto stylize photo --size 48 painting` was argparse's "unrecognized arguments":
+    the positionals before and after an option are taken together; the plain pass's messages
+    (naming every missing argument) stay."""
+    args = parse(["photo.jpg", "--size", "48", "a.jpg", "-o", "o.png", "b.jpg"])
+    assert (args.command, args.content, args.styles, args.size) == (
+        "stylize", "photo.jpg", ["a.jpg", "b.jpg"], 48
+    )  # fmt: skip
+    args = parse(["sweep", "p.jpg", "--over", "style_weight=1,2", "-o", "d", "s.jpg"])
+    assert (args.command, args.styles) == ("sweep", ["s.jpg"])
+    with pytest.raises(ImpastoError, match="content, style, -o/--output"):
+        parse(["stylize"])
+    with pytest.raises(ImpastoError, match="unrecognized arguments: --bogus"):
+        parse(["photo.jpg", "--bogus", "-o", "o.png", "s.jpg"])
+
+
 def test_broken_images_and_directories_are_one_line(tmp_path, capsys):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 20)

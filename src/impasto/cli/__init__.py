@@ -64,8 +64,35 @@ def _argv_with_command(argv: list[str]) -> list[str]:
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     """Parse a command line (the default sub-command filled in); a mistake raises
-    :class:`UsageError` with one line."""
-    return build_parser().parse_args(_argv_with_command(list(argv)))
+    :class:`UsageError` with one line. A sub-command's positionals may come between its options
+    (``impasto stylize photo.jpg --size 256 painting.jpg``): where plain parsing leaves words
+    over, argparse's intermixed parsing takes a second look. It is only offered to a parser
+    without sub-commands of its own, so it runs on the sub-parser; the plain pass comes first
+    because its messages name every missing argument (the intermixed one names options first)."""
+    argv = _argv_with_command(list(argv))
+    parser = build_parser()
+    try:
+        return parser.parse_args(argv)
+    except UsageError as e:
+        sub = _subparser(parser, argv[0]) if argv else None
+        if sub is None or not str(e).startswith("unrecognized arguments"):
+            raise
+    args = sub.parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
+    """The sub-command parser called ``name`` when intermixed parsing can serve it, else None
+    (an unknown name, or a sub-command with sub-commands of its own, as ``train``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub = action.choices.get(name)
+            nested = sub is not None and any(
+                isinstance(a, argparse._SubParsersAction) for a in sub._actions
+            )
+            return None if sub is None or nested else sub
+    return None
 
 
 def _import_torch() -> None:
