@@ -94,10 +94,14 @@ def test_inits(content_path, style_path, tiny_rgb):
     content = load_image(content_path).rgb
     r = Stylizer(zero, init="content").run(content_path, style_path)
     torch.testing.assert_close(r.image, resize(content, (48, 32)))
+    # a start image of another aspect ratio (4:3 for a 3:2 output) is cropped to its centre
+    # (rows 1..27 of 30), not stretched, and the run says so
     r = Stylizer(zero, init=str(tiny_rgb)).run(content_path, style_path)
-    torch.testing.assert_close(r.image, resize(load_image(tiny_rgb).rgb, (48, 32)))
-    r = Stylizer(zero, init="style").run(content_path, style_path)
-    assert r.image.shape == (1, 3, 32, 48)
+    torch.testing.assert_close(r.image, resize(load_image(tiny_rgb).rgb[..., 1:28, :], (48, 32)))
+    assert any(n.kind == "init" and "cropped" in n.text and n.warning for n in r.notes)
+    r = Stylizer(zero, init="style").run(content_path, style_path)  # 1024x811 -> 1024x683
+    painting = load_image(style_path).rgb
+    torch.testing.assert_close(r.image, resize(painting[..., 64:747, :], (48, 32)))
     # 0 iterations from noise would only write the random start: refused before any work
     with pytest.raises(SettingsError, match="random start image"):
         Stylizer(zero, init="noise")

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from impasto.image import fit_long_side, resize, to_pil, to_tensor
+from impasto.image import crop_to_aspect, fit_long_side, resize, to_pil, to_tensor
 from tests._image_helpers import rgb_array
 
 
@@ -134,3 +134,35 @@ def test_resize_does_not_alias(factor):
     out = resize(checker, (n // factor, n // factor))
     inner = out[..., 2:-2, 2:-2]  # away from the edges, where the filter is clipped
     assert float((inner - 0.5).abs().max()) < 1 / 255
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(1, 300), st.integers(1, 300), st.integers(1, 300), st.integers(1, 300)
+)  # fmt: skip
+def test_crop_to_aspect_cuts_the_centre_to_the_target_aspect(tw, th, w, h):
+    t = torch.arange(th * tw, dtype=torch.float32).reshape(1, 1, th, tw)
+    out = crop_to_aspect(t, (w, h))
+    oh, ow = out.shape[-2:]
+    if out is t:  # a stretch by less than one pixel of (w, h), or nothing left to cut
+        close = abs(tw * h / th - w) < 1 and abs(th * w / tw - h) < 1
+        assert close or round(th * w / h) in (0, 1, tw) or round(tw * h / w) in (0, 1, th)
+        return
+    assert (ow == tw) != (oh == th)  # one side cut, never both
+    if ow < tw:  # the width is the height's at the target aspect, within rounding
+        assert abs(ow - oh * w / h) <= 0.5 or ow == 1
+    else:
+        assert abs(oh - ow * h / w) <= 0.5 or oh == 1
+    top, left = (th - oh) // 2, (tw - ow) // 2  # the centre
+    assert torch.equal(out, t[..., top : top + oh, left : left + ow])
+
+
+def test_crop_to_aspect_examples():
+    t = torch.zeros(1, 3, 30, 40)
+    assert crop_to_aspect(t, (48, 32)).shape[-2:] == (27, 40)  # 4:3 -> 3:2: rows cut
+    assert crop_to_aspect(t, (30, 30)).shape[-2:] == (30, 30)  # square: sides cut
+    assert crop_to_aspect(t, (400, 300)) is t
+    photo = torch.zeros(1, 3, 300, 451)  # a 451x300 photo at 256x170: the size's rounding
+    assert crop_to_aspect(photo, fit_long_side((451, 300), 256)) is photo
+    with pytest.raises(ValueError, match="positive"):
+        crop_to_aspect(t, (0, 5))

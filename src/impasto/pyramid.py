@@ -36,7 +36,7 @@ from .callbacks import Callback, Iterate
 from .checkpoint import Autosave, Checkpoint, CheckpointError, restore_rng, rng_state
 from .errors import SettingsError
 from .guides import background_guide, feather_guide, propagate_guide, resize_guide
-from .image import crop_edges, fit_long_side, pad_edges, resize
+from .image import crop_edges, crop_to_aspect, fit_long_side, pad_edges, resize
 from .layers import layer_channels
 from .memory import MemoryPlan, available_memory, format_bytes, plan_memory
 from .objective import MIN_MASS, Objective, RegionInput, Targets, compute_targets, guide_mass
@@ -351,12 +351,38 @@ def start_image(plan: Plan, sc: Scale) -> torch.Tensor:
         return pad_edges((noise * NOISE_STD + NOISE_MEAN).clamp(0, 1), sc.margin)
     if init == "content":
         img = resize(plan.content, sc.size)
-    elif init == "style":
-        first = plan.styles[0] if plan.styles else next(r.style for r in plan.regions if r.style)
-        img = resize(first.rgb, sc.size)
-    else:
-        img = resize(plan.init_image.rgb, sc.size)
+    else:  # a painting or an image of any aspect ratio: its centre, not stretched
+        img = resize(crop_to_aspect(_start_source(plan)[1], plan.size), sc.size)
     return plan.colors.start(pad_edges(img, sc.margin))
+
+
+def _start_source(plan: Plan) -> tuple[str, torch.Tensor]:
+    """The name and pixels of the image ``init`` names when it is neither noise nor the
+    content: the init image, or for ``style`` the first painting (the first style given; with
+    region styles only, the first region's)."""
+    if plan.settings.init != "style":
+        return plan.init_image.name, plan.init_image.rgb
+    first = plan.styles[0] if plan.styles else next(r.style for r in plan.regions if r.style)
+    return first.image.name, first.rgb
+
+
+def note_cropped_start(plan: Plan, progress: Progress) -> None:
+    """Say so when the start image is cropped to the output's aspect ratio (and which painting
+    ``init style`` starts from when there are several)."""
+    if plan.settings.init in ("noise", "content"):
+        return
+    name, rgb = _start_source(plan)
+    h, w = rgb.shape[-2:]
+    if crop_to_aspect(rgb, plan.size) is not rgb:
+        ow, oh = plan.size
+        progress.note(
+            "init",
+            f"start image {name} ({w}x{h} px) is cropped to its centre at the output's "
+            f"aspect ratio ({ow}x{oh} px), not stretched",
+            warning=True,
+        )
+    elif len(plan.styles) + sum(1 for r in plan.regions if r.style) > 1:
+        progress.note("init", f"starting from the first painting, {name}")
 
 
 def carry(x: torch.Tensor, old: Scale, new: Scale) -> torch.Tensor:
@@ -616,6 +642,7 @@ def run_pyramid(
     budget, source = memory_budget(plan)
     progress.note("memory", f"memory budget {format_bytes(budget)} ({source})")
     note_upscaled_paintings(plan, progress)
+    note_cropped_start(plan, progress)
     first = 0
     if resume is not None:
         check_resume(plan, resume)

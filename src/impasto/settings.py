@@ -246,7 +246,9 @@ class Settings:
         "paper's modification)",
     )
     init: Annotated[PathText, Field(min_length=1)] = _f(
-        "noise", "start image: noise, content, style, or a path to an image"
+        "noise",
+        "start image: noise, content, style (the first painting), or a path to an image; one "
+        "of another aspect ratio is cropped to its centre",
     )
     optimizer: Optimizer = _f("lbfgs", "lbfgs or adam")
     learning_rate: Annotated[float, Field(gt=0)] | None = _f(

@@ -10,7 +10,7 @@ One module per concern:
   16-bit PNG/TIFF, quality, print resolution, reproducible bytes, atomic writes;
 * :mod:`.metadata` -- text metadata embedded in PNG/TIFF/JPEG/WebP, :func:`read_metadata`;
 * :mod:`.ops` -- :func:`to_tensor`, :func:`to_pil`, :func:`fit_long_side`, :func:`resize`,
-  :func:`pad_edges`, :func:`crop_edges`.
+  :func:`pad_edges`, :func:`crop_edges`, :func:`crop_to_aspect`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from .high_bit import decode_unmapped_if_turned, oriented_size
 from .load import LoadedImage, check_image_source, load_image
 from .metadata import read_metadata
-from .ops import crop_edges, fit_long_side, pad_edges, resize, to_pil, to_tensor
+from .ops import crop_edges, crop_to_aspect, fit_long_side, pad_edges, resize, to_pil, to_tensor
 from .save import (
     LOSSY_FORMATS,
     MAX_DPI,
@@ -39,6 +39,7 @@ __all__ = [
     "check_image_source",
     "check_output_path",
     "crop_edges",
+    "crop_to_aspect",
     "decode_unmapped_if_turned",
     "fit_long_side",
     "load_image",

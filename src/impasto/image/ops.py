@@ -133,6 +133,26 @@ def resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out.clamp_(0.0, 1.0)
 
 
+def crop_to_aspect(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The centre of ``(N, C, H, W)`` with the aspect ratio of ``size = (w, h)``, as a cover
+    fit crops it: resized to ``size`` afterwards, nothing is stretched. Returns ``t`` itself
+    when resizing it to ``size`` would stretch it by less than one pixel of ``size`` (the
+    rounding of an output size), so an image of the output's aspect ratio is never cut."""
+    width, height = int(size[0]), int(size[1])
+    if width < 1 or height < 1:
+        raise ValueError(f"size must be positive, got {size}")
+    th, tw = t.shape[-2:]
+    if abs(tw * height / th - width) < 1 and abs(th * width / tw - height) < 1:
+        return t
+    if tw * height > th * width:  # wider than the target: the sides go
+        keep = max(1, round(th * width / height))
+        left = (tw - keep) // 2
+        return t if keep == tw else t[..., :, left : left + keep]
+    keep = max(1, round(tw * height / width))
+    top = (th - keep) // 2
+    return t if keep == th else t[..., top : top + keep, :]
+
+
 def pad_edges(t: torch.Tensor, margin: int, mode: str = "reflect") -> torch.Tensor:
     """``(N, C, H, W)`` with ``margin`` pixels added on every side: the image mirrored into them
     (``"reflect"``, without repeating the edge pixel) or its edge pixels repeated
