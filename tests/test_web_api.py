@@ -285,6 +285,16 @@ def test_bad_uploads_are_refused_with_json(tmp_path, data, name, status, words):
     assert not list((tmp_path / "tmp").iterdir())
 
 
+def test_an_upload_of_two_files_is_refused_not_cut_to_the_last(tmp_path):
+    """A form with two ``file`` parts stored the last one and said nothing of the first."""
+    with client(tmp_path) as c:
+        two = [("file", ("a.png", png_bytes(16, 16), "image/png"))] * 2
+        r = c.post("/api/files", files=two)
+        assert r.status_code == 422 and "one image per upload" in r.json()["detail"], r.text
+        assert upload(c, png_bytes(16, 16)).status_code == 201
+    assert len(list((tmp_path / "files").iterdir())) == 2  # the one upload and its thumbnail
+
+
 def test_upload_byte_limit(tmp_path):
     with client(tmp_path, max_upload_bytes=20_000) as c:
         big = png_bytes(200, 200)  # ~120 kB of noise

@@ -34,10 +34,11 @@ The page (``/``) uses only the documented API; the OpenAPI description is served
 
 Errors are JSON ``{"detail": ...}`` with a 4xx status: 404 unknown id, 413 upload too large
 (bytes or pixels), 415 not a supported image, 422 invalid settings (pydantic's list naming the
-setting, or one line for a server limit or an unknown image), 409 a state conflict (e.g.
-deleting a running job), 403 a cross-origin write; 507 when the data directory cannot be
-written (made read-only, or the disk full, while the server runs); 400 (plain text, Starlette's
-``TrustedHostMiddleware``) a request for a host name the server does not answer to.
+setting, or one line for a server limit, an unknown image or an upload of several files), 409
+a state conflict (e.g. deleting a running job), 403 a cross-origin write; 507 when the data
+directory cannot be written (made read-only, or the disk full, while the server runs); 400
+(plain text, Starlette's ``TrustedHostMiddleware``) a request for a host name the server does
+not answer to.
 """
 
 from __future__ import annotations

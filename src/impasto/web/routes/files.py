@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse
 
 from ..deps import ConfigDep, StudioDep
@@ -20,6 +20,15 @@ __all__ = ["router"]
 router = APIRouter(tags=["files"])
 
 
+async def one_file_part(request: Request) -> None:
+    """Refuse a form with several ``file`` parts (FastAPI would keep the last and drop the
+    others without a word): an upload is one image. The form is parsed once; Starlette keeps
+    it for the endpoint."""
+    parts = (await request.form()).getlist("file")
+    if len(parts) > 1:
+        raise HTTPException(422, f"one image per upload; the form has {len(parts)} 'file' parts")
+
+
 @router.post(
     "/api/files",
     status_code=201,
@@ -27,7 +36,9 @@ router = APIRouter(tags=["files"])
     responses={
         413: {"model": ErrorBody, "description": "too many bytes or pixels"},
         415: {"model": ErrorBody, "description": "not a supported image"},
+        422: {"model": ErrorBody, "description": "no file part, or more than one"},
     },
+    dependencies=[Depends(one_file_part)],
 )
 def upload_file(
     file: Annotated[UploadFile, File(description="an image file")],
