@@ -110,6 +110,10 @@ def test_folder_training_skips_broken_images_and_reports(folder, tmp_path):
     assert res.finished and res.metrics[0]["skipped"] == 1
     assert res.metrics[0]["skipped_names"] == ["class0/broken.png"]
     assert seen[-1].phase == "epoch" and seen[0].images_per_s > 0
+    # the epoch event carries the epoch's loss and accuracy (it carried NaN: sums already reset)
+    row = res.metrics[0]
+    assert (seen[-1].loss, seen[-1].accuracy) == (row["train_loss"], row["train_accuracy"])
+    assert all(math.isfinite(p.loss) for p in seen)
 
 
 def test_training_keeps_freed_memory_while_it_runs_only(folder, tmp_path):

@@ -85,7 +85,10 @@ class TrainConfig:
 @dataclass
 class TrainProgress:
     """What a progress bar shows; ``phase`` is ``"step"`` or ``"epoch"`` (then ``metrics`` is the
-    finished epoch's row)."""
+    finished epoch's row). ``loss`` and ``accuracy`` are the epoch's running means so far: at a
+    step, over this process's images (rank 0's under torchrun, which alone reports); at the
+    epoch's end, over every rank's (the row's ``train_loss`` and ``train_accuracy``); NaN when
+    no image was seen."""
 
     phase: str
     epoch: int
@@ -115,6 +118,16 @@ def lr_at(cfg: TrainConfig, epoch: int, step: int, steps: int) -> float:
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * min(t, total) / total))
     every = cfg.step_epochs or max(1, cfg.epochs // 3)
     return cfg.lr * cfg.gamma ** (epoch // every)
+
+
+def _running_means(sums: list[float], row: dict | None) -> tuple[float, float]:
+    """Loss and accuracy for a progress event: from the running sums at a step, from the
+    finished epoch's row (gathered over every rank; its sums are reset by then) at its end."""
+    if row is not None:
+        pair = (row["train_loss"], row["train_accuracy"])
+        return tuple(float("nan") if v is None else v for v in pair)  # type: ignore[return-value]
+    loss, correct, seen = sums
+    return (loss / seen, correct / seen) if seen else (float("nan"), float("nan"))
 
 
 def _finite(row: dict) -> dict:
@@ -328,7 +341,6 @@ class _Run:
     def _report(self, phase: str, step: int, steps: int, t0: float, done0: int, row=None) -> None:
         if self.callback is None or not self.world.main:
             return
-        loss, correct, seen = self.sums
         elapsed = max(time.perf_counter() - t0, 1e-9)
         done = self.global_step - done0
         total = self.cfg.epochs * steps
@@ -337,8 +349,7 @@ class _Run:
         per_step = elapsed / max(1, done)
         self.callback(
             TrainProgress(
-                phase, self.epoch, self.cfg.epochs, step, steps,
-                loss / seen if seen else float("nan"), correct / seen if seen else float("nan"),
+                phase, self.epoch, self.cfg.epochs, step, steps, *_running_means(self.sums, row),
                 self._images * self.world.size / elapsed,
                 max(0, total - self.global_step) * per_step, row,
             )
