@@ -46,12 +46,12 @@ DEFAULT_STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4
 _INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
 
 
-def check_layers(names: Iterable[str], what: str = "layer") -> None:
+def check_layers(names: Iterable[str]) -> None:
     """Raise a one-line :class:`SettingsError` listing the valid names if any name is unknown."""
     bad = [n for n in names if n not in _INDEX]
     if bad:
         raise SettingsError(
-            f"unknown {what} {', '.join(map(repr, bad))}; valid names: {', '.join(LAYER_NAMES)}"
+            f"unknown layer {', '.join(map(repr, bad))}; valid names: {', '.join(LAYER_NAMES)}"
         )
 
 

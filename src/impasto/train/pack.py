@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +67,7 @@ def write_lmdb(
     return len(labels)
 
 
-def _verified(src: FolderSource, result: PackResult, progress: Callable[[int, int], None] | None):
+def _verified(src: FolderSource, result: PackResult):
     import io
 
     from PIL import Image
@@ -83,23 +83,13 @@ def _verified(src: FolderSource, result: PackResult, progress: Callable[[int, in
                 result.skipped_names.append(src.name(i))
             continue
         result.count += 1
-        if progress is not None:
-            progress(i + 1, len(src))
         yield src.labels[i], src.name(i), data
 
 
-def pack_folder(
-    folder: str | os.PathLike,
-    out: str | os.PathLike,
-    progress: Callable[[int, int], None] | None = None,
-) -> PackResult:
-    """Pack ``folder`` (one sub-folder per class) into the LMDB ``out``.
-
-    Args:
-        progress: called with ``(images done, total)``.
-    """
+def pack_folder(folder: str | os.PathLike, out: str | os.PathLike) -> PackResult:
+    """Pack ``folder`` (one sub-folder per class) into the LMDB ``out``."""
     src = FolderSource(folder)
     size = sum(p.stat().st_size for p in src.paths)
     result = PackResult(0, src.classes)
-    write_lmdb(out, src.classes, _verified(src, result, progress), map_size=2 * size + (64 << 20))
+    write_lmdb(out, src.classes, _verified(src, result), map_size=2 * size + (64 << 20))
     return result
