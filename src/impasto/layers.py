@@ -1,11 +1,13 @@
 """The one table of VGG19 layer names (``conv1_1``, ``relu1_1``, ..., ``pool5``) and the default
-layer sets.
+layer sets; the names of any VGG network (:func:`layer_names`, :func:`conv_names`) come from the
+same generator.
 
 Layers are always addressed by these names; positions never leak out of the encoder.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from .errors import SettingsError
@@ -15,30 +17,41 @@ __all__ = [
     "DEFAULT_STYLE_LAYERS",
     "BLOCKS",
     "CONV_LAYERS",
+    "CONV_NAME",
     "LAYER_NAMES",
     "check_layers",
+    "conv_names",
     "deepest",
     "describe_layers",
     "layer_channels",
+    "layer_names",
     "layer_stride",
 ]
 
 # Number of 3x3 convolutions in each of VGG19's five blocks, and their output channels.
 BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
+# A convolution's name: block and position in the block (``conv3_2``: block 3, second).
+CONV_NAME = re.compile(r"^conv(\d)_(\d)$")
 
 
-def _names() -> tuple[tuple[str, ...], tuple[str, ...]]:
+def layer_names(blocks: Iterable[int]) -> tuple[str, ...]:
+    """Every layer of a VGG network with ``blocks`` convolutions per block, in forward order:
+    ``conv1_1, relu1_1, ..., pool1, ..., pool5``."""
     names: list[str] = []
-    convs: list[str] = []
-    for b, (n_conv, _) in enumerate(BLOCKS, start=1):
+    for b, n_conv in enumerate(blocks, start=1):
         for c in range(1, n_conv + 1):
             names += [f"conv{b}_{c}", f"relu{b}_{c}"]
-            convs.append(f"conv{b}_{c}")
         names.append(f"pool{b}")
-    return tuple(names), tuple(convs)
+    return tuple(names)
 
 
-LAYER_NAMES, CONV_LAYERS = _names()
+def conv_names(blocks: Iterable[int]) -> tuple[str, ...]:
+    """The convolutions of :func:`layer_names`, in order: ``conv1_1, conv1_2, ...``."""
+    return tuple(name for name in layer_names(blocks) if name.startswith("conv"))
+
+
+LAYER_NAMES = layer_names(n for n, _ in BLOCKS)
+CONV_LAYERS = conv_names(n for n, _ in BLOCKS)
 
 # Gatys et al. 2016: content at relu4_2 ("conv4_2"), style at relu1_1 ... relu5_1.
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("relu4_2",)

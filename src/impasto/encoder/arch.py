@@ -10,14 +10,13 @@ loads. Layer names (``conv3_2``, ``relu3_2``, ``pool3`` ...) are always a subset
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 
 from ..errors import WeightsError
-from ..layers import BLOCKS
+from ..layers import BLOCKS, CONV_NAME, conv_names, layer_names
 
 __all__ = ["Arch", "VGG_BLOCKS", "VGG_WIDTHS", "arch_from_state_dict", "arch_from_blocks"]
 
@@ -30,7 +29,6 @@ VGG_BLOCKS: dict[str, tuple[int, ...]] = {
 }
 # Output channels of each block at width 1.
 VGG_WIDTHS: tuple[int, ...] = tuple(ch for _, ch in BLOCKS)
-_CONV = re.compile(r"^conv(\d)_(\d)$")
 
 
 @dataclass(frozen=True)
@@ -52,17 +50,13 @@ class Arch:
 
     @property
     def conv_names(self) -> tuple[str, ...]:
-        return tuple(f"conv{b}_{c}" for b, n in enumerate(self.blocks, 1) for c in range(1, n + 1))
+        """The convolutions in forward order: ``conv1_1, conv1_2, ..., conv5_4``."""
+        return conv_names(self.blocks)
 
     @property
     def layer_names(self) -> tuple[str, ...]:
         """Every layer in forward order: ``conv1_1, relu1_1, ..., pool1, ..., pool5``."""
-        names: list[str] = []
-        for b, n in enumerate(self.blocks, 1):
-            for c in range(1, n + 1):
-                names += [f"conv{b}_{c}", f"relu{b}_{c}"]
-            names.append(f"pool{b}")
-        return tuple(names)
+        return layer_names(self.blocks)
 
     def channels_of(self, name: str) -> int:
         """Feature channels at layer ``name`` (a conv, relu or pool of this network)."""
@@ -83,7 +77,7 @@ def arch_from_blocks(blocks: tuple[int, ...], width: float = 1.0) -> Arch:
 def _blocks_from_names(names: list[str], source: str) -> tuple[int, ...]:
     per_block: dict[int, list[int]] = {}
     for name in names:
-        m = _CONV.match(name)
+        m = CONV_NAME.match(name)
         if m is None:
             raise WeightsError(f"{source}: unexpected convolution name {name!r}")
         per_block.setdefault(int(m[1]), []).append(int(m[2]))

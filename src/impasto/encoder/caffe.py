@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import mmap
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import WeightsError
+from ..layers import CONV_NAME
 
 __all__ = ["CaffeModel", "read_caffemodel", "looks_like_protobuf"]
 
@@ -41,7 +41,6 @@ _FIELDS = {  # layout -> (name, type, blobs, transform_param) field numbers
     "layer": (1, 2, 7, 100),
     "layers": (4, 5, 6, 36),
 }
-_CONV_NAME = re.compile(r"^conv(\d)_(\d)$")
 
 
 class _Bad(Exception):
@@ -222,7 +221,7 @@ def _parse(buf, size: int) -> CaffeModel:
         if len(blobs) != 2:
             raise _Bad(f"convolution {lname!r} has {len(blobs)} blobs, expected weight and bias")
         in_block += 1
-        key = lname if _CONV_NAME.match(lname) else f"conv{block}_{in_block}"
+        key = lname if CONV_NAME.match(lname) else f"conv{block}_{in_block}"
         w, b = (_blob(buf, *s) for s in blobs)
         model.convs[key] = (w, b.reshape(-1))
     return model

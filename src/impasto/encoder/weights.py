@@ -40,7 +40,7 @@ import torch
 
 from ..atomic import atomic_file
 from ..errors import WeightsError
-from ..layers import BLOCKS, CONV_LAYERS
+from ..layers import CONV_LAYERS, LAYER_NAMES
 from .arch import Arch, arch_from_state_dict
 from .caffe import looks_like_protobuf, read_caffemodel
 
@@ -75,15 +75,9 @@ TORCHVISION_SPEC = WeightSpec(
     bgr=False, scale=1.0, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)
 )
 
-# Index of each convolution in torchvision's ``vgg19().features`` Sequential.
-_TV_INDEX: dict[str, int] = {}
-_i = 0
-for _b, (_n, _) in enumerate(BLOCKS, start=1):
-    for _c in range(1, _n + 1):
-        _TV_INDEX[f"conv{_b}_{_c}"] = _i
-        _i += 2  # conv, relu
-    _i += 1  # pool
-del _i, _b, _n, _c
+# Index of each convolution in torchvision's ``vgg19().features`` Sequential, which holds one
+# module per layer (conv, relu, pool) in LAYER_NAMES's order.
+_TV_INDEX: dict[str, int] = {n: i for i, n in enumerate(LAYER_NAMES) if n in CONV_LAYERS}
 
 
 def default_weights_path() -> Path:
@@ -245,7 +239,7 @@ def _from_caffemodel(path: Path) -> tuple[dict[str, torch.Tensor], WeightSpec]:
         sd[f"{name}.weight"], sd[f"{name}.bias"] = torch.from_numpy(w), torch.from_numpy(b)
     arch = arch_from_state_dict(sd, str(path))
     named = _named_vgg(path.name, model.name)
-    if named is not None and named != sum(arch.blocks) + 3:
+    if named is not None and f"VGG{named}" != arch.label:
         raise WeightsError(
             f"{path}: named as VGG{named} but holds {arch.label}'s {sum(arch.blocks)} convolutions "
             f"({', '.join(f'{n} in block {b}' for b, n in enumerate(arch.blocks, 1))})"

@@ -39,10 +39,10 @@ class ExportResult:
 
 def conv_weights(state: dict) -> tuple[dict[str, torch.Tensor], WeightSpec]:
     """A checkpoint's convolutions (layer-named) and the input normalisation it trained with."""
-    blocks = state["arch"]["blocks"]
-    names = [f"conv{b}_{c}" for b, n in enumerate(blocks, 1) for c in range(1, n + 1)]
+    # the names need only the blocks; the channels are read off the weights
+    arch = Arch(tuple(state["arch"]["blocks"]), ())
     sd = {}
-    for i, name in enumerate(names):
+    for i, name in enumerate(arch.conv_names):
         sd[f"{name}.weight"] = state["model"][f"convs.{i}.weight"].float()
         sd[f"{name}.bias"] = state["model"][f"convs.{i}.bias"].float()
     mean, std = state["norm"]["mean"], state["norm"]["std"]

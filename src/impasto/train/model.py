@@ -44,14 +44,6 @@ class VGGNet(nn.Module):
             x = F.max_pool2d(x, 2, 2, ceil_mode=True)
         return self.head(x.mean((2, 3)))
 
-    def conv_state_dict(self) -> dict[str, torch.Tensor]:
-        """``{"conv1_1.weight": ..., "conv1_1.bias": ...}`` (detached copies, float32, CPU)."""
-        out = {}
-        for name, conv in zip(self.arch.conv_names, self.convs):
-            out[f"{name}.weight"] = conv.weight.detach().float().cpu().clone()
-            out[f"{name}.bias"] = conv.bias.detach().float().cpu().clone()
-        return out
-
 
 def init_weights(model: VGGNet, init: str, std: float, generator: torch.Generator) -> None:
     """``kaiming``: He et al. normal (fan-out, ReLU), the default; ``gaussian``: N(0, std²) as in
