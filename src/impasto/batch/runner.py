@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SettingsError
-from ..image import OUTPUT_FORMATS, FileOptions, check_file_options
+from ..image import HIGH_BIT_FORMATS, OUTPUT_FORMATS, FileOptions, check_file_options
 from ..settings import DEFAULT_QUALITY
 from . import manifest
 from .jobs import Job
@@ -186,7 +186,7 @@ def _check_options(o: BatchOptions) -> None:
             f"extension must be one of {', '.join(OUTPUT_FORMATS)}, got {o.extension!r}"
         )
     check_file_options(o.file)
-    if o.bits == 16 and fmt not in ("PNG", "TIFF"):
+    if o.bits == 16 and fmt not in HIGH_BIT_FORMATS:
         raise SettingsError(f"{fmt} cannot store 16 bits per channel; use .png or .tif")
 
 

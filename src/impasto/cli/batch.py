@@ -21,6 +21,7 @@ from .common import (
     check_file_flags,
     file_kwargs,
     settings_from_args,
+    takes_16_bits,
 )
 
 __all__ = ["add_parser", "run", "main"]
@@ -89,9 +90,10 @@ def _check(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise SettingsError(f"--{name} must be >= 1")
-    if args.bits == 16 and args.format not in ("png", "tif"):
-        raise SettingsError("--bits 16 needs --format png or tif")
     from ..image import OUTPUT_FORMATS
+
+    if args.bits == 16 and not takes_16_bits("." + args.format):
+        raise SettingsError("--bits 16 needs --format png or tif")
 
     check_file_flags(args, OUTPUT_FORMATS["." + args.format])
     if args.address and args.backend != "ray":

@@ -25,7 +25,7 @@ __all__ = [
     "add_output_arguments",
     "add_file_arguments",
     "check_output",
-    "PRECISE_BITS",
+    "takes_16_bits",
     "check_file_flags",
     "refuse_overwriting_inputs",
     "file_kwargs",
@@ -34,7 +34,12 @@ __all__ = [
     "make_progress",
 ]
 
-PRECISE_BITS = (".png", ".tif", ".tiff")  # the outputs --bits 16 can write
+
+def takes_16_bits(suffix: str) -> bool:
+    """Whether an output with this extension (``.png``) can be written with ``--bits 16``."""
+    from ..image import HIGH_BIT_FORMATS, OUTPUT_FORMATS
+
+    return OUTPUT_FORMATS.get(suffix.lower()) in HIGH_BIT_FORMATS
 
 
 def split(text: str) -> list[str]:
@@ -185,17 +190,16 @@ def add_file_arguments(g: Any, *, bits: bool = True) -> None:
 
 
 def check_file_flags(args: argparse.Namespace, fmt: str) -> None:
-    """Refuse file flags the output format ``fmt`` (a Pillow name) cannot use or store."""
-    from ..image import LOSSY_FORMATS, MAX_DPI
+    """Refuse file flags the output format ``fmt`` (a Pillow name) cannot use, and values no
+    file takes (:func:`~impasto.image.check_file_options`'s ranges, named as flags)."""
+    from ..image import LOSSY_FORMATS, FileOptions, check_file_options
 
-    if args.quality is not None:
-        if fmt not in LOSSY_FORMATS:
-            raise SettingsError(f"--quality applies to .jpg and .webp outputs; {fmt} is lossless")
-        if not 1 <= args.quality <= 100:
-            raise SettingsError(f"--quality must be between 1 and 100, got {args.quality}")
-    dpi = getattr(args, "dpi", None)
-    if dpi is not None and not 1 <= dpi <= MAX_DPI:  # NaN fails too
-        raise SettingsError(f"--dpi must be between 1 and {MAX_DPI}, got {dpi:g}")
+    if args.quality is not None and fmt not in LOSSY_FORMATS:
+        raise SettingsError(f"--quality applies to .jpg and .webp outputs; {fmt} is lossless")
+    try:
+        check_file_options(FileOptions(**file_kwargs(args)))
+    except SettingsError as e:  # "quality must be ..." -> "--quality must be ..."
+        raise SettingsError(f"--{e}") from None
 
 
 def refuse_overwriting_inputs(outputs: Sequence[tuple[str, Any]], inputs: Sequence[Any]) -> None:
@@ -223,7 +227,7 @@ def check_output(args: argparse.Namespace) -> None:
 
     fmt = check_output_path(args.output)
     suffix = Path(args.output).suffix.lower()
-    if getattr(args, "bits", 8) == 16 and suffix not in PRECISE_BITS:
+    if getattr(args, "bits", 8) == 16 and not takes_16_bits(suffix):
         raise SettingsError(f"--bits 16 needs a .png or .tif output, not {suffix}")
     check_file_flags(args, fmt)
     if getattr(args, "save_every", 0) < 0:

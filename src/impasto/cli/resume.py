@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, SettingsError
-from .common import PRECISE_BITS
+from .common import takes_16_bits
 
 __all__ = [
     "DEFAULT_EVERY_MINUTES",
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     suffix = Path(ns.output).suffix.lower()
     if OUTPUT_FORMATS.get(suffix) not in LOSSY_FORMATS:
         ns.quality = None  # recorded as 95 before --quality was refused for lossless outputs
-    if getattr(ns, "bits", 8) == 16 and suffix not in PRECISE_BITS:
+    if getattr(ns, "bits", 8) == 16 and not takes_16_bits(suffix):
         raise SettingsError(
             f"the run writes 16 bits per channel (--bits 16); -o needs a .png or .tif, not {suffix}"
         )

@@ -20,6 +20,7 @@ from .load import LoadedImage, check_image_source, load_image
 from .metadata import read_metadata
 from .ops import crop_edges, crop_to_aspect, fit_long_side, pad_edges, resize, to_pil, to_tensor
 from .save import (
+    HIGH_BIT_FORMATS,
     LOSSY_FORMATS,
     MAX_DPI,
     OUTPUT_FORMATS,
@@ -30,6 +31,7 @@ from .save import (
 )
 
 __all__ = [
+    "HIGH_BIT_FORMATS",
     "LOSSY_FORMATS",
     "MAX_DPI",
     "OUTPUT_FORMATS",

@@ -29,6 +29,7 @@ from .ops import colour_and_alpha, quantise
 
 __all__ = [
     "LOSSY_FORMATS",
+    "HIGH_BIT_FORMATS",
     "MAX_DPI",
     "OUTPUT_FORMATS",
     "FileOptions",
@@ -49,6 +50,9 @@ OUTPUT_FORMATS: dict[str, str] = {
 
 LOSSY_FORMATS = ("JPEG", "WEBP")
 """The formats ``quality`` applies to (PNG and TIFF are lossless)."""
+
+HIGH_BIT_FORMATS = ("PNG", "TIFF")
+"""The formats that store 16 bits per channel (``bits=16``)."""
 
 MAX_DPI = 65535
 """The largest print resolution accepted: JPEG's JFIF header stores it in 16 bits."""
@@ -183,7 +187,7 @@ def check_file_options(file: FileOptions) -> None:
 
 def _check_options(p: str, fmt: str, file: FileOptions) -> None:
     check_file_options(file)
-    if file.bits == 16 and fmt not in ("PNG", "TIFF"):
+    if file.bits == 16 and fmt not in HIGH_BIT_FORMATS:
         raise ImageError(f"{p}: {fmt} cannot store 16 bits per channel; use .png or .tif")
 
 
