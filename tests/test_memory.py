@@ -168,6 +168,18 @@ def test_available_memory_on_the_cpu():
     assert budget > 0 and "of the" in where
 
 
+def test_available_memory_on_a_gpu_is_the_named_share_of_its_free_memory(monkeypatch):
+    """The GPU's share is GPU_FRACTION (named beside CPU_FRACTION, which the help texts state);
+    it was a 0.9 written inline."""
+    from impasto.settings import GPU_FRACTION, field_help
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (10 * GB, 80 * GB))
+    budget, where = available_memory(torch.device("cuda"))
+    assert budget == int(GPU_FRACTION * 10 * GB)
+    assert where == f"{GPU_FRACTION:.0%} of the 10.0 GB free on the GPU"
+    assert f"{GPU_FRACTION * 100:g} percent of the free memory" in field_help()["max_memory"][1]
+
+
 def test_format_bytes_never_shows_a_small_budget_as_zero():
     """`--max-memory 1KB` was reported as 'the 0 MB budget'."""
     assert format_bytes(12.34e9) == "12.3 GB"

@@ -26,10 +26,12 @@ import torch
 from .encoder.winograd import workspace_bytes
 from .errors import SettingsError
 from .layers import LAYER_NAMES, deepest, layer_channels, layer_stride
+from .settings import CPU_FRACTION, GPU_FRACTION
 
 __all__ = [
     "BASE_BYTES",
     "CPU_FRACTION",
+    "GPU_FRACTION",
     "MAX_TILE",
     "MIN_HISTORY",
     "MIN_TILE",
@@ -62,8 +64,6 @@ MIN_HISTORY = 5
 #: README, "How the defaults were chosen"), and larger tiles pay less halo (4096 px on a Zen 5,
 #: bf16: 9 tiles of 1472 px 0.68-0.83x the time of 36 of 720 px, two measurements).
 TILE_HISTORY = 10
-#: The default budget's share of the RAM: room for the OS, other programs and allocator slack.
-CPU_FRACTION = 0.5
 GB = 1e9
 
 Channels = Callable[[str], int]
@@ -394,10 +394,12 @@ def _cgroup_limit() -> int | None:
 
 def available_memory(device: torch.device) -> tuple[int, str]:
     """The default budget on ``device`` and where it comes from: :data:`CPU_FRACTION` of the RAM
-    (or of the container's limit) on the CPU and MPS, 90 % of the free memory on a CUDA GPU."""
+    (or of the container's limit) on the CPU and MPS, :data:`GPU_FRACTION` of the free memory on
+    a CUDA GPU (both defined in :mod:`impasto.settings`, whose help texts state them)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return int(0.9 * free), f"90 % of the {format_bytes(free)} free on the GPU"
+        share = f"{GPU_FRACTION:.0%} of the {format_bytes(free)} free on the GPU"
+        return int(GPU_FRACTION * free), share
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     limit = _cgroup_limit()
     where = "RAM"

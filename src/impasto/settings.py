@@ -54,6 +54,10 @@ __all__ = [
     "DEFAULT_MARGIN",
     "DEFAULT_RATIOS",
     "DEFAULT_LABEL_TOLERANCE",
+    "MIN_SIZE",
+    "MAX_SIZE",
+    "CPU_FRACTION",
+    "GPU_FRACTION",
     "field_help",
     "pyramid_sides",
     "resolve_weights",
@@ -80,6 +84,13 @@ DEFAULT_MARGIN = 0
 
 MIN_SIZE = 16
 """The smallest output long side accepted (the deepest layer needs more at most aspects)."""
+MAX_SIZE = 16384
+"""The largest output long side accepted (also the bound of ``pyramid_start`` and ``tile``)."""
+CPU_FRACTION = 0.5
+"""The default memory budget's share of the RAM (:func:`impasto.memory.available_memory`): room
+for the OS, other programs and allocator slack."""
+GPU_FRACTION = 0.9
+"""The default memory budget's share of a CUDA GPU's free memory."""
 
 DEFAULT_QUALITY = 95
 """JPEG/WebP quality of output files when none is given (``--quality``)."""
@@ -191,13 +202,13 @@ def _f(default: Any, help: str, **constraints: Any) -> Any:
 class Settings:
     """Everything that decides a run's result. Defaults are the recommended ones."""
 
-    size: Annotated[int, Field(ge=MIN_SIZE, le=16384)] = _f(
+    size: Annotated[int, Field(ge=MIN_SIZE, le=MAX_SIZE)] = _f(
         512, "long side of the output in pixels; the content's aspect is kept"
     )
     iterations: Annotated[int, Field(ge=0, le=100_000)] = _f(
         80, "optimiser iterations at the full size"
     )
-    pyramid_start: Annotated[int, Field(ge=0, le=16384)] = _f(
+    pyramid_start: Annotated[int, Field(ge=0, le=MAX_SIZE)] = _f(
         128,
         "long side of the first (coarsest) scale of the coarse-to-fine pyramid; 0 disables it "
         "(outputs no larger than it run at one scale)",
@@ -262,7 +273,7 @@ class Settings:
         "iterate averaging: each scale's result is an exponential moving average of its iterates "
         "with this decay (0: off, the last iterate; about 0.9 smooths Adam's noise)",
     )
-    tile: Annotated[int, Field(ge=0, le=16384)] | None = _f(
+    tile: Annotated[int, Field(ge=0, le=MAX_SIZE)] | None = _f(
         None,
         "side in px of exact tiles (rounded down to a multiple of the deepest layer's stride); "
         "0 or unset: chosen from --max-memory when the whole image does not fit",
@@ -270,7 +281,8 @@ class Settings:
     max_memory: Annotated[int, Field(gt=0)] | None = _f(
         None,
         "memory budget in bytes for tiling and the optimiser (the CLI takes 20G, 512M ...; "
-        "default: half the RAM on the CPU, 90 percent of the free memory on a GPU)",
+        f"default: {CPU_FRACTION * 100:g} percent of the RAM on the CPU, {GPU_FRACTION * 100:g} "
+        "percent of the free memory on a GPU)",
     )
     seed: Annotated[int, Field(ge=0, lt=2**63)] | None = _f(
         None, "random seed (default: a fresh one, recorded in the output)"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from ..errors import SettingsError
 from ..memory import BASE_BYTES, MemoryPlan, available_memory, format_bytes, plan_memory
 from ..schedule import scales_of
-from ..settings import MIN_SIZE, Settings
+from ..settings import MAX_SIZE, MIN_SIZE, Settings
 from ..tiles import alignment, required_halo
 
 __all__ = [
@@ -26,9 +26,6 @@ __all__ = [
     "largest_size",
     "check_memory",
 ]
-
-#: Settings' own bounds on the output's long side.
-MIN_SIDE, MAX_SIDE = 16, 16384
 
 
 @dataclass(frozen=True)
@@ -123,11 +120,12 @@ def _fits(settings: Settings, side: int, budget: int, device_name: str) -> bool:
 
 
 def largest_size(settings: Settings, budget: int, device_name: str = "auto") -> int:
-    """The largest long side (px, at most 16384) of a square job with ``settings`` that fits
-    ``budget``; 0 when not even 16 px does (bisection: the need grows with the side)."""
-    if not _fits(settings, MIN_SIDE, budget, device_name):
+    """The largest long side (px, at most :data:`~impasto.settings.MAX_SIZE`) of a square job with
+    ``settings`` that fits ``budget``; 0 when not even :data:`~impasto.settings.MIN_SIZE` does
+    (bisection: the need grows with the side)."""
+    if not _fits(settings, MIN_SIZE, budget, device_name):
         return 0
-    lo, hi = MIN_SIDE, MAX_SIDE
+    lo, hi = MIN_SIZE, MAX_SIZE
     if _fits(settings, hi, budget, device_name):
         return hi
     while hi - lo > 1:
