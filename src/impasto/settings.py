@@ -381,13 +381,6 @@ class Settings:
         at run time are counted here)."""
         return self.iterations + self.pyramid_iterations * (len(self.sides) - 1)
 
-    def work(self, aspect: float = 1.0) -> float:
-        """Pixel-iterations over the whole pyramid for an image of ``aspect`` (short/long side
-        <= 1): what a run costs, for limits and time estimates."""
-        area = [side * max(1.0, side * min(aspect, 1.0)) for side in self.sides]
-        counts = [self.pyramid_iterations] * (len(area) - 1) + [self.iterations]
-        return float(sum(a * n for a, n in zip(area, counts)))
-
     @property
     def lr(self) -> float:
         """The learning rate in use (the optimiser's default when not set)."""
