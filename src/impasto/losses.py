@@ -144,12 +144,7 @@ def gram_loss(gram: torch.Tensor, target_gram: torch.Tensor, positions: float) -
     return (_acc(gram) - _acc(target_gram)).pow(2).sum() / (4.0 * n * n * positions * positions)
 
 
-def style_layer_loss(
-    features: torch.Tensor,
-    target_gram: torch.Tensor,
-    mask: torch.Tensor | None = None,
-    mass: float | None = None,
-) -> torch.Tensor:
+def style_layer_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     """One layer's style loss, eq. (4): ``E_l = 1/(4 N_l^2 M_l^2) sum_ij (G_ij - A_ij)^2``.
 
     Its gradient, eq. (6), is ``1/(N_l^2 M_l^2) (F^T (G - A))_ji`` where ``F_ij > 0``, else 0.
@@ -158,16 +153,12 @@ def style_layer_loss(
         features: ``F``, ``(B, N, H, W)``.
         target_gram: ``A``, ``(B or 1, N, N)``, the painting's Gram matrix at this layer (computed
             on an image of the same number of positions M, or rescaled to it by the caller).
-        mask: optional spatial guide (guided Gram, Gatys et al. 2017); M_l is then the mask's mass.
-        mass: the mask's mass ``sum(mask^2)`` per image when the caller already knows it.
+
+    Under a spatial guide (Gatys et al. 2017) :mod:`impasto.objective` takes
+    :func:`gram_matrix` with the guide and the guide's mass as M_l (through :func:`style_loss`).
     """
     m = features.shape[-2] * features.shape[-1]
-    if mask is not None:
-        # Under a guide, the Gram sums over the guided positions only (mask weights squared).
-        if mass is None:
-            mass = float(mask.float().pow(2).sum()) / mask.shape[0] if mask.numel() else 0.0
-        m = max(mass, 1.0)
-    return gram_loss(gram_matrix(features, mask), target_gram, m)
+    return gram_loss(gram_matrix(features), target_gram, m)
 
 
 def style_loss(

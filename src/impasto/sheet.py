@@ -1,4 +1,5 @@
-"""Labelled contact sheets: several images side by side with a caption under each."""
+"""Labelled contact sheets: several images side by side with a caption under each, and a
+word-wrapped header above a sheet."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["contact_sheet"]
+__all__ = ["contact_sheet", "with_header"]
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -57,3 +58,28 @@ def contact_sheet(
         tw = draw.textlength(caption, font=font)
         draw.text((x + max(0, (cw - tw) / 2), y + ch + pad // 2), caption, fill="black", font=font)
     return sheet
+
+
+def with_header(sheet: Image.Image, lines: Sequence[str], pad: int = 8) -> Image.Image:
+    """``sheet`` with ``lines`` of text above it, word-wrapped to its width."""
+    size = max(11, min(18, sheet.width // 40))
+    font = _font(size)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    wrapped: list[str] = []
+    for line in lines:
+        current = ""
+        for word in line.split(" "):
+            trial = f"{current} {word}".strip()
+            if current and measure.textlength(trial, font=font) > sheet.width - 2 * pad:
+                wrapped.append(current)
+                current = word
+            else:
+                current = trial
+        wrapped.append(current)
+    line_h = size + 4
+    out = Image.new("RGB", (sheet.width, sheet.height + pad + line_h * len(wrapped)), "white")
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(wrapped):
+        draw.text((pad, pad + i * line_h), text, fill="black", font=font)
+    out.paste(sheet, (0, pad + line_h * len(wrapped)))
+    return out

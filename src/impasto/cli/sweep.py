@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
 from ..errors import ImageError, SettingsError, WeightsError
 from ..inputs import resolve_input
@@ -225,38 +225,6 @@ def describe_settings(settings: Settings, over: str) -> str:
     return ", ".join(parts)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def _with_header(sheet: Image.Image, lines: Sequence[str], pad: int = 8) -> Image.Image:
-    """Put word-wrapped lines of text above ``sheet``."""
-    size = max(11, min(18, sheet.width // 40))
-    font = _font(size)
-    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    wrapped: list[str] = []
-    for line in lines:
-        words, current = line.split(" "), ""
-        for word in words:
-            trial = f"{current} {word}".strip()
-            if current and measure.textlength(trial, font=font) > sheet.width - 2 * pad:
-                wrapped.append(current)
-                current = word
-            else:
-                current = trial
-        wrapped.append(current)
-    line_h = size + 4
-    out = Image.new("RGB", (sheet.width, sheet.height + pad + line_h * len(wrapped)), "white")
-    draw = ImageDraw.Draw(out)
-    for i, text in enumerate(wrapped):
-        draw.text((pad, pad + i * line_h), text, fill="black", font=font)
-    out.paste(sheet, (0, pad + line_h * len(wrapped)))
-    return out
-
-
 def _check_cells(cells: list[tuple[str, Settings]], content: Any, styles: Any, cache) -> None:
     """Plan every cell (images, size, start image, layers) and build its network (weights)
     before the first one runs: a value only its own cell could refuse (a size too small, a
@@ -298,7 +266,7 @@ def run_sweep(
     """
     from ..api import RunCache, Stylizer
     from ..plan import as_styles as _as_styles
-    from ..sheet import contact_sheet
+    from ..sheet import contact_sheet, with_header
 
     cells = sweep_cells(settings, over, values)
     cache = RunCache(
@@ -320,7 +288,7 @@ def run_sweep(
     )
     title = f"{what}: {describe_settings(cells[0][1], over)}"
     grid = contact_sheet([(r.to_pil(), caption) for caption, r in results], columns=columns)
-    sheet = _with_header(grid, [title])
+    sheet = with_header(grid, [title])
     return SweepResult(sheet, results, title, dict(cache.stats))
 
 
