@@ -19,6 +19,7 @@ __all__ = [
     "CONV_LAYERS",
     "CONV_NAME",
     "LAYER_NAMES",
+    "VGG_BLOCKS",
     "check_layers",
     "conv_names",
     "deepest",
@@ -30,6 +31,13 @@ __all__ = [
 
 # Number of 3x3 convolutions in each of VGG19's five blocks, and their output channels.
 BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
+# Convolutions per block of the four VGG configurations (Simonyan & Zisserman 2014, Table 1).
+VGG_BLOCKS: dict[str, tuple[int, ...]] = {
+    "vgg11": (1, 1, 2, 2, 2),
+    "vgg13": (2, 2, 2, 2, 2),
+    "vgg16": (2, 2, 3, 3, 3),
+    "vgg19": tuple(n for n, _ in BLOCKS),
+}
 # A convolution's name: block and position in the block (``conv3_2``: block 3, second).
 CONV_NAME = re.compile(r"^conv(\d)_(\d)$")
 

@@ -16,17 +16,12 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import WeightsError
-from ..layers import BLOCKS, CONV_NAME, conv_names, layer_names
+from ..layers import BLOCKS, CONV_NAME, VGG_BLOCKS, conv_names, layer_names
 
 __all__ = ["Arch", "VGG_BLOCKS", "VGG_WIDTHS", "arch_from_state_dict", "arch_from_blocks"]
 
-# Convolutions per block of the four VGG configurations (Simonyan & Zisserman 2014, Table 1).
-VGG_BLOCKS: dict[str, tuple[int, ...]] = {
-    "vgg11": (1, 1, 2, 2, 2),
-    "vgg13": (2, 2, 2, 2, 2),
-    "vgg16": (2, 2, 3, 3, 3),
-    "vgg19": tuple(n for n, _ in BLOCKS),
-}
+# VGG_BLOCKS (convolutions per block of VGG11/13/16/19) lives in impasto.layers, which loads no
+# torch (the CLI's --arch choices come from it); it is re-exported here.
 # Output channels of each block at width 1.
 VGG_WIDTHS: tuple[int, ...] = tuple(ch for _, ch in BLOCKS)
 

@@ -1,25 +1,56 @@
 """``impasto train``: train a VGG network as a classifier on your own labelled images (on one
 machine or, launched by ``torchrun``, on several), then use its convolutions for style transfer.
 
-Modules: :mod:`.data` (image folders and LMDB, decoding, statistics), :mod:`.pack` (folder ->
-LMDB), :mod:`.model` (VGG11/16/19 of any width), :mod:`.loop` (SGD, checkpoints, resume),
-:mod:`.ddp` (torch.distributed), :mod:`.store` (run files), :mod:`.export` (weights out).
+Modules: :mod:`.config` (:class:`TrainConfig`, every default; no torch), :mod:`.data` (image
+folders and LMDB, decoding, statistics), :mod:`.pack` (folder -> LMDB), :mod:`.model`
+(VGG11/13/16/19 of any width), :mod:`.loop` (SGD, checkpoints, resume), :mod:`.ddp`
+(torch.distributed), :mod:`.store` (run files), :mod:`.export` (weights out).
+
+The names below other than :class:`TrainConfig` are imported on first use, so that the
+``impasto`` command can build its parser from :mod:`.config` without loading torch.
 """
 
-from .data import DataError
-from .export import ExportResult, export
-from .loop import TrainConfig, TrainProgress, TrainResult, lr_at, train
-from .pack import PackResult, pack_folder
+from __future__ import annotations
 
-__all__ = [
-    "DataError",
-    "ExportResult",
-    "PackResult",
-    "TrainConfig",
-    "TrainProgress",
-    "TrainResult",
-    "export",
-    "lr_at",
-    "pack_folder",
-    "train",
-]
+import importlib
+import sys
+import types
+from typing import Any
+
+from .config import TrainConfig
+
+_LAZY = {
+    "DataError": "data",
+    "ExportResult": "export",
+    "export": "export",
+    "PackResult": "pack",
+    "pack_folder": "pack",
+    "TrainProgress": "loop",
+    "TrainResult": "loop",
+    "lr_at": "loop",
+    "train": "loop",
+}
+
+__all__ = ["TrainConfig", *sorted(_LAZY)]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+class _Package(types.ModuleType):
+    """Loading the sub-module :mod:`.export` binds its name on this package, where ``export``
+    is the function (as it was when this package imported everything at once)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "export" and isinstance(value, types.ModuleType):
+            value = value.export
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

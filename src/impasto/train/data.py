@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import ImpastoError
+from .config import STATS_IMAGES
 
 __all__ = [
     "DataError",
@@ -247,7 +248,7 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[list[int], li
 
 
 def compute_stats(
-    source: Source, indices, size: int, limit: int = 5000, seed: int = 0
+    source: Source, indices, size: int, limit: int = STATS_IMAGES, seed: int = 0
 ) -> tuple[tuple[float, ...], tuple[float, ...], list[str]]:
     """Per-channel mean and standard deviation of RGB in [0, 1] over (up to ``limit`` of) the
     training images, and the names of images that could not be decoded."""

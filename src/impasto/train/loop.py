@@ -28,14 +28,13 @@ from ..devices import resolve_device, resolve_dtype
 from ..encoder.arch import Arch
 from ..errors import SettingsError
 from . import ddp
+from .config import MIN_SIZE, SCHEDULES, TrainConfig
 from .data import Augment, ImageDataset, collate, compute_stats, open_source, split_indices
 from .model import build_model
 from .store import CHECKPOINT, read_checkpoint, write_checkpoint, write_metrics
 
 __all__ = ["TrainConfig", "TrainProgress", "TrainResult", "train", "lr_at", "SCHEDULES"]
 
-SCHEDULES: tuple[str, ...] = ("step", "cosine")
-MIN_SIZE = 16  # the smallest training size the model's docstring promises (five ceil poolings)
 # Settings a resumed run must share with the checkpoint (they decide which images form a batch).
 _SAME_ON_RESUME = (
     "data",
@@ -47,39 +46,6 @@ _SAME_ON_RESUME = (
     "val_fraction",
     "val_data",
 )
-
-
-@dataclass
-class TrainConfig:
-    """Everything ``impasto train run`` sets (``batch_size`` is per process)."""
-
-    data: str
-    out_dir: str
-    arch: str = "vgg19"
-    width: float = 1.0
-    size: int = 224
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "step"
-    step_epochs: int = 0  # step schedule: lr x gamma every this many epochs (0: epochs // 3)
-    gamma: float = 0.1
-    init: str = "kaiming"
-    init_std: float = 0.01
-    seed: int = 0
-    val_fraction: float = 0.1
-    val_data: str | None = None
-    crop: bool = False
-    flip: bool = False
-    checkpoint_every: int = 0
-    workers: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    stats_images: int = 5000
-    max_steps: int | None = None
-    resume: bool = False
 
 
 @dataclass

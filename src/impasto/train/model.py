@@ -1,4 +1,4 @@
-"""VGG classifiers to train: the VGG11/16/19 convolution stacks (any ``width``) with ReLUs and
+"""VGG classifiers to train: the VGG11/13/16/19 convolution stacks (any ``width``) with ReLUs and
 max pooling, then global average pooling and one linear layer to the classes.
 
 The head differs from VGG's three fully connected layers on purpose: only the convolutions are
@@ -15,11 +15,9 @@ from torch import nn
 
 from ..encoder.arch import VGG_BLOCKS, Arch, arch_from_blocks
 from ..errors import SettingsError
+from .config import ARCHS, INITS
 
 __all__ = ["ARCHS", "INITS", "VGGNet", "build_model"]
-
-ARCHS: tuple[str, ...] = ("vgg11", "vgg13", "vgg16", "vgg19")
-INITS: tuple[str, ...] = ("kaiming", "gaussian")
 
 
 class VGGNet(nn.Module):
