@@ -8,10 +8,10 @@ from PIL import Image
 
 from impasto import examples
 from impasto.cli import main
-from impasto.cli.sweep import describe_settings, run_sweep, sweep_cells
 from impasto.errors import SettingsError
 from impasto.image import fit_long_side, load_image, read_metadata, resize
 from impasto.settings import Settings
+from impasto.sweep import describe_settings, run_sweep, sweep_cells
 
 BASE = Settings(size=40, iterations=8, seed=3, precision="fp32", init="content")
 
@@ -182,3 +182,21 @@ def test_every_cell_is_checked_before_the_first_one_runs(photo, starry, over, va
         run_sweep(photo, starry, BASE, over, values, progress=lambda i, c: painted.append(i))
     assert painted == [], "a cell ran before the sweep was refused"
     assert info.type.__module__ == "impasto.errors"
+
+
+def test_a_cancelled_sweep_stops_with_cancelled(photo, starry):
+    """``cancel`` reaches each cell's run: set, the sweep ends with Cancelled and no sheet."""
+    import threading
+
+    from impasto.errors import Cancelled
+
+    cancel = threading.Event()
+    started = []
+
+    def progress(i, caption):
+        started.append(i)
+        cancel.set()  # the first cell is stopped at its first step
+
+    with pytest.raises(Cancelled):
+        run_sweep(photo, starry, BASE, "ratio", [1.0, 10.0], progress=progress, cancel=cancel)
+    assert started == [0]
