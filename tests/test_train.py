@@ -271,3 +271,48 @@ def test_what_a_user_found_in_pack_and_run(folder, packed, tmp_path, capsys, mon
     monkeypatch.chdir(packed.parent)
     again = ["train", "run", f"./{packed.name}", *TINY, "--epochs", "2", "--resume"]
     assert main([*again, "-o", str(tmp_path / "ms"), "--max-steps", "2"]) == 0
+
+
+def test_run_options_take_train_config_defaults_and_choices():
+    """`impasto train run` repeats no default or choice: they are TrainConfig's and the
+    constants', and the CLI's docstring names every architecture."""
+    import dataclasses
+
+    from impasto.choices import DEVICES
+    from impasto.cli import train as train_cli
+    from impasto.encoder.arch import VGG_BLOCKS
+    from impasto.train import config
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    train_cli.add_parser(sub)
+    inner = sub.choices["train"]._actions
+    run = next(a for a in inner if isinstance(a, argparse._SubParsersAction)).choices["run"]
+    actions = {a.dest: a for a in run._actions}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in actions and f.name != "data":
+            assert actions[f.name].default == f.default, f.name
+    choices = {"arch": config.ARCHS, "init": config.INITS, "schedule": config.SCHEDULES}
+    choices |= {"device": DEVICES, "precision": config.PRECISIONS}
+    assert {k: tuple(actions[k].choices) for k in choices} == choices
+    assert config.ARCHS == tuple(VGG_BLOCKS)
+    assert f"--arch {'|'.join(config.ARCHS)}" in train_cli.__doc__
+    assert f">= {config.MIN_SIZE})" in actions["size"].help
+
+
+def test_config_loads_no_torch_and_export_stays_the_function():
+    """impasto.train imports its heavy modules on first use (the CLI builds its parser from
+    impasto.train.config without torch); loading the export sub-module first still leaves
+    impasto.train.export the function, as the eager imports did."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from impasto.train.config import TrainConfig\n"
+        "print('torch' in sys.modules)\n"
+        "import impasto.train.export\n"
+        "from impasto.train import export, train\n"
+        "print(callable(export) and export.__module__ == 'impasto.train.export', train.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "train"]

@@ -2,7 +2,7 @@
 transfer.
 
     impasto train pack FOLDER OUT.lmdb
-    impasto train run DATA -o RUN_DIR [--arch vgg11|vgg16|vgg19] [--width F] [--size PX] ...
+    impasto train run DATA -o RUN_DIR [--arch vgg11|vgg13|vgg16|vgg19] [--width F] [--size PX] ...
     impasto train export RUN_DIR_OR_CHECKPOINT OUT.pth|OUT.caffemodel
 
 ``torchrun --nproc-per-node N -m impasto train run ...`` trains data-parallel (only rank 0
@@ -12,6 +12,7 @@ writes and draws the progress bar). Heavy imports happen inside the handlers.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 __all__ = ["add_parser", "run"]
@@ -20,54 +21,84 @@ NAME = "train"
 
 
 def _add_run(sub) -> None:
+    from ..train.config import ARCHS, MIN_SIZE, SCHEDULES, TrainConfig
+
+    d = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # the defaults' one home
     p = sub.add_parser(
         "run",
         help="train a VGG classifier on an image folder or LMDB",
-        description="Train a VGG classifier (SGD, momentum 0.9, weight decay 5e-4) on DATA (an "
-        "image folder with one sub-folder per class, or an .lmdb from `impasto train pack`). "
-        "RUN_DIR receives checkpoint.pt (latest, atomic) and metrics.jsonl/.csv (one row per "
-        "epoch). --batch-size is per process under torchrun.",
+        description=f"Train a VGG classifier (SGD, momentum {d['momentum']:g}, weight decay "
+        f"{d['weight_decay']:g}) on DATA (an image folder with one sub-folder per class, or an "
+        ".lmdb from `impasto train pack`). RUN_DIR receives checkpoint.pt (latest, atomic) and "
+        "metrics.jsonl/.csv (one row per epoch). --batch-size is per process under torchrun.",
     )
     p.add_argument("data", metavar="DATA")
     p.add_argument("-o", "--output", required=True, metavar="RUN_DIR", help="run folder")
-    p.add_argument("--arch", default="vgg19", choices=("vgg11", "vgg13", "vgg16", "vgg19"))
-    p.add_argument("--width", type=float, default=1.0, help="channel multiplier (default 1)")
-    p.add_argument("--size", type=int, default=224, help="training size in px (default 224, >= 16)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=32, help="per process (default 32)")
-    p.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--schedule", choices=("step", "cosine"), default="step")
+    p.add_argument("--arch", default=d["arch"], choices=ARCHS)
+    p.add_argument(
+        "--width", type=float, default=d["width"], help="channel multiplier (default %(default)s)"
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=d["size"],
+        help=f"training size in px (default %(default)s, >= {MIN_SIZE})",
+    )
+    p.add_argument("--epochs", type=int, default=d["epochs"])
+    p.add_argument(
+        "--batch-size", type=int, default=d["batch_size"], help="per process (default %(default)s)"
+    )
+    p.add_argument("--lr", type=float, default=d["lr"], help="learning rate (default %(default)s)")
+    p.add_argument("--momentum", type=float, default=d["momentum"])
+    p.add_argument("--weight-decay", type=float, default=d["weight_decay"])
+    p.add_argument("--schedule", choices=SCHEDULES, default=d["schedule"])
     p.add_argument(
         "--step-epochs",
         type=int,
-        default=0,
-        help="step schedule: lr x0.1 every N epochs (default epochs/3)",
+        default=d["step_epochs"],
+        help=f"step schedule: lr x{d['gamma']:g} every N epochs (default epochs/3)",
     )
-    p.add_argument("--init", choices=("kaiming", "gaussian"), default="kaiming")
-    p.add_argument("--init-std", type=float, default=0.01, help="std of --init gaussian")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-fraction", type=float, default=0.1, help="held-out share (0.1)")
-    p.add_argument("--val-data", metavar="DATA", help="a separate validation set instead")
+    _add_run_rest(p, d)
+    p.set_defaults(train_command=_run_train)
+
+
+def _add_run_rest(p: argparse.ArgumentParser, d: dict) -> None:
+    """``impasto train run``'s options from ``--init`` on; ``d``: TrainConfig's defaults."""
+    from ..choices import DEVICES
+    from ..train.config import INITS, PRECISIONS
+
+    p.add_argument("--init", choices=INITS, default=d["init"])
+    p.add_argument("--init-std", type=float, default=d["init_std"], help="std of --init gaussian")
+    p.add_argument("--seed", type=int, default=d["seed"])
+    p.add_argument(
+        "--val-fraction", type=float, default=d["val_fraction"], help="held-out share (%(default)s)"
+    )
+    p.add_argument(
+        "--val-data",
+        default=d["val_data"],
+        metavar="DATA",
+        help="a separate validation set instead",
+    )
     p.add_argument("--crop", action="store_true", help="random crops (resize to 8/7, crop)")
     p.add_argument("--flip", action="store_true", help="random horizontal flips")
     p.add_argument(
         "--checkpoint-every",
         type=int,
-        default=0,
+        default=d["checkpoint_every"],
         metavar="N",
         help="also checkpoint every N steps (default: each epoch only)",
     )
-    p.add_argument("--workers", type=int, default=0, help="data loading processes")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    p.add_argument("--workers", type=int, default=d["workers"], help="data loading processes")
+    p.add_argument("--device", default=d["device"], choices=DEVICES)
     p.add_argument(
         "--precision",
-        default="auto",
-        choices=("auto", "fp32", "bf16"),
+        default=d["precision"],
+        choices=PRECISIONS,
         help="auto: bf16 autocast only where it is fast",
     )
-    p.add_argument("--max-steps", type=int, help="stop (and checkpoint) after N steps")
+    p.add_argument(
+        "--max-steps", type=int, default=d["max_steps"], help="stop (and checkpoint) after N steps"
+    )
     p.add_argument(
         "--resume",
         action="store_true",
@@ -76,7 +107,6 @@ def _add_run(sub) -> None:
         "take the values given)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(train_command=_run_train)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
