@@ -34,6 +34,7 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "check_inputs",
+    "file_digest",
     "identity",
     "input_identities",
     "load_checkpoint",
@@ -95,6 +96,16 @@ def _as_tuple(x: Any) -> Any:
     return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes, read 1 MiB at a time; raises OSError when it cannot be
+    read."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def identity(source: Any) -> dict[str, Any]:
     """What identifies an input: its SHA-256 (of the file's bytes, or of a tensor's or PIL
     image's pixels) with its name and size for messages."""
@@ -102,12 +113,10 @@ def identity(source: Any) -> dict[str, Any]:
     if isinstance(source, (str, os.PathLike)):
         path = Path(resolve_input(source) if isinstance(source, str) else source)  # example:
         try:
-            with path.open("rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
+            digest = file_digest(path)
         except OSError as e:
             raise CheckpointError(f"cannot read input {path}: {e.strerror or e}") from None
-        return {"name": path.name, "bytes": path.stat().st_size, "sha256": h.hexdigest()}
+        return {"name": path.name, "bytes": path.stat().st_size, "sha256": digest}
     if isinstance(source, torch.Tensor):
         t = source.detach().cpu().contiguous()
         h.update(str((tuple(t.shape), str(t.dtype))).encode())

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..checkpoint import file_digest  # re-exported: the batch's outputs and inputs use it
 from ..version import __version__
 
 __all__ = ["StyleSpec", "Job", "job_id", "seed_of", "output_stem", "safe_stem", "file_digest"]
@@ -65,15 +66,6 @@ class Job:
             ],
             "source": self.source,
         }
-
-
-def file_digest(path: str) -> str:
-    """SHA-256 (hex) of a file's bytes; raises OSError when it cannot be read."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _hash(obj: Any) -> str:
