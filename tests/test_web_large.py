@@ -14,6 +14,7 @@ pytest.importorskip("httpx", reason="httpx is needed by FastAPI's test client")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from impasto.devices import resolve_device  # noqa: E402
 from impasto.errors import SettingsError  # noqa: E402
 from impasto.memory import parse_bytes  # noqa: E402
 from impasto.settings import Settings  # noqa: E402
@@ -45,7 +46,7 @@ def test_config_reports_the_budget_and_the_size_it_allows(tmp_path):
     budget = parse_bytes("1.5G")
     with client(tmp_path, run_jobs=False, max_memory=budget, max_size=None) as c:
         cfg = c.get("/api/config").json()
-    allowed = largest_size(Settings(), budget)
+    allowed = largest_size(Settings(), budget, resolve_device("auto"))
     assert cfg["memory"]["budget"] == budget and cfg["memory"]["source"] == "--max-memory"
     assert cfg["memory"]["max_size"] == allowed == cfg["limits"]["max_size"]
     assert cfg["limits"]["max_memory"] == budget and cfg["memory"]["max_size_cap"] is None
@@ -59,19 +60,20 @@ def test_config_reports_the_budget_and_the_size_it_allows(tmp_path):
 def test_tiles_let_sizes_far_above_the_whole_image_limit_fit():
     budget = parse_bytes("4G")
     s = Settings()
-    top = largest_size(s, budget)
-    assert plan_job_memory(s, (top, top), budget).tile is not None  # the largest runs tiled
+    cpu = resolve_device("cpu")
+    top = largest_size(s, budget, cpu)
+    assert plan_job_memory(s, (top, top), budget, cpu).tile is not None  # the largest is tiled
     whole = 16  # the whole-image limit, to a power of two
-    while plan_job_memory(s, (whole * 2, whole * 2), budget).tile is None:
+    while plan_job_memory(s, (whole * 2, whole * 2), budget, cpu).tile is None:
         whole *= 2
     assert top >= 2 * whole  # more than twice the whole-image side
     with pytest.raises(SettingsError, match="budget"):
-        plan_job_memory(s, (top + 64, top + 64), budget)
+        plan_job_memory(s, (top + 64, top + 64), budget, cpu)
 
 
 def test_a_size_over_the_budget_is_refused_naming_the_limit(tmp_path):
     budget = parse_bytes("1.2G")
-    allowed = largest_size(Settings(), budget)
+    allowed = largest_size(Settings(), budget, resolve_device("cpu"))
     with client(tmp_path, run_jobs=False, max_memory=budget, max_size=None) as c:
         r = submit(c, size=allowed + 100, iterations=5)
         assert r.status_code == 422
@@ -160,3 +162,34 @@ def test_batch_jobs_run_within_the_server_budget(tmp_path):
         assert record["status"] == "done"
         got.append(record["settings"]["max_memory"])
     assert got == [budget, parse_bytes("1.3G")]
+
+
+def test_a_job_is_planned_on_the_device_it_names(tmp_path, monkeypatch):
+    """A job asking for the CPU on a GPU server is checked against the CPU's memory and runs
+    within the CPU's budget. Both were the server's default device's (the GPU's), so a size the
+    CPU holds was refused. The GPU is faked: CUDA "present" with 1.6 GB free."""
+    import torch
+
+    from impasto.memory import available_memory
+
+    free = parse_bytes("1.6G")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free, 8 * free))
+    cpu_budget = available_memory(torch.device("cpu"))[0]
+    if cpu_budget < 3 * free:  # then the CPU may hold no larger size than the fake GPU
+        pytest.skip("this machine's CPU budget is too small for the test")
+    with client(tmp_path, run_jobs=False, max_size=None) as c:
+        cfg = c.get("/api/config").json()["memory"]
+        assert cfg["device"] == "cuda" and cfg["budget"] < free
+        size = cfg["max_size"] + 64  # over the GPU's limit
+        for device, status in (("auto", 422), ("cuda", 422), ("cpu", 200)):
+            body = {"content": "example:chelsea", "settings": {"size": size, "device": device}}
+            r = c.post("/api/estimate", json=body)
+            assert r.status_code == status, (device, r.text)
+        assert r.json()["device"] == "cpu"
+        job = submit(c, size=size, iterations=5)  # device cpu
+        assert job.status_code == 201, job.text
+        studio = c.app.state.studio
+        settings, _, _ = studio.runner._inputs(studio.store.get_job(job.json()["id"]))
+    assert settings.max_memory == cpu_budget  # the CPU's budget, not the GPU's

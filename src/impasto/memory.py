@@ -30,6 +30,7 @@ from .settings import CPU_FRACTION, GPU_FRACTION
 
 __all__ = [
     "BASE_BYTES",
+    "BUDGET_SETTING",
     "CPU_FRACTION",
     "GPU_FRACTION",
     "MAX_TILE",
@@ -40,6 +41,7 @@ __all__ = [
     "MemoryPlan",
     "available_memory",
     "backward_bytes_per_pixel",
+    "device_budget",
     "format_bytes",
     "optimiser_bytes",
     "parse_bytes",
@@ -65,6 +67,9 @@ MIN_HISTORY = 5
 #: bf16: 9 tiles of 1472 px 0.68-0.83x the time of 36 of 720 px, two measurements).
 TILE_HISTORY = 10
 GB = 1e9
+#: Where a budget comes from when it is given (the run's ``max_memory``, the server's
+#: ``--max-memory``): the source :func:`device_budget` names, and the flag the errors ask to raise.
+BUDGET_SETTING = "--max-memory"
 
 Channels = Callable[[str], int]
 
@@ -357,12 +362,12 @@ def _too_big(need: _Need, label: str, budget: int) -> SettingsError:
     if budget <= BASE_BYTES:  # no size fits: the process itself is counted first
         return SettingsError(
             f"a budget of {format_bytes(budget)} is below what the process itself takes "
-            f"(~{format_bytes(BASE_BYTES)}: Python, torch, the network); raise --max-memory "
+            f"(~{format_bytes(BASE_BYTES)}: Python, torch, the network); raise {BUDGET_SETTING} "
             f"to at least ~{format_bytes(least)} for a {label} image"
         )
     return SettingsError(
         f"a {label} image needs at least ~{format_bytes(least)} here, more than the "
-        f"{format_bytes(budget)} budget; lower --size or raise --max-memory"
+        f"{format_bytes(budget)} budget; lower --size or raise {BUDGET_SETTING}"
     )
 
 
@@ -407,3 +412,12 @@ def available_memory(device: torch.device) -> tuple[int, str]:
         total, where = limit, "container's memory limit"
     share = f"{CPU_FRACTION:.0%} of the {format_bytes(total)} {where}"
     return int(CPU_FRACTION * total), share
+
+
+def device_budget(max_memory: int | None, device: torch.device) -> tuple[int, str]:
+    """The memory budget of a run on ``device`` and where it comes from: ``max_memory`` when
+    given (:data:`BUDGET_SETTING`), else :func:`available_memory` (the engine's run and the web
+    server's capacity both choose it here)."""
+    if max_memory:
+        return max_memory, BUDGET_SETTING
+    return available_memory(device)

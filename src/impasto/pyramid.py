@@ -25,6 +25,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,13 +38,13 @@ from .checkpoint import Autosave, Checkpoint, CheckpointError, restore_rng, rng_
 from .errors import SettingsError
 from .guides import background_guide, feather_guide, propagate_guide, resize_guide
 from .image import crop_edges, crop_to_aspect, fit_long_side, pad_edges, resize
-from .layers import layer_channels
-from .memory import MemoryPlan, available_memory, format_bytes, plan_memory
+from .layers import LAYER_NAMES, layer_channels
+from .memory import BUDGET_SETTING, MemoryPlan, device_budget, format_bytes, plan_memory
 from .objective import MIN_MASS, Objective, RegionInput, Targets, compute_targets, guide_mass
 from .optimise import optimise
 from .plan import Plan, RegionSource, StyleSource
 from .schedule import Scale
-from .settings import resolve_weights
+from .settings import Settings, resolve_weights
 from .tiles import TiledEncoder, TiledObjective, alignment, required_halo
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "Note",
     "Progress",
     "TileTick",
+    "canvas_memory",
     "carry",
     "check_resume",
     "evaluator",
@@ -402,16 +404,11 @@ def carry(x: torch.Tensor, old: Scale, new: Scale) -> torch.Tensor:
     return big[..., top + pad : top + pad + h, left + pad : left + pad + w]
 
 
-#: The memory note's source when the budget is the run's ``max_memory`` setting.
-BUDGET_SETTING = "--max-memory"
-
-
 def memory_budget(plan: Plan) -> tuple[int, str]:
-    """The run's memory budget in bytes and where it comes from (``max_memory``, else
-    :func:`impasto.memory.available_memory`)."""
-    if plan.settings.max_memory:
-        return plan.settings.max_memory, BUDGET_SETTING
-    return available_memory(plan.device)
+    """The run's memory budget in bytes and where it comes from (``max_memory``, named
+    :data:`~impasto.memory.BUDGET_SETTING` in the note, else what ``plan.device`` has):
+    :func:`impasto.memory.device_budget`."""
+    return device_budget(plan.settings.max_memory, plan.device)
 
 
 def _styled_regions(plan: Plan) -> int:
@@ -420,31 +417,72 @@ def _styled_regions(plan: Plan) -> int:
     return styled + (1 if plan.regions and plan.styles else 0)
 
 
-def scale_memory(plan: Plan, k: int, encoder, budget: int) -> MemoryPlan:
-    """How scale ``k`` fits ``budget`` (:func:`impasto.memory.plan_memory`): the whole image or
-    tiles (``settings.tile`` forces tiles on the levels larger than one tile), and the
-    optimiser's state."""
-    s, (w, h) = plan.settings, plan.scales[k].canvas
-    layers = tuple(dict.fromkeys([*plan.content_layers, *plan.style_layers]))
-    names = encoder.names
-    forced = s.tile if s.tile and max(w, h) > s.tile else None
+def canvas_memory(
+    settings: Settings,
+    canvas: Size,
+    budget: int,
+    *,
+    dtype: torch.dtype,
+    winograd: bool,
+    image_channels: int,
+    layers: tuple[Sequence[str], Sequence[str]] | None = None,
+    regions: int = 0,
+    encoder: Any = None,
+) -> MemoryPlan:
+    """How a ``(width, height)`` canvas of a run with ``settings`` fits ``budget``
+    (:func:`impasto.memory.plan_memory`): the whole image or tiles (``settings.tile`` forces
+    tiles on canvases larger than one tile), and the optimiser's state. The engine's scales
+    (:func:`scale_memory`) and the web server's check of a job before it is queued
+    (:mod:`impasto.web.capacity`) both plan here.
+
+    Args:
+        dtype, winograd: the network's arithmetic and convolutions on the run's device.
+        image_channels: channels optimised (:attr:`ColorPipeline.channels
+            <impasto.color_pipeline.ColorPipeline.channels>`).
+        layers: ``(content layers, style layers)`` in use (default: the settings').
+        regions: styled regions (their guides are kept per style layer).
+        encoder: the network (its layer names and channels); None: VGG19's.
+
+    Raises:
+        SettingsError: nothing fits (one line).
+    """
+    s, (w, h) = settings, canvas
+    content, style = layers if layers is not None else (s.content_layers, s.style_layers)
+    used = tuple(dict.fromkeys([*content, *style]))
+    names = getattr(encoder, "names", LAYER_NAMES)
     return plan_memory(
         (h, w),
-        layers=layers,
-        content_layers=plan.content_layers,
-        regions=_styled_regions(plan),
+        layers=used,
+        content_layers=content,
+        regions=regions,
         pooling=s.pooling,
-        dtype=plan.dtype,
-        winograd=plan.winograd,
+        dtype=dtype,
+        winograd=winograd,
         optimizer=s.optimizer,
         history=s.lbfgs_history,
         budget=budget,
-        halo=required_halo(layers, names),
-        align=alignment(layers),
-        image_channels=plan.colors.channels,
-        tile=forced,
+        halo=required_halo(used, names),
+        align=alignment(used),
+        image_channels=image_channels,
+        tile=s.tile if s.tile and max(w, h) > s.tile else None,
         names=names,
         channels=getattr(encoder, "channels", layer_channels),
+    )
+
+
+def scale_memory(plan: Plan, k: int, encoder, budget: int) -> MemoryPlan:
+    """How scale ``k`` fits ``budget``: :func:`canvas_memory` of its canvas with the plan's
+    device, colours, layers and regions."""
+    return canvas_memory(
+        plan.settings,
+        plan.scales[k].canvas,
+        budget,
+        dtype=plan.dtype,
+        winograd=plan.winograd,
+        image_channels=plan.colors.channels,
+        layers=(plan.content_layers, plan.style_layers),
+        regions=_styled_regions(plan),
+        encoder=encoder,
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import ImpastoError
 from ..settings import Settings
 from .batches import BatchRecord, BatchStore
-from .capacity import job_budget
+from .capacity import Capacity, job_budget
 from .limits import resolve_image
 from .runner import LiveJob, Notify
 from .store import Store
@@ -81,8 +81,10 @@ class BatchRunner:
         notify: called with (batch id, status changed) after every change worth showing.
         lock: guards the live state shared with readers (the queue's lock).
         weights: the server's VGG19 weights file for every job (None: the engine's default).
-        budget: the server's memory budget in bytes: every job runs within it (or within its
-            own ``max_memory`` when lower), as single jobs do. None: the engine's default.
+        capacity: the server's memory on a device by its name (:meth:`ServerMemory.on
+            <impasto.web.capacity.ServerMemory.on>`): every job runs within the budget of the
+            batch's device (or within its own ``max_memory`` when lower), as single jobs do.
+            None: the engine's default.
     """
 
     def __init__(
@@ -92,23 +94,25 @@ class BatchRunner:
         notify: Notify,
         lock: Any,
         weights: str | None,
-        budget: int | None = None,
+        capacity: Callable[[str], Capacity] | None = None,
     ) -> None:
         self.store = store
         self.batches = batches
         self.notify = notify
         self.lock = lock
         self.weights = weights
-        self.budget = budget
+        self.capacity = capacity
 
-    def _within_budget(self, jobs: list[Any]) -> list[Any]:
-        """The jobs with the server's budget as their ``max_memory`` (ids unchanged: the budget
-        decides how a job is tiled, and exact tiles give the same picture)."""
-        if self.budget is None:
+    def _within_budget(self, jobs: list[Any], device: str) -> list[Any]:
+        """The jobs with the server's budget on ``device`` as their ``max_memory`` (ids
+        unchanged: the budget decides how a job is tiled, and exact tiles give the same
+        picture)."""
+        if self.capacity is None:
             return jobs
+        budget = self.capacity(device).budget
         for job in jobs:
             own = job.settings.get("max_memory")
-            job.settings = {**job.settings, "max_memory": job_budget(own, self.budget)}
+            job.settings = {**job.settings, "max_memory": job_budget(own, budget)}
         return jobs
 
     def plan(self, contents: list[str], styles: list[str], settings: Settings):
@@ -131,7 +135,7 @@ class BatchRunner:
             if plan != rec.plan:  # e.g. the server's weights changed: new job ids
                 rec = self.batches.update(rec.id, plan=plan)
             summary = run_batch(
-                self._within_budget(jobs),
+                self._within_budget(jobs, rec.device),
                 str(self.batches.outdir(rec.id)),
                 BatchOptions(workers=1),  # in this thread: one loaded network for all jobs
                 callback=lambda p: self._on_event(rec.id, live, p),

@@ -1,25 +1,32 @@
-"""What this server's memory allows: its budget, the largest size a job can run within it, and
-the check that refuses a job that would not fit.
+"""What this server's memory allows on each device: its budget, the largest size a job can run
+within it, and the check that refuses a job that would not fit.
 
-The budget is ``--max-memory`` (:attr:`WebConfig.max_memory`) or, by default, what the machine
-has (:func:`impasto.memory.available_memory` for the server's default device). A job's final
-scale is planned with :func:`impasto.memory.plan_memory`, as the engine will plan it: the whole
-image when it fits, else exact tiles, so sizes far above the whole-image limit fit.
+The budget on a device is ``--max-memory`` (:attr:`WebConfig.max_memory`) or, by default, what
+the device has: :func:`impasto.memory.device_budget`, the engine's own choice. A job is checked
+on the device it names (``settings.device``, :meth:`ServerMemory.on`), its final scale planned
+by :func:`impasto.pyramid.canvas_memory`, as the engine will plan it: the whole image when it
+fits, else exact tiles, so sizes far above the whole-image limit fit.
 """
 
 from __future__ import annotations
 
-import functools
+import threading
 from dataclasses import dataclass
 
+import torch
+
+from ..color_pipeline import ColorPipeline
+from ..devices import resolve_device, resolve_dtype
+from ..encoder.winograd import resolve_winograd
 from ..errors import SettingsError
-from ..memory import BASE_BYTES, MemoryPlan, available_memory, format_bytes, plan_memory
+from ..memory import BASE_BYTES, BUDGET_SETTING, MemoryPlan, device_budget, format_bytes
+from ..pyramid import canvas_memory
 from ..schedule import scales_of
 from ..settings import MAX_SIZE, MIN_SIZE, Settings
-from ..tiles import alignment, required_halo
 
 __all__ = [
     "Capacity",
+    "ServerMemory",
     "server_capacity",
     "job_budget",
     "plan_job_memory",
@@ -30,11 +37,11 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Capacity:
-    """The server's memory budget and what it allows.
+    """The server's memory budget on one device and what it allows.
 
     Attributes:
         budget: bytes a job may use.
-        source: where the budget comes from (``--max-memory`` or the machine).
+        source: where the budget comes from (``--max-memory`` or the device's memory).
         device: the device type the budget is for (``cpu``, ``cuda``, ``mps``).
         memory_max_size: the largest long side a default job (square) runs within the budget.
         max_size: the largest size offered and accepted: ``memory_max_size``, capped by
@@ -48,27 +55,14 @@ class Capacity:
     max_size: int
 
 
-@functools.lru_cache(maxsize=4)
-def _device(name: str):
-    from ..devices import resolve_device
-
-    return resolve_device(name)
-
-
-def _dtype(settings: Settings, device):
-    import torch
-
-    from ..devices import resolve_dtype
-
+def _dtype(settings: Settings, device: torch.device) -> torch.dtype:
     try:
         return resolve_dtype(settings.precision, device)
     except SettingsError:  # e.g. fp16 on a CPU: the engine reports it when the job runs
         return torch.float32
 
 
-def _winograd(settings: Settings, device, dtype) -> bool:
-    from ..encoder.winograd import resolve_winograd
-
+def _winograd(settings: Settings, device: torch.device, dtype: torch.dtype) -> bool:
     try:
         return resolve_winograd(settings.conv, device, dtype)
     except SettingsError:  # the engine reports it when the job runs
@@ -82,67 +76,58 @@ def job_budget(own: int | None, server: int) -> int:
 
 
 def plan_job_memory(
-    settings: Settings, size: tuple[int, int], budget: int, device_name: str = "auto"
+    settings: Settings, size: tuple[int, int], budget: int, device: torch.device
 ) -> MemoryPlan:
-    """The engine's memory plan for a ``(width, height)`` scale of a job with ``settings``.
+    """The engine's memory plan (:func:`impasto.pyramid.canvas_memory`) for a ``(width,
+    height)`` scale of a job with ``settings`` on ``device``, within the server's ``budget`` (or
+    the job's own ``max_memory`` when lower).
 
     Raises:
-        SettingsError: nothing fits ``budget`` (one line).
+        SettingsError: nothing fits the budget (one line).
     """
-    s, (w, h) = settings, size
-    device = _device(device_name)
-    layers = tuple(dict.fromkeys([*s.content_layers, *s.style_layers]))
-    forced = s.tile if s.tile and max(w, h) > s.tile else None
-    dtype = _dtype(s, device)
-    return plan_memory(
-        (h, w),
-        layers=layers,
-        content_layers=s.content_layers,
-        pooling=s.pooling,
+    s, dtype = settings, _dtype(settings, device)
+    return canvas_memory(
+        s,
+        size,
+        job_budget(s.max_memory, budget),
         dtype=dtype,
         winograd=_winograd(s, device, dtype),
-        optimizer=s.optimizer,
-        history=s.lbfgs_history,
-        budget=job_budget(s.max_memory, budget),
-        halo=required_halo(layers),
-        align=alignment(layers),
-        image_channels=1 if s.preserve_colors == "luminance" else 3,
-        tile=forced,
+        image_channels=ColorPipeline(s.preserve_colors, s.color_match).channels,
     )
 
 
-def _fits(settings: Settings, side: int, budget: int, device_name: str) -> bool:
+def _fits(settings: Settings, side: int, budget: int, device: torch.device) -> bool:
     try:
-        plan_job_memory(settings, (side, side), budget, device_name)
+        plan_job_memory(settings, (side, side), budget, device)
     except SettingsError:
         return False
     return True
 
 
-def largest_size(settings: Settings, budget: int, device_name: str = "auto") -> int:
+def largest_size(settings: Settings, budget: int, device: torch.device) -> int:
     """The largest long side (px, at most :data:`~impasto.settings.MAX_SIZE`) of a square job with
-    ``settings`` that fits ``budget``; 0 when not even :data:`~impasto.settings.MIN_SIZE` does
-    (bisection: the need grows with the side)."""
-    if not _fits(settings, MIN_SIZE, budget, device_name):
+    ``settings`` on ``device`` that fits ``budget``; 0 when not even
+    :data:`~impasto.settings.MIN_SIZE` does (bisection: the need grows with the side)."""
+    if not _fits(settings, MIN_SIZE, budget, device):
         return 0
     lo, hi = MIN_SIZE, MAX_SIZE
-    if _fits(settings, hi, budget, device_name):
+    if _fits(settings, hi, budget, device):
         return hi
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (mid, hi) if _fits(settings, mid, budget, device_name) else (lo, mid)
+        lo, hi = (mid, hi) if _fits(settings, mid, budget, device) else (lo, mid)
     return lo
 
 
-def server_capacity(max_memory: int | None, max_size: int | None) -> Capacity:
-    """The capacity of a server with ``--max-memory`` (None: what the machine has) and
-    ``--max-size`` (None: no cap beyond memory)."""
-    device = _device("auto")
-    if max_memory:
-        budget, source = max_memory, "--max-memory"
-    else:
-        budget, source = available_memory(device)
-    by_memory = largest_size(Settings(), budget)
+def server_capacity(max_memory: int | None, max_size: int | None, device: torch.device) -> Capacity:
+    """The capacity on ``device`` of a server with ``--max-memory`` (None: what the device has)
+    and ``--max-size`` (None: no cap beyond memory).
+
+    Raises:
+        SettingsError: the budget leaves no room for any job.
+    """
+    budget, source = device_budget(max_memory, device)
+    by_memory = largest_size(Settings(), budget, device)
     if by_memory < MIN_SIZE:  # the server started, and refused every job
         raise SettingsError(
             f"a memory budget of {format_bytes(budget)} ({source}) leaves no room for any job: "
@@ -152,6 +137,37 @@ def server_capacity(max_memory: int | None, max_size: int | None) -> Capacity:
     return Capacity(budget, source, device.type, by_memory, cap)
 
 
+class ServerMemory:
+    """The server's :class:`Capacity` on each device its jobs name, each worked out on first use
+    and kept (a GPU's free memory is read once, not while the server's own jobs use it).
+
+    Args:
+        max_memory: ``--max-memory`` in bytes (None: what each device has).
+        max_size: ``--max-size`` (None: no cap beyond memory).
+
+    Raises:
+        SettingsError: the default device's budget leaves no room for any job.
+    """
+
+    def __init__(self, max_memory: int | None, max_size: int | None) -> None:
+        self.max_memory, self.max_size = max_memory, max_size
+        self._caps: dict[str, Capacity] = {}
+        self._lock = threading.Lock()
+        self.default = self.on("auto")
+
+    def on(self, device_name: str) -> Capacity:
+        """The capacity on the device ``device_name`` (``auto``, ``cpu``, ...) resolves to.
+
+        Raises:
+            SettingsError: no such device here, or its budget leaves no room for any job.
+        """
+        device = resolve_device(device_name)
+        with self._lock:
+            if device.type not in self._caps:
+                self._caps[device.type] = server_capacity(self.max_memory, self.max_size, device)
+            return self._caps[device.type]
+
+
 def final_size(settings: Settings, aspect: tuple[int, int]) -> tuple[int, int]:
     """``(width, height)`` of what a job optimises at full size (the image and its margin)."""
     return scales_of(settings, aspect)[-1].canvas
@@ -159,7 +175,8 @@ def final_size(settings: Settings, aspect: tuple[int, int]) -> tuple[int, int]:
 
 def check_memory(settings: Settings, aspect: tuple[int, int], cap: Capacity) -> MemoryPlan:
     """Refuse a job above the server's size limit or whose full-size scale does not fit the
-    budget; returns its memory plan.
+    budget of ``cap``, the server's capacity on the job's device (:meth:`ServerMemory.on`);
+    returns its memory plan.
 
     Raises:
         SettingsError: one line naming the limit.
@@ -172,10 +189,10 @@ def check_memory(settings: Settings, aspect: tuple[int, int], cap: Capacity) -> 
         )
     w, h = final_size(settings, aspect)
     try:
-        return plan_job_memory(settings, (w, h), cap.budget)
+        return plan_job_memory(settings, (w, h), cap.budget, torch.device(cap.device))
     except SettingsError as exc:
         if job_budget(settings.max_memory, cap.budget) < cap.budget:  # the job's own budget
-            text = str(exc).replace("--max-memory", "max_memory")
+            text = str(exc).replace(BUDGET_SETTING, "max_memory")
             raise SettingsError(f"max_memory: {text}") from None
         raise SettingsError(
             f"size: a {w}x{h} image with these settings does not fit this server's memory "

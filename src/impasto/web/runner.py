@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled, ImpastoError
-from ..pyramid import BUDGET_SETTING
+from ..memory import BUDGET_SETTING
 from ..settings import Settings, StyleInput
-from .capacity import job_budget
+from .capacity import Capacity, job_budget
 from .encode import png_bytes, snapshot, write_partial
 from .limits import image_size, job_work, resolve_image
 from .speed import SpeedMeter
@@ -94,10 +94,10 @@ class JobRunner:
         preview_every: encode a preview every this many iterations.
         partial_every_s: write the partial image at most this often (seconds).
         weights: the server's VGG19 weights file for every job (None: the engine's default).
-        budget: the server's memory budget in bytes; a job runs within it (or within its own
-            ``max_memory`` when lower). None: the engine's default.
-        budget_source: where the server's budget comes from (``--max-memory`` or the share of
-            the machine's memory), for the jobs' memory notes.
+        capacity: the server's memory on a device by its name (:meth:`ServerMemory.on
+            <impasto.web.capacity.ServerMemory.on>`): a job runs within the budget of its own
+            device (or within its own ``max_memory`` when lower), and its memory notes name
+            where that budget comes from. None: the engine's default.
     """
 
     def __init__(
@@ -109,8 +109,7 @@ class JobRunner:
         preview_every: int = 5,
         partial_every_s: float = 2.0,
         weights: str | None = None,
-        budget: int | None = None,
-        budget_source: str | None = None,
+        capacity: Callable[[str], Capacity] | None = None,
     ) -> None:
         if preview_every < 1:
             raise ValueError("preview_every must be >= 1")
@@ -120,16 +119,16 @@ class JobRunner:
         self.preview_every = preview_every
         self.partial_every_s = partial_every_s
         self.weights = weights
-        self.budget = budget
-        self.budget_source = budget_source
+        self.capacity = capacity
         self.lock = threading.RLock()
 
     def _inputs(self, job: JobRecord) -> tuple[Settings, Any, list[StyleInput]]:
         settings = Settings.from_dict(job.settings)
         if self.weights is not None:
             settings = settings.replace(weights=self.weights)
-        if self.budget is not None:
-            settings = settings.replace(max_memory=job_budget(settings.max_memory, self.budget))
+        if self.capacity is not None:
+            budget = self.capacity(job.device).budget
+            settings = settings.replace(max_memory=job_budget(settings.max_memory, budget))
         if job.init_file:
             init = resolve_image(self.store, job.init_file, kinds=("partial",))
             settings = settings.replace(init=str(init))
@@ -278,9 +277,10 @@ class JobRunner:
     def _on_note(self, job: JobRecord, live: LiveJob, note: Any) -> None:
         """Keep a note of the engine (memory plan, upscaled painting) in the progress."""
         text = self._named(job, note.text)
-        if note.kind == "memory" and self.budget_source and not job.settings.get("max_memory"):
+        if note.kind == "memory" and self.capacity and not job.settings.get("max_memory"):
             # the engine saw the server's budget as the job's max_memory: say whose it is
-            text = text.replace(f"({BUDGET_SETTING})", f"(the server's: {self.budget_source})")
+            source = self.capacity(job.device).source
+            text = text.replace(f"({BUDGET_SETTING})", f"(the server's: {source})")
         entry = {"kind": note.kind, "text": text, "warning": bool(note.warning)}
         with self.lock:
             notes = [*live.progress.get("notes", []), entry][-MAX_NOTES:]

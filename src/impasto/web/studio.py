@@ -7,7 +7,6 @@ queue. The HTTP routes reach it through FastAPI dependencies (:mod:`impasto.web.
 
 from __future__ import annotations
 
-import functools
 import random
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from ..plan import check_size
 from ..settings import Settings
 from .batch_runner import BatchRunner
 from .batches import BatchRecord, BatchStore
-from .capacity import server_capacity
+from .capacity import ServerMemory
 from .config import WebConfig
 from .events import EventBus
 from .limits import check_batch_rules, check_server_rules, image_size, job_work, resolve_image
@@ -49,13 +48,6 @@ def resume_settings(settings: dict[str, Any], progress: dict[str, Any]) -> dict[
     return out
 
 
-@functools.lru_cache(maxsize=4)
-def _device_type(name: str) -> str:
-    from ..devices import resolve_device
-
-    return resolve_device(name).type
-
-
 class Studio:
     """The web studio's state and use cases.
 
@@ -67,7 +59,8 @@ class Studio:
     def __init__(self, config: WebConfig, lock: DataDirLock) -> None:
         self.config = config
         self.lock = lock
-        self.capacity = server_capacity(config.max_memory, config.max_size)
+        self.memory = ServerMemory(config.max_memory, config.max_size)
+        self.capacity = self.memory.default  # on the server's default device
         self.store = Store(config.data_dir)
         self.bus = EventBus()
         self.speed = SpeedMeter(self.store.data_dir / "speed.json")
@@ -77,8 +70,7 @@ class Studio:
             self.publish,
             preview_every=config.preview_every,
             weights=config.weights,
-            budget=self.capacity.budget,
-            budget_source=self.capacity.source,
+            capacity=self.memory.on,
         )
         self.batches = BatchStore(self.store.data_dir)
         self.batch_runner = BatchRunner(
@@ -87,7 +79,7 @@ class Studio:
             self.publish,
             self.runner.lock,
             config.weights,
-            budget=self.capacity.budget,
+            capacity=self.memory.on,
         )
         self.queue = JobQueue(self.store, self.runner, self.batch_runner)
 
@@ -171,8 +163,8 @@ class Studio:
                 resolve_image(self.store, ref)
         aspect = image_size(self.store, content if content is not None else styles[0]["image"])
         check_size(settings, aspect, has_content=content is not None, has_style=bool(styles))
-        work = check_server_rules(settings, aspect, self.config, self.capacity)
-        return _device_type(settings.device), work
+        cap = self.memory.on(settings.device)
+        return cap.device, check_server_rules(settings, aspect, self.config, cap)
 
     def submit(
         self,
@@ -256,8 +248,8 @@ class Studio:
         for size in set(sizes):
             check_size(settings, size, has_content=True, has_style=True)
         aspects = [size for size in sizes for _ in styles]  # one per job
-        work = check_batch_rules(settings, aspects, self.config, self.capacity)
-        return _device_type(settings.device), work
+        cap = self.memory.on(settings.device)
+        return cap.device, check_batch_rules(settings, aspects, self.config, cap)
 
     def submit_batch(
         self, contents: list[str], styles: list[str], settings: Settings
