@@ -47,6 +47,7 @@ from typing import Any
 import torch
 from PIL import ImageColor
 
+from .color import luminance
 from .errors import ImageError, SettingsError
 from .settings import DEFAULT_FEATHER, DEFAULT_LABEL_TOLERANCE, StyleInput
 
@@ -140,8 +141,7 @@ def load_guide(source: Any) -> torch.Tensor:
     from .image import load_image
 
     img = load_image(source)
-    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
-    y = (img.rgb * weights).sum(dim=1, keepdim=True)
+    y = luminance(img.rgb)
     if img.alpha is not None:
         y = y * img.alpha
     return _covers_something(y.clamp(0.0, 1.0), img.name)
