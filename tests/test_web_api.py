@@ -364,7 +364,7 @@ C = "example:chelsea"
     ],
 )
 def test_invalid_jobs_are_422_naming_the_problem(tmp_path, body, words):
-    with client(tmp_path, run_jobs=False) as c:
+    with client(tmp_path, run_jobs=False, max_size=4096) as c:  # --max-size 4096
         for url in ("/api/jobs", "/api/estimate"):
             r = c.post(url, json=body)
             assert r.status_code == 422, r.text

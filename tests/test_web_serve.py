@@ -58,6 +58,26 @@ def test_lock_names_its_holder_and_is_released(tmp_path):
         DataDirLock(tmp_path / "f").acquire()
 
 
+def test_serve_flags_default_to_web_configs_defaults(tmp_path, capsys):
+    """`impasto serve`'s defaults are WebConfig's (they were written twice), and neither caps
+    the size: WebConfig.max_size was 4096 while the CLI and the README said none (the memory
+    budget sets the limit; --max-size is an optional explicit cap)."""
+    from impasto.cli.serve import _config
+    from impasto.web.config import WebConfig
+
+    parser = cli.build_parser()
+    config = _config(parser.parse_args(["serve"]), tmp_path)
+    hosts = config.allowed_hosts
+    assert config == WebConfig(data_dir=tmp_path, allowed_hosts=hosts)
+    assert WebConfig(tmp_path).max_size is None
+    # --max-upload-mb counts MiB, as its help now says (it said MB)
+    two = _config(parser.parse_args(["serve", "--max-upload-mb", "2"]), tmp_path)
+    assert two.max_upload_bytes == 2 * 1024 * 1024
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--help"])
+    assert "largest upload in MiB" in capsys.readouterr().out
+
+
 def test_second_server_on_a_data_dir_exits_2_without_touching_it(tmp_path):
     job_id, receiving = _running_job(tmp_path)
     holder = DataDirLock(tmp_path).acquire(port=8123)  # this test process is "the first server"

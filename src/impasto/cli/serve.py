@@ -14,6 +14,7 @@ so shutting down with a browser tab open is quick and quiet.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import socket
 import sys
 from pathlib import Path
@@ -21,11 +22,19 @@ from typing import Any
 
 from ..allocator import share_main_heap
 from ..errors import ImpastoError
+from ..settings import CPU_FRACTION, GPU_FRACTION, MIN_SIZE
+from ..web.config import LOOPBACK_HOSTS, WebConfig, is_loopback
 from .common import memory_size
 
 __all__ = ["NAME", "add_parser", "run", "default_data_dir", "ServeError"]
 
 NAME = "serve"
+MIB = 1024 * 1024  # --max-upload-mb counts MiB
+
+
+def _default(name: str) -> Any:
+    """:class:`WebConfig`'s default of field ``name``: the flags' defaults are the library's."""
+    return {f.name: f.default for f in dataclasses.fields(WebConfig)}[name]
 
 
 class ServeError(ImpastoError):
@@ -40,36 +49,43 @@ def default_data_dir() -> Path:
 
 
 def _add_limits(p: argparse.ArgumentParser) -> None:
+    upload = _default("max_upload_bytes") / MIB
     p.add_argument(
-        "--max-upload-mb", type=float, default=25.0, help="largest upload in MB (default: 25)"
+        "--max-upload-mb",
+        type=float,
+        default=upload,
+        metavar="MIB",
+        help=f"largest upload in MiB, 1024 x 1024 bytes (default: {upload:g})",
     )
     p.add_argument(
         "--max-pixels",
         type=int,
-        default=50_000_000,
-        help="largest upload in pixels, width x height (default: 50000000)",
+        default=_default("max_pixels"),
+        help=f"largest upload in pixels, width x height (default: {_default('max_pixels')})",
     )
     p.add_argument(
         "--max-size",
         type=int,
-        default=None,
-        help="largest output long side in px (default: what --max-memory allows, tiled)",
+        default=_default("max_size"),
+        help="largest output long side in px, an explicit cap (default: none, what "
+        "--max-memory allows, tiled)",
     )
     p.add_argument(
         "--max-memory",
         type=memory_size,
-        default=None,
+        default=_default("max_memory"),
         metavar="SIZE",
-        help="memory budget of every job, e.g. 20G (default: half the RAM on the CPU, 90 percent "
-        "of the free memory on a GPU); large sizes run in exact tiles within it",
+        help=f"memory budget of every job, e.g. 20G (default: {CPU_FRACTION * 100:g} percent of "
+        f"the RAM on the CPU, {GPU_FRACTION * 100:g} percent of the free memory on a GPU); "
+        "large sizes run in exact tiles within it",
     )
     p.add_argument(
         "--max-work",
         type=float,
-        default=20_000.0,
+        default=_default("max_work"),
         metavar="MPIX_IT",
         help="largest job in megapixel-iterations, summed over the pyramid's scales (default: "
-        "20000; a 512x384 image for 200 iterations is 39)",
+        f"{_default('max_work'):g}; a 512x384 image for 200 iterations is 39)",
     )
 
 
@@ -100,9 +116,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--preview-every",
         type=int,
-        default=5,
+        default=_default("preview_every"),
         metavar="N",
-        help="send a preview image every N iterations (default: 5)",
+        help=f"send a preview image every N iterations (default: {_default('preview_every')})",
     )
     p.add_argument(
         "--weights",
@@ -137,8 +153,8 @@ def _check(args: argparse.Namespace) -> None:
         raise ServeError("--preview-every and --max-pixels must be positive")
     if not 0 < args.max_upload_mb < 1e6:  # NaN and inf were internal errors
         raise ServeError(f"--max-upload-mb must be above 0 and below 1e6, got {args.max_upload_mb}")
-    if (args.max_size is not None and args.max_size < 16) or not args.max_work > 0:
-        raise ServeError("--max-size must be at least 16 and --max-work positive")
+    if (args.max_size is not None and args.max_size < MIN_SIZE) or not args.max_work > 0:
+        raise ServeError(f"--max-size must be at least {MIN_SIZE} and --max-work positive")
     if args.weights is not None and not args.weights.is_file():
         raise ServeError(f"--weights {args.weights}: no such file")
 
@@ -162,9 +178,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _config(args: argparse.Namespace, data_dir: Path) -> Any:
-    from ..web.config import LOOPBACK_HOSTS, WebConfig, is_loopback
-
+def _config(args: argparse.Namespace, data_dir: Path) -> WebConfig:
     loopback = is_loopback(args.host)
     if not loopback:
         print(
@@ -177,7 +191,7 @@ def _config(args: argparse.Namespace, data_dir: Path) -> Any:
     allowed = (*LOOPBACK_HOSTS, host, *extra) if loopback or extra else None
     return WebConfig(
         data_dir=data_dir,
-        max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
+        max_upload_bytes=int(args.max_upload_mb * MIB),
         max_pixels=args.max_pixels,
         max_size=args.max_size,
         max_memory=args.max_memory,

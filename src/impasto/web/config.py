@@ -29,11 +29,13 @@ class WebConfig:
 
     Attributes:
         data_dir: where jobs (SQLite) and images (files) persist.
-        max_upload_bytes: largest accepted upload (the whole request body may exceed it by
-            64 KiB of form overhead).
+        max_upload_bytes: largest accepted upload in bytes (25 MiB; ``impasto serve
+            --max-upload-mb`` counts MiB; the whole request body may exceed it by 64 KiB of form
+            overhead).
         max_pixels: largest accepted upload in pixels (checked on the header, before decoding).
-        max_size: largest output long side a job may ask for (an explicit cap); None: what
-            the memory budget allows (:mod:`impasto.web.capacity`). The budget caps it anyway.
+        max_size: largest output long side a job may ask for, an explicit cap; None (the
+            default): what the memory budget allows (:mod:`impasto.web.capacity`), which caps
+            it anyway.
         max_iterations: largest number of iterations of a job, summed over its pyramid scales.
         max_work: largest work of a job in megapixel-iterations: the sum over its scales of
             iterations x pixels (a 512 x 384 image for 200 iterations is 39).
@@ -51,7 +53,7 @@ class WebConfig:
     data_dir: Path
     max_upload_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 50_000_000
-    max_size: int | None = 4096
+    max_size: int | None = None
     max_iterations: int = 10_000
     max_work: float = 20_000.0
     preview_every: int = 5
