@@ -288,7 +288,7 @@ def fashion_mnist_figure(run_dir: Path, out: Path, size: int = 160, iterations: 
     from impasto import Settings, Stylizer
     from impasto.examples import path
     from impasto.sheet import contact_sheet
-    from impasto.train.export import export
+    from impasto.train import export
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "fm.pth"

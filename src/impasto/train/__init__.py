@@ -4,7 +4,7 @@ machine or, launched by ``torchrun``, on several), then use its convolutions for
 Modules: :mod:`.config` (:class:`TrainConfig`, every default; no torch), :mod:`.data` (image
 folders and LMDB, decoding, statistics), :mod:`.pack` (folder -> LMDB), :mod:`.model`
 (VGG11/13/16/19 of any width), :mod:`.loop` (SGD, checkpoints, resume), :mod:`.ddp`
-(torch.distributed), :mod:`.store` (run files), :mod:`.export` (weights out).
+(torch.distributed), :mod:`.store` (run files), :mod:`.export_weights` (weights out).
 
 The names below other than :class:`TrainConfig` are imported on first use, so that the
 ``impasto`` command can build its parser from :mod:`.config` without loading torch.
@@ -13,16 +13,14 @@ The names below other than :class:`TrainConfig` are imported on first use, so th
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 from .config import TrainConfig
 
 _LAZY = {
     "DataError": "data",
-    "ExportResult": "export",
-    "export": "export",
+    "ExportResult": "export_weights",
+    "export": "export_weights",
     "PackResult": "pack",
     "pack_folder": "pack",
     "TrainProgress": "loop",
@@ -41,16 +39,3 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
-
-
-class _Package(types.ModuleType):
-    """Loading the sub-module :mod:`.export` binds its name on this package, where ``export``
-    is the function (as it was when this package imported everything at once)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "export" and isinstance(value, types.ModuleType):
-            value = value.export
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
