@@ -19,7 +19,7 @@ from impasto.settings import Settings  # noqa: E402
 from impasto.web.config import WebConfig  # noqa: E402
 from impasto.web.encode import snapshot  # noqa: E402
 from impasto.web.events import EventBus, StreamClosed  # noqa: E402
-from impasto.web.limits import check_server_rules, job_work  # noqa: E402
+from impasto.web.limits import check_server_rules, header_size, job_aspect, job_work  # noqa: E402
 from impasto.web.speed import DEFAULT_SECONDS_PER_WORK, START_SECONDS, SpeedMeter  # noqa: E402
 from impasto.web.store import JobRecord  # noqa: E402
 from impasto.web.views import job_view  # noqa: E402
@@ -41,7 +41,20 @@ def test_work_counts_every_pyramid_scale():
         check_server_rules(sneaky, (4096, 4096), config)
     with pytest.raises(ValueError, match=r"limit \(max_work\) is 20,000"):
         check_server_rules(Settings(size=4096, iterations=5000), (4096, 4096), config)
-    assert check_server_rules(s, (400, 300), config) == pytest.approx(work_of(s))
+    assert check_server_rules(s, (400, 300), config) == (pytest.approx(work_of(s)), 500)
+
+
+def test_a_jobs_aspect_is_its_photos_else_its_first_paintings(tmp_path):
+    from impasto import examples
+    from impasto.web.store import Store
+
+    store = Store(tmp_path)
+    photo, painting = "example:chelsea", {"image": "example:starry_night", "weight": 1.0}
+    size = {n: header_size(examples.path(n)) for n in ("chelsea", "starry_night")}
+    assert job_aspect(store, photo, [painting]) == size["chelsea"] != size["starry_night"]
+    assert job_aspect(store, None, [painting, {"image": photo}]) == size["starry_night"]
+    with pytest.raises(ValueError, match="unknown image"):
+        job_aspect(store, None, [])
 
 
 def work_of(s: Settings) -> float:

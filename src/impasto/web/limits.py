@@ -9,6 +9,7 @@ client never names a file on it, and a job's total work across its pyramid is bo
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ __all__ = [
     "check_server_rules",
     "check_batch_rules",
     "job_work",
+    "job_aspect",
     "resolve_image",
     "image_size",
     "example_names",
@@ -90,6 +92,19 @@ def header_size(path: Path) -> tuple[int, int]:
         return oriented_size(im)
 
 
+def job_aspect(
+    store: Store, content: str | None, styles: Sequence[dict[str, Any]]
+) -> tuple[int, int]:
+    """``(width, height)`` of the image that gives a job its aspect ratio, and so its scales and
+    its work: the photo, else the first painting (``styles``: ``{"image", ...}`` per painting).
+
+    Raises:
+        SettingsError: the image is unknown, or the job has none.
+    """
+    ref = content if content is not None else (styles[0]["image"] if styles else None)
+    return image_size(store, ref)
+
+
 def job_work(settings: Settings, aspect: tuple[int, int]) -> tuple[float, int]:
     """(megapixel-iterations, iterations) of a job over all its pyramid scales."""
     scales = scales_of(settings, aspect)
@@ -102,8 +117,9 @@ def check_server_rules(
     aspect: tuple[int, int],
     config: WebConfig,
     capacity: Capacity | None = None,
-) -> float:
-    """Refuse what this server does not run; returns the job's work (megapixel-iterations).
+) -> tuple[float, int]:
+    """Refuse what this server does not run; returns the job's :func:`job_work`
+    (megapixel-iterations, iterations).
 
     ``capacity``: the server's memory budget; a job above its size limit, or whose full-size
     scale cannot fit it even in tiles, is refused (:func:`impasto.web.capacity.check_memory`).
@@ -132,7 +148,7 @@ def check_server_rules(
             f"work: {work:,.0f} megapixel-iterations over all scales; this server's limit "
             f"(max_work) is {config.max_work:,.0f}"
         )
-    return work
+    return work, steps
 
 
 def check_batch_rules(
@@ -152,7 +168,7 @@ def check_batch_rules(
     """
     total = 0.0
     for aspect in aspects:
-        total += check_server_rules(settings, aspect, config, capacity)
+        total += check_server_rules(settings, aspect, config, capacity)[0]
     if total > config.max_work:
         raise SettingsError(
             f"work: {total:,.0f} megapixel-iterations over the batch's {len(aspects)} jobs; "

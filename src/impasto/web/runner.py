@@ -23,7 +23,7 @@ from ..memory import BUDGET_SETTING
 from ..settings import Settings, StyleInput
 from .capacity import Capacity, job_budget
 from .encode import png_bytes, snapshot, write_partial
-from .limits import image_size, job_work, resolve_image
+from .limits import job_aspect, job_work, resolve_image
 from .speed import SpeedMeter
 from .store import JobRecord, Store
 from .views import Live, finite, input_view
@@ -226,9 +226,8 @@ class JobRunner:
         return result_id
 
     def _learn_speed(self, job: JobRecord, settings: Settings, elapsed: float) -> None:
-        ref = job.content or (job.styles[0]["image"] if job.styles else None)
         try:
-            work, _ = job_work(settings, image_size(self.store, ref))
+            work, _ = job_work(settings, job_aspect(self.store, job.content, job.styles))
         except ImpastoError:
             return
         self.speed.record(job.device, work, elapsed)

@@ -20,7 +20,14 @@ from .batches import BatchRecord, BatchStore
 from .capacity import ServerMemory
 from .config import WebConfig
 from .events import EventBus
-from .limits import check_batch_rules, check_server_rules, image_size, job_work, resolve_image
+from .limits import (
+    check_batch_rules,
+    check_server_rules,
+    image_size,
+    job_aspect,
+    job_work,
+    resolve_image,
+)
 from .lock import DataDirLock
 from .queue import JobQueue
 from .runner import JobRunner
@@ -108,7 +115,7 @@ class Studio:
         estimate = None
         if job.status == "queued":
             try:
-                estimate = self.speed.estimate(job.device, self._work(job))
+                estimate = self.speed.estimate(job.device, self.job_work(job)[0])
             except SettingsError:
                 estimate = None
         return job_view(
@@ -119,9 +126,11 @@ class Studio:
             estimate=estimate,
         )
 
-    def _work(self, job: JobRecord) -> float:
-        ref = job.content or (job.styles[0]["image"] if job.styles else None)
-        return job_work(Settings.from_dict(job.settings), image_size(self.store, ref))[0]
+    def job_work(self, job: JobRecord) -> tuple[float, int]:
+        """A stored job's (megapixel-iterations, iterations): :func:`~.limits.job_work` at the
+        aspect ratio of its image (:func:`~.limits.job_aspect`)."""
+        aspect = job_aspect(self.store, job.content, job.styles)
+        return job_work(Settings.from_dict(job.settings), aspect)
 
     def batch_view(self, rec: BatchRecord) -> dict[str, Any]:
         """The API's JSON view of a batch, with the state of each of its jobs."""
@@ -149,9 +158,9 @@ class Studio:
 
     def check(
         self, content: str | None, styles: list[dict[str, Any]], settings: Settings
-    ) -> tuple[str, float]:
+    ) -> tuple[str, float, int]:
         """Check a job against this server: its images exist, its device is here, it is
-        within the limits. Returns (device type, work in megapixel-iterations).
+        within the limits. Returns (device type, work in megapixel-iterations, iterations).
 
         Raises:
             SettingsError: with a one-line message naming the problem.
@@ -161,10 +170,10 @@ class Studio:
         for ref in [content, *(s["image"] for s in styles)]:
             if ref is not None:
                 resolve_image(self.store, ref)
-        aspect = image_size(self.store, content if content is not None else styles[0]["image"])
+        aspect = job_aspect(self.store, content, styles)
         check_size(settings, aspect, has_content=content is not None, has_style=bool(styles))
         cap = self.memory.on(settings.device)
-        return cap.device, check_server_rules(settings, aspect, self.config, cap)
+        return cap.device, *check_server_rules(settings, aspect, self.config, cap)
 
     def submit(
         self,
@@ -178,7 +187,7 @@ class Studio:
         Args:
             origin: ``init_file`` (resume), ``parent`` and ``origin`` of the store's job.
         """
-        device, _ = self.check(content, styles, settings)
+        device, _, _ = self.check(content, styles, settings)
         if origin.get("init_file") is not None:
             resolve_image(self.store, origin["init_file"], kinds=("partial",))
         if settings.seed is None:

@@ -13,7 +13,6 @@ from pydantic import TypeAdapter, ValidationError
 from ...settings import Settings
 from ...version import __version__
 from ..deps import JobDep, StudioDep
-from ..limits import image_size, job_work
 from ..models import ErrorBody, EstimateInfo, JobRequest, JobView, RerunRequest
 from ..store import STATUSES, TERMINAL
 from ..studio import Studio, resume_settings
@@ -51,9 +50,7 @@ def create_job(req: JobRequest, studio: StudioDep) -> dict[str, Any]:
 def estimate_job(req: JobRequest, studio: StudioDep) -> dict[str, Any]:
     """Check a job as ``POST /api/jobs`` would, without queueing it, and estimate its run time
     from this server's measured speed."""
-    device, work = studio.check(req.content, _styles(req), req.settings)
-    ref = req.content if req.content is not None else req.styles[0].image
-    _, steps = job_work(req.settings, image_size(studio.store, ref))
+    device, work, steps = studio.check(req.content, _styles(req), req.settings)
     return {
         "seconds": studio.speed.estimate(device, work),
         "work": work,
