@@ -47,7 +47,7 @@ def plan_jobs(
         ``(jobs for run_batch, [{"id", "content", "style", "name", "error"}, ...])``.
     """
     from ..batch import assign_names, cross_jobs
-    from ..batch.jobs import safe_stem
+    from ..batch.jobs import StyleSpec, output_stem
 
     run_settings = settings.replace(weights=weights) if weights is not None else settings
     paths = {ref: str(resolve_image(store, ref)) for ref in [*contents, *styles]}
@@ -57,7 +57,7 @@ def plan_jobs(
     for job, (c, s) in zip(jobs, pairs, strict=True):
         origin.setdefault(job.id, (c, s))
         if job.error is None:
-            job.name = f"{safe_stem(_label(store, c))}__{safe_stem(_label(store, s))}.png"
+            job.name = output_stem(_label(store, c), (StyleSpec(_label(store, s)),)) + ".png"
     named, _ = assign_names(jobs, ".png")
     plan = [
         {

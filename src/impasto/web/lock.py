@@ -66,11 +66,6 @@ class DataDirLock:
         self.path = self.data_dir / LOCK_NAME
         self._fh: IO[str] | None = None
 
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._fh is not None
-
     def acquire(self, port: int | None = None) -> DataDirLock:
         """Take the lock (no-op when already held) and record this process's pid and ``port``.
 
