@@ -57,6 +57,26 @@ def test_a_jobs_aspect_is_its_photos_else_its_first_paintings(tmp_path):
         job_aspect(store, None, [])
 
 
+def test_thumbnails_are_colour_managed_as_the_engine_loads_images(tmp_path):
+    """A thumbnail goes through the loader's ICC conversion (impasto.image.colour_management;
+    web.encode had its own copy): a profile with red and blue swapped swaps them, a bad one is
+    ignored with the loader's warning."""
+    from PIL import Image
+
+    from impasto.web.encode import thumbnail
+    from tests._image_helpers import bgr_profile
+
+    def thumb(icc: bytes):
+        path = tmp_path / "tagged.png"
+        Image.new("RGB", (64, 48), (200, 30, 10)).save(path, icc_profile=icc)
+        with Image.open(path) as im:
+            return tuple(int(v) for v in thumbnail(im, 32).getpixel((0, 0)))
+
+    assert thumb(bgr_profile()) == pytest.approx((10, 30, 200), abs=2)
+    with pytest.warns(UserWarning, match="upload: ignoring unreadable ICC profile"):
+        assert thumb(b"not a profile") == (200, 30, 10)
+
+
 def work_of(s: Settings) -> float:
     return job_work(s, (400, 300))[0]
 

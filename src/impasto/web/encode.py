@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageOps
 
 if TYPE_CHECKING:
     import torch
@@ -46,14 +46,18 @@ def write_partial(image: torch.Tensor, path: Path, meta: dict[str, Any]) -> None
 
 
 def _to_srgb(im: Image.Image) -> Image.Image:
+    """An RGB image from its embedded ICC profile to sRGB, as the engine's loader converts it
+    (:mod:`impasto.image.colour_management`): a profile that says it is sRGB is taken as-is, an
+    unreadable or unusable one is ignored (with the loader's warning)."""
+    from ..image.colour_management import is_srgb, parse_profile, pil_to_srgb
+
     icc = im.info.get("icc_profile")
     if not icc or im.mode != "RGB":
         return im
-    try:
-        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        return ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB")) or im
-    except (ImageCms.PyCMSError, OSError, ValueError):
+    profile = parse_profile(icc, "upload")
+    if profile is None or is_srgb(profile):
         return im
+    return pil_to_srgb(im, profile, "upload") or im
 
 
 def thumbnail(im: Image.Image, side: int = THUMB_SIDE) -> Image.Image:
