@@ -455,6 +455,21 @@ def test_numeric_strings_coerce_and_estimate_is_offered(tmp_path):
         assert job["estimate"] == pytest.approx(est["seconds"])  # the queue shows it
 
 
+def test_an_example_may_be_named_by_its_file_name_as_on_the_cli(tmp_path):
+    """``example:chelsea.png`` names the bundled example everywhere (impasto.inputs); the web
+    read the prefix by hand and refused it as an unknown image."""
+    with client(tmp_path, run_jobs=False) as c:
+        style = {"image": "example:starry_night.jpg"}
+        body = {"content": "example:chelsea.png", "styles": [style], "settings": {"size": 64}}
+        assert c.post("/api/estimate", json=body).status_code == 200
+        r = c.post("/api/jobs", json=body)
+        assert r.status_code == 201, r.text
+    content, (painting,) = r.json()["content"], r.json()["styles"]
+    assert content["name"] == "chelsea"
+    assert content["thumb_url"] == "/api/examples/chelsea/thumb.png"
+    assert painting["name"] == "starry night"
+
+
 def test_malformed_and_unknown_ids(tmp_path):
     with client(tmp_path) as c:
         for url in (

@@ -19,7 +19,7 @@ from .. import examples
 from ..choices import INITS
 from ..errors import SettingsError
 from ..image import oriented_size
-from ..inputs import EXAMPLE_PREFIX
+from ..inputs import EXAMPLE_PREFIX, resolve_input
 from ..schedule import scales_of
 from ..settings import Settings
 from .capacity import Capacity, check_memory
@@ -34,6 +34,7 @@ __all__ = [
     "resolve_image",
     "image_size",
     "example_names",
+    "example_path",
     "header_size",
 ]
 
@@ -45,12 +46,15 @@ def example_names() -> dict[str, tuple[str, str]]:
     return out
 
 
-def _example_path(ref: Any) -> Path | None:
-    if isinstance(ref, str) and ref.startswith(EXAMPLE_PREFIX):
-        name = ref[len(EXAMPLE_PREFIX) :]
-        if name in example_names():
-            return examples.path(name)
-    return None
+def example_path(ref: Any) -> Path | None:
+    """The bundled example an ``example:NAME`` reference names, read as every surface reads it
+    (:func:`impasto.inputs.resolve_input`); None for any other reference or an unknown name."""
+    if not isinstance(ref, str) or not ref.startswith(EXAMPLE_PREFIX):
+        return None
+    try:
+        return Path(resolve_input(ref))
+    except SettingsError:
+        return None
 
 
 def _unknown(ref: Any) -> SettingsError:
@@ -65,7 +69,7 @@ def resolve_image(store: Store, ref: Any, kinds: tuple[str, ...] = ("upload",)) 
     Raises:
         SettingsError: the reference names no stored file and no bundled example.
     """
-    path = _example_path(ref)
+    path = example_path(ref)
     if path is not None:
         return path
     rec = store.get_file(ref)
@@ -76,7 +80,7 @@ def resolve_image(store: Store, ref: Any, kinds: tuple[str, ...] = ("upload",)) 
 
 def image_size(store: Store, ref: Any) -> tuple[int, int]:
     """``(width, height)`` of an image reference, from the store or the example's header."""
-    path = _example_path(ref)
+    path = example_path(ref)
     if path is not None:
         return header_size(path)
     rec = store.get_file(ref)

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..inputs import EXAMPLE_PREFIX
 from ..settings import resolve_weights
+from .limits import example_path
 from .store import FileRecord, JobRecord
 
 __all__ = [
@@ -59,10 +59,10 @@ def input_view(ref: str | None, files: FileLookup) -> dict[str, Any] | None:
     """``{ref, name, thumb_url}`` of an image reference (an example or an uploaded file)."""
     if ref is None:
         return None
-    if ref.startswith(EXAMPLE_PREFIX):
-        name = ref[len(EXAMPLE_PREFIX) :]
-        thumb = f"/api/examples/{name}/thumb.png"
-        return {"ref": ref, "name": name.replace("_", " "), "thumb_url": thumb}
+    example = example_path(ref)
+    if example is not None:
+        thumb = f"/api/examples/{example.stem}/thumb.png"
+        return {"ref": ref, "name": example.stem.replace("_", " "), "thumb_url": thumb}
     rec = files(ref)
     name = rec.display_name if rec is not None else None
     thumb = f"/api/files/{ref}/thumb.png" if rec is not None else None
