@@ -13,9 +13,9 @@ Long runs save checkpoints (:class:`Checkpoints`: every few minutes, on Ctrl-C a
 and continue from one exactly (``run_pyramid(..., resume=checkpoint)``).
 
 Messages for the log (the memory plan of each scale and why, a painting enlarged past its own
-resolution) are :class:`Note` objects handed to the callback's ``on_note`` method when it has
-one, else logged to the ``impasto`` logger; tile progress within an iteration goes to its
-``on_tile`` method (a :class:`TileTick`).
+resolution, a start image cropped to the output's aspect ratio) are :class:`Note` objects handed
+to the callback's ``on_note`` method when it has one, else logged to the ``impasto`` logger;
+tile progress within an iteration goes to its ``on_tile`` method (a :class:`TileTick`).
 """
 
 from __future__ import annotations
@@ -82,8 +82,9 @@ class Note:
     """A message of a run for its log.
 
     Attributes:
-        kind: ``"memory"`` (the budget, and per scale what was chosen and why) or ``"upscale"``
-            (a painting enlarged past its own resolution).
+        kind: ``"memory"`` (the budget, and per scale what was chosen and why), ``"upscale"``
+            (a painting enlarged past its own resolution) or ``"init"`` (a start image cropped
+            to the output's aspect ratio, or which painting ``init style`` starts from).
         text: one line.
         warning: True when it changes what the user asked for (e.g. a shorter L-BFGS history) or
             hurts the result; the CLI prints warnings always, the rest with ``-v``.

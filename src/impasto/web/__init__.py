@@ -9,8 +9,10 @@
   :mod:`.batch_runner` (a batch as one queue entry, run by :func:`impasto.batch.run_batch`);
 * :mod:`.views` (pure JSON views), :mod:`.models` (request/response types, the OpenAPI document),
   :mod:`.encode` (PNG previews, thumbnails), :mod:`.uploads`, :mod:`.limits` (server rules and
-  the work of a job), :mod:`.speed` (time estimates), :mod:`.store` (SQLite + files),
-  :mod:`.lock` (one server per data directory), :mod:`.guard` (origin, body size, headers).
+  the work of a job), :mod:`.capacity` (the memory budget on each device, the largest size it
+  allows, the memory check of a job), :mod:`.speed` (time estimates), :mod:`.store` (SQLite +
+  files), :mod:`.lock` (one server per data directory), :mod:`.guard` (origin, body size,
+  headers), :mod:`.config` (:class:`WebConfig`: the server's limits and data directory).
 
 Needs the ``web`` extra (``pip install 'impasto[web]'``); nothing here is imported by the engine.
 """

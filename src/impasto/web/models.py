@@ -108,7 +108,11 @@ class TileInfo(BaseModel):
 
 
 class NoteInfo(BaseModel):
-    kind: str = Field(description="memory (the budget, each scale's plan) or upscale")
+    kind: str = Field(
+        description="memory (the budget, each scale's plan), upscale (a painting enlarged past "
+        "its resolution) or init (a start image cropped to the output's aspect ratio, or the "
+        "painting an init style run starts from)"
+    )
     text: str
     warning: bool = Field(description="whether it changes what was asked or hurts the result")
 
@@ -137,7 +141,8 @@ class JobView(BaseModel):
     )
     notes: list[NoteInfo] = Field(
         default_factory=list,
-        description="the engine's notes: memory budget, each scale's plan (whole or tiles) and why",
+        description="the engine's notes: memory budget, each scale's plan (whole or tiles) and "
+        "why, paintings enlarged past their resolution, a start image cropped (see NoteInfo)",
     )
     estimate: float | None = Field(
         None,

@@ -274,7 +274,8 @@ class JobRunner:
         return text
 
     def _on_note(self, job: JobRecord, live: LiveJob, note: Any) -> None:
-        """Keep a note of the engine (memory plan, upscaled painting) in the progress."""
+        """Keep a note of the engine (memory plan, upscaled painting, cropped start image) in
+        the progress."""
         text = self._named(job, note.text)
         if note.kind == "memory" and self.capacity and not job.settings.get("max_memory"):
             # the engine saw the server's budget as the job's max_memory: say whose it is
