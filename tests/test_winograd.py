@@ -120,6 +120,18 @@ def test_the_cli_refuses_winograd_where_it_cannot_run(capsys, tmp_path):
     assert main([*argv, "--conv", "fft"]) == 2
 
 
+@needs_nnpack
+def test_asking_for_winograd_with_auto_precision_runs_in_fp32(tmp_path):
+    """On a CPU with native bf16, ``--conv winograd`` with the default precision was refused
+    ("needs fp32"): auto picked bf16. An explicit Winograd makes auto mean fp32."""
+    assert Settings(conv="winograd").network_precision == "fp32"
+    assert Settings(conv="winograd", precision="bf16").network_precision == "bf16"
+    assert Settings().network_precision == "auto"
+    out = tmp_path / "out.png"
+    argv = ["example:chelsea", "example:starry_night", "-o", str(out), "--size", "64"]
+    assert main([*argv, "--conv", "winograd", "--iterations", "1", "-q"]) == 0 and out.exists()
+
+
 def test_memory_plan_counts_the_workspace():
     # VGG19 to relu5_1: conv1_2 (64 -> 64 channels, full size) needs the most
     assert winograd_bytes_per_pixel("relu5_1") == pytest.approx(128 * 4 * 64 / 36)

@@ -288,7 +288,7 @@ def make_plan(settings: Settings, content: Any, styles: Any, regions: Any, cache
     )
     content_layers, style_layers = _layers(s, content_rgb is not None, bool(sources))
     device = resolve_device(s.device)
-    dtype = resolve_dtype(s.precision, device)
+    dtype = resolve_dtype(s.network_precision, device)
     keys = _cache_keys(cache, s, content, style_inputs, region_list)
     return Plan(
         settings=s,

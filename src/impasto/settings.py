@@ -291,7 +291,8 @@ class Settings:
     precision: Precision = _f(
         "auto",
         "network arithmetic: auto (bf16 on CPUs with native bf16 and on CUDA GPUs that have it, "
-        "fp16 on MPS and other CUDA GPUs, fp32 on other CPUs), fp32, bf16 or fp16",
+        "fp16 on MPS and other CUDA GPUs, fp32 on other CPUs; fp32 with --conv winograd), "
+        "fp32, bf16 or fp16",
     )
     conv: ConvAlgorithm = _f(
         "auto",
@@ -387,6 +388,13 @@ class Settings:
         if self.learning_rate is not None:
             return self.learning_rate
         return 1.0 if self.optimizer == "lbfgs" else 0.02
+
+    @property
+    def network_precision(self) -> str:
+        """``precision`` as the network runs it: ``auto`` with ``conv='winograd'`` is fp32, the
+        only arithmetic Winograd runs in (``auto`` picked bf16 on a bf16 CPU, and the explicit
+        choice of Winograd was an error there)."""
+        return "fp32" if self.precision == "auto" and self.conv == "winograd" else self.precision
 
     @property
     def init_path(self) -> Path | None:

@@ -57,7 +57,7 @@ class Capacity:
 
 def _dtype(settings: Settings, device: torch.device) -> torch.dtype:
     try:
-        return resolve_dtype(settings.precision, device)
+        return resolve_dtype(settings.network_precision, device)
     except SettingsError:  # e.g. fp16 on a CPU: the engine reports it when the job runs
         return torch.float32
 
