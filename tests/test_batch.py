@@ -195,6 +195,12 @@ def test_cli_exit_codes_summary_and_verbose_lines(tmp_path, capsys):
     assert main(["batch", *missing, "-o", str(tmp_path / "out2"), *TINY_FLAGS, "-q", "-v"]) == 1
     err = capsys.readouterr().err
     assert "failed: gone.png x paint0.png: " in err and "file not found" in err
+    # a JOBS line that cannot be read at all is named by its line (it was '? x no style')
+    (tmp_path / "bad.jsonl").write_text('{"content": "a.png", "styles": ["b.png"], "x": 1}\n')
+    bad = ["batch", str(tmp_path / "bad.jsonl"), "-o", str(tmp_path / "out3"), "-q", "-v"]
+    assert main([*bad, *TINY_FLAGS]) == 1
+    err = capsys.readouterr().err
+    assert "failed: bad.jsonl:1: " in err and "? x" not in err
 
 
 def test_cancel_stops_the_running_job_mid_run(tmp_path):

@@ -157,7 +157,10 @@ def _plan(args: argparse.Namespace, settings):
 
 
 def _inputs(rec: dict) -> str:
-    """A job without an output name (its inputs could not be read) by its inputs' names."""
+    """A job without an output name (its inputs could not be read) by its inputs' names, or
+    by its line (``jobs.jsonl:5``) when the line itself could not be read."""
+    if not rec.get("content") and not rec.get("styles") and rec.get("source"):
+        return str(rec["source"])
     styles = " + ".join(os.path.basename(s.get("path", "?")) for s in rec.get("styles") or [])
     return f"{os.path.basename(rec.get('content') or '?')} x {styles or 'no style'}"
 
