@@ -28,7 +28,8 @@ from .errors import SettingsError
 from .finish import Result, finish
 from .layers import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 from .plan import as_regions, as_styles, make_plan
-from .pyramid import Checkpoints, Progress, run_pyramid
+from .progress import Progress
+from .pyramid import Checkpoints, run_pyramid
 from .settings import RECONSTRUCTION_TV_WEIGHT, Settings
 
 __all__ = [

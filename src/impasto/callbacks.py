@@ -3,7 +3,7 @@
 The optimisation loop knows nothing about terminals, files or web sockets. After every iteration
 it builds one :class:`Iterate` and hands it to a callback; the CLI's progress bar, periodic saves,
 the web app's live preview and the Python API's history (kept by
-:class:`impasto.pyramid.Progress`) all consume it.
+:class:`impasto.progress.Progress`) all consume it.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ class Result:
         memory: per scale, how it ran: ``size``, ``tile`` (None: whole image), ``halo``,
             ``optimizer`` and L-BFGS ``history`` (chosen from the memory budget; recorded in the
             metadata).
-        notes: the run's log messages (:class:`impasto.pyramid.Note`).
+        notes: the run's log messages (:class:`impasto.progress.Note`).
     """
 
     image: torch.Tensor
@@ -118,7 +118,7 @@ def finish(
     notes: list[Any] | None = None,
 ) -> Result:
     """The :class:`Result` of a run whose optimised image (optimised channels) is ``image``;
-    ``memory`` and ``notes`` as kept by :class:`impasto.pyramid.Progress`."""
+    ``memory`` and ``notes`` as kept by :class:`impasto.progress.Progress`."""
     photo = resize(plan.photo.rgb, plan.size) if plan.photo is not None else None
     out = plan.colors.finish(image.float().cpu(), photo)
     alpha = None

@@ -12,19 +12,16 @@ cropped at the end. :func:`scale_objective` is the one place that decides the lo
 Long runs save checkpoints (:class:`Checkpoints`: every few minutes, on Ctrl-C and on cancel)
 and continue from one exactly (``run_pyramid(..., resume=checkpoint)``).
 
-Messages for the log (the memory plan of each scale and why, a painting enlarged past its own
-resolution, a start image cropped to the output's aspect ratio) are :class:`Note` objects handed
-to the callback's ``on_note`` method when it has one, else logged to the ``impasto`` logger;
-tile progress within an iteration goes to its ``on_tile`` method (a :class:`TileTick`).
+Each step, tile and message (the memory plan of each scale and why, a painting enlarged past
+its own resolution, a start image cropped to the output's aspect ratio) goes through a
+:class:`~impasto.progress.Progress` to the run's callback.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +30,6 @@ import torch
 
 from . import balance
 from .cache import RunCache, network_key
-from .callbacks import Callback, Iterate
 from .checkpoint import Autosave, Checkpoint, CheckpointError, restore_rng, rng_state
 from .errors import SettingsError
 from .guides import background_guide, feather_guide, propagate_guide, resize_guide
@@ -43,6 +39,7 @@ from .memory import BUDGET_SETTING, MemoryPlan, device_budget, format_bytes, pla
 from .objective import MIN_MASS, Objective, RegionInput, Targets, compute_targets, guide_mass
 from .optimise import optimise
 from .plan import Plan, RegionSource, StyleSource
+from .progress import Progress
 from .schedule import Scale
 from .settings import Settings, resolve_weights
 from .tiles import TiledEncoder, TiledObjective, alignment, required_halo
@@ -50,9 +47,6 @@ from .tiles import TiledEncoder, TiledObjective, alignment, required_halo
 __all__ = [
     "BUDGET_SETTING",
     "Checkpoints",
-    "Note",
-    "Progress",
-    "TileTick",
     "canvas_memory",
     "carry",
     "check_resume",
@@ -66,162 +60,9 @@ __all__ = [
     "start_image",
 ]
 
-log = logging.getLogger("impasto")
-
 # Gaussian white noise around mid-grey for the "noise" start (std in [0, 1] pixel units).
 NOISE_MEAN, NOISE_STD = 0.5, 0.2
-# Share of an iteration's work in each pass of a tiled evaluation (pass 1: forward only;
-# pass 2: forward and backward, about three forwards).
-PASS_SHARE = {1: 0.25, 2: 0.75}
-
 Size = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class Note:
-    """A message of a run for its log.
-
-    Attributes:
-        kind: ``"memory"`` (the budget, and per scale what was chosen and why), ``"upscale"``
-            (a painting enlarged past its own resolution) or ``"init"`` (a start image cropped
-            to the output's aspect ratio, or which painting ``init style`` starts from).
-        text: one line.
-        warning: True when it changes what the user asked for (e.g. a shorter L-BFGS history) or
-            hurts the result; the CLI prints warnings always, the rest with ``-v``.
-    """
-
-    kind: str
-    text: str
-    warning: bool = False
-
-
-@dataclass(frozen=True)
-class TileTick:
-    """Progress within one iteration of a tiled scale (after each tile of each pass).
-
-    Attributes:
-        scale, n_scales, size: as in :class:`Iterate`.
-        step, total_steps: the iteration being computed (1-based, over the run) and the total.
-        phase: 1 (the pass without gradients) or 2 (the pass with gradients).
-        tile, tiles: the tile just done (1-based) and the number of tiles.
-        progress: fraction of the run's pixel-weighted work done.
-        elapsed: seconds since the run started.
-    """
-
-    scale: int
-    n_scales: int
-    size: Size
-    step: int
-    total_steps: int
-    phase: int
-    tile: int
-    tiles: int
-    progress: float
-    elapsed: float
-
-
-@dataclass
-class Progress:
-    """Turns each optimiser step into an :class:`Iterate` for the callback, reports tiles and
-    notes, and keeps the run's history (per step: scale, elapsed seconds, total and weighted loss
-    components), its notes and the memory plan of each scale."""
-
-    plan: Plan
-    callback: Callback | None = None
-    started: float = field(default_factory=time.perf_counter)
-    history: list[dict] = field(default_factory=list)
-    notes: list[Note] = field(default_factory=list)
-    memory: list[dict] = field(default_factory=list)
-    _done: int = 0
-    _work_done: int = 0
-    _i: int = 0
-
-    @property
-    def total_work(self) -> int:
-        """Pixel-weighted work of the run: a full-size iteration costs several coarse ones."""
-        return max(1, sum(sc.iterations * sc.size[0] * sc.size[1] for sc in self.plan.scales))
-
-    def step(self, k: int, i: int, image: torch.Tensor, parts: dict, total: torch.Tensor) -> None:
-        """Report iteration ``i`` (1-based) of scale ``k``; ``image`` is the live iterate."""
-        sc = self.plan.scales[k]
-        self._i = i
-        losses = {name: float(v) for name, v in parts.items()}
-        it = Iterate(
-            step=self._done + i,
-            total_steps=self.plan.total_steps,
-            scale=k,
-            n_scales=len(self.plan.scales),
-            size=sc.size,
-            i=i,
-            i_max=sc.iterations,
-            loss=float(total),
-            losses=losses,
-            elapsed=time.perf_counter() - self.started,
-            image=self.plan.colors.to_network(crop_edges(image, sc.margin)),
-            progress=(self._work_done + i * sc.size[0] * sc.size[1]) / self.total_work,
-        )
-        self.history.append(
-            {"step": it.step, "scale": k, "elapsed": it.elapsed, "loss": it.loss, **losses}
-        )
-        if self.callback is not None:
-            self.callback(it)
-
-    def tile(self, k: int, phase: int, tile: int, tiles: int) -> None:
-        """Report tile ``tile`` of ``tiles`` of ``phase`` in the current iteration of scale
-        ``k`` to the callback's ``on_tile`` (if it has one)."""
-        hook = getattr(self.callback, "on_tile", None)
-        if hook is None:
-            return
-        sc = self.plan.scales[k]
-        done = tile / tiles
-        part = PASS_SHARE[1] * done if phase == 1 else PASS_SHARE[1] + PASS_SHARE[2] * done
-        area = sc.size[0] * sc.size[1]
-        hook(
-            TileTick(
-                scale=k,
-                n_scales=len(self.plan.scales),
-                size=sc.size,
-                step=self._done + self._i + 1,
-                total_steps=self.plan.total_steps,
-                phase=phase,
-                tile=tile,
-                tiles=tiles,
-                progress=(self._work_done + (self._i + part) * area) / self.total_work,
-                elapsed=time.perf_counter() - self.started,
-            )
-        )
-
-    def note(self, kind: str, text: str, warning: bool = False) -> None:
-        """Record a :class:`Note` and hand it to the callback's ``on_note`` (else the log)."""
-        n = Note(kind, text, warning)
-        self.notes.append(n)
-        hook = getattr(self.callback, "on_note", None)
-        if hook is not None:
-            hook(n)
-        else:
-            log.log(logging.WARNING if warning else logging.INFO, text)
-
-    def scale_done(self, sc: Scale) -> None:
-        self._done += sc.iterations
-        self._work_done += sc.iterations * sc.size[0] * sc.size[1]
-        self._i = 0
-
-    def state(self) -> dict[str, Any]:
-        """What a checkpoint keeps of the progress (plain data)."""
-        return {
-            "history": self.history,
-            "done": self._done,
-            "work_done": self._work_done,
-            "elapsed": time.perf_counter() - self.started,
-            "memory": self.memory,
-        }
-
-    def restore(self, state: dict[str, Any], level: int, iteration: int) -> None:
-        """Continue from :meth:`state` at iteration ``iteration`` of scale ``level``."""
-        self.history = list(state["history"])
-        self._done, self._work_done, self._i = state["done"], state["work_done"], iteration
-        self.started = time.perf_counter() - state["elapsed"]
-        self.memory = [m for m in state["memory"] if m["scale"] < level]
 
 
 def _style_at(src: StyleSource, plan: Plan, size: Size) -> torch.Tensor:
