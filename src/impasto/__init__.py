@@ -10,9 +10,7 @@ not load torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from .lazy import lazy_getattr
 from .version import __version__
 
 _EXPORTS = {
@@ -34,14 +32,7 @@ _EXPORTS = {
 
 __all__ = ["__version__", *_EXPORTS]
 
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'impasto' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

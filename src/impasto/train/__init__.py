@@ -12,9 +12,7 @@ The names below other than :class:`TrainConfig` are imported on first use, so th
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from ..lazy import lazy_getattr
 from .config import TrainConfig
 
 _LAZY = {
@@ -31,11 +29,4 @@ _LAZY = {
 
 __all__ = ["TrainConfig", *sorted(_LAZY)]
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
