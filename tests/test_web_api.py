@@ -361,9 +361,13 @@ C = "example:chelsea"
         ({"content": C, "settings": ["size", 64]}, "settings"),
         ({"content": C, "styles": [{"image": "example:coffee", "weight": 0}]}, "weight"),
         ({"content": C, "styles": [{"image": "example:coffee", "weight": None}]}, "weight"),
+        # a photo with no painting was queued and failed in the worker
+        ({"content": C, "styles": []}, "give at least one style image"),
+        ({"content": None, "settings": {"preserve_colors": "luminance"}}, "needs a content image"),
     ],
 )
 def test_invalid_jobs_are_422_naming_the_problem(tmp_path, body, words):
+    body = {"styles": [{"image": "example:starry_night", "weight": 1}], **body}  # unless given
     with client(tmp_path, run_jobs=False, max_size=4096) as c:  # --max-size 4096
         for url in ("/api/jobs", "/api/estimate"):
             r = c.post(url, json=body)

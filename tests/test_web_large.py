@@ -184,7 +184,11 @@ def test_a_job_is_planned_on_the_device_it_names(tmp_path, monkeypatch):
         assert cfg["device"] == "cuda" and cfg["budget"] < free
         size = cfg["max_size"] + 64  # over the GPU's limit
         for device, status in (("auto", 422), ("cuda", 422), ("cpu", 200)):
-            body = {"content": "example:chelsea", "settings": {"size": size, "device": device}}
+            body = {
+                "content": "example:chelsea",
+                "styles": [{"image": "example:starry_night", "weight": 1}],
+                "settings": {"size": size, "device": device},
+            }
             r = c.post("/api/estimate", json=body)
             assert r.status_code == status, (device, r.text)
         assert r.json()["device"] == "cpu"

@@ -205,14 +205,27 @@ def _scales(s: Settings, aspect: tuple[int, int], deepest_layer: str) -> tuple[S
     return tuple([sc for sc in scales[:-1] if min(sc.size) >= need] + [scales[-1]])
 
 
+def _check_roles(s: Settings, has_content: bool, n_styles: int, has_regions: bool) -> None:
+    """What the inputs given can do: a colour mode needs its images, and a style weight with
+    no painting and no region has nothing to weigh (as the CLI says)."""
+    ColorPipeline(s.preserve_colors, s.color_match).check(has_content, n_styles)
+    if has_content and not n_styles and not has_regions and s.beta and s.content_weight:
+        raise SettingsError(
+            "give at least one style image or region (or style_weight 0: a content reconstruction)"
+        )
+
+
 def check_size(s: Settings, aspect: tuple[int, int], *, has_content: bool, has_style: bool) -> None:
-    """The check :func:`make_plan` makes of the output size, for a caller that knows only the
-    image's size (the web studio, before it queues a job).
+    """The checks :func:`make_plan` makes of the inputs' roles and of the output size, for a
+    caller that knows only which images there are and their size (the web studio, before it
+    queues a job).
 
     Raises:
-        SettingsError: both loss terms off, or ``s.size`` too small at ``aspect`` for the
+        SettingsError: a photo with no painting and a style weight, a colour mode without the
+            images it needs, both loss terms off, or ``s.size`` too small at ``aspect`` for the
             deepest layer in use.
     """
+    _check_roles(s, has_content, int(has_style), False)
     content_layers, style_layers = _layers(s, has_content, has_style)
     _scales(s, aspect, deepest([*content_layers, *style_layers]))
 
@@ -265,11 +278,7 @@ def make_plan(settings: Settings, content: Any, styles: Any, regions: Any, cache
     _check_inputs(s, content, style_inputs, region_list)
     colors = ColorPipeline(s.preserve_colors, s.color_match)
     styled = [r for r in region_list if r.styled]
-    colors.check(content is not None, len(style_inputs) + len(styled))
-    if content is not None and not style_inputs and not region_list and s.beta and s.content_weight:
-        raise SettingsError(  # as the CLI says; a style weight with nothing to weigh
-            "give at least one style image or region (or style_weight 0: a content reconstruction)"
-        )
+    _check_roles(s, content is not None, len(style_inputs) + len(styled), bool(region_list))
     limit = s.max_input_pixels
     photo = cache.image(content, limit) if content is not None else None
     paintings = [cache.image(si.image, limit) for si in [*style_inputs, *(r.style for r in styled)]]
