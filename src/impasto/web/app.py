@@ -93,6 +93,18 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _plain_msg(error: dict[str, Any]) -> dict[str, Any]:
+    """A validation error whose message is our own (a Settings check raising ValueError)
+    without pydantic's "Value error, " in front of it."""
+    msg = error.get("msg")
+    if isinstance(msg, str) and msg.startswith(_PYDANTIC_PREFIX):
+        return {**error, "msg": msg[len(_PYDANTIC_PREFIX) :]}
+    return error
+
+
+_PYDANTIC_PREFIX = "Value error, "
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     async def unprocessable(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=422)
@@ -104,7 +116,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         # FastAPI's own handler echoes the input, and a NaN or 1e999 there made it a bare 500
-        return JSONResponse({"detail": _finite(jsonable_encoder(exc.errors()))}, status_code=422)
+        errors = [_plain_msg(e) for e in jsonable_encoder(exc.errors())]
+        return JSONResponse({"detail": _finite(errors)}, status_code=422)
 
     async def refused_upload(request: Request, exc: UploadError) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
@@ -146,7 +159,7 @@ def create_app(config: WebConfig, lock: DataDirLock | None = None) -> FastAPI:
     )
     app.state.config = config
     app.state.studio = Studio(config, lock)
-    app.add_middleware(Guard, max_body=config.max_upload_bytes + 64 * 1024)
+    app.add_middleware(Guard, max_upload=config.max_upload_bytes)
     if config.allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(config.allowed_hosts))
     _add_error_handlers(app)
