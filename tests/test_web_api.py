@@ -597,9 +597,16 @@ def test_cancel_running_then_resume_and_rerun(tmp_path):
         assert resumed["settings"]["init"] == start_name
         shown = c.get(resumed["settings_url"]).json()["settings"]
         assert shown["init"] == start_name and shown["pyramid_start"] == 0
+        assert c.get(f"/api/jobs/{job['id']}").json()["can_resume"] is False  # resumed once
+        wait(c, resumed["id"], cond=lambda j: j["step"] >= 2)
         c.post(f"/api/jobs/{resumed['id']}/cancel")
         assert wait(c, resumed["id"])["status"] == "cancelled"
-        short = c.post(f"/api/jobs/{job['id']}/resume", json={"settings": {"iterations": 3}})
+        # the parent again: each click queued another copy of the same continuation; the
+        # resume, further on, is the one to resume
+        twice = c.post(f"/api/jobs/{job['id']}/resume")
+        assert twice.status_code == 409 and resumed["id"] in twice.json()["detail"]
+        short = c.post(f"/api/jobs/{resumed['id']}/resume", json={"settings": {"iterations": 3}})
+        assert short.status_code == 201, short.text
         done = wait(c, short.json()["id"])
         assert done["status"] == "done", done["error"]
         assert c.get(done["settings_url"]).json()["resumed_from_partial"] is True

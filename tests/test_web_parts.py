@@ -57,6 +57,24 @@ def test_a_jobs_aspect_is_its_photos_else_its_first_paintings(tmp_path):
         job_aspect(store, None, [])
 
 
+def test_a_job_is_resumed_once_unless_its_resume_stopped_before_any_image(tmp_path):
+    """Each click on a cancelled job's resume queued another copy of the same continuation; a
+    resume that is queued, running, done or stopped with an image of its own carries it on."""
+    from impasto.web.store import Store
+
+    store = Store(tmp_path)
+    job = dict(device="cpu", settings={}, content="example:chelsea", styles=[])
+    parent = store.create_job(**job)
+    assert store.resumed_by(parent.id) is None
+    child = store.create_job(**job, parent=parent.id, origin="resume")
+    assert store.resumed_by(parent.id) == child.id  # queued
+    store.create_job(**job, parent=parent.id, origin="rerun")  # a re-run resumes nothing
+    store.update_job(child.id, status="cancelled")  # stopped before its first image
+    assert store.resumed_by(parent.id) is None
+    store.update_job(child.id, partial_file="0" * 32)
+    assert store.resumed_by(parent.id) == child.id
+
+
 def test_thumbnails_are_colour_managed_as_the_engine_loads_images(tmp_path):
     """A thumbnail goes through the loader's ICC conversion (impasto.image.colour_management;
     web.encode had its own copy): a profile with red and blue swapped swaps them, a bad one is

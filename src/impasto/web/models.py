@@ -156,7 +156,10 @@ class JobView(BaseModel):
         None, description="the last image of an unfinished (cancelled, interrupted, failed) job"
     )
     settings_url: str
-    can_resume: bool
+    can_resume: bool = Field(
+        description="an unfinished job with a partial image that no job resumes yet (a job is "
+        "resumed once; a resume that stops is resumed in turn)"
+    )
     settings: dict[str, Any] = Field(
         description="the settings as run (a resumed job's init names its start image)"
     )

@@ -372,6 +372,18 @@ class Store:
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return self._job(row) if row is not None else None
 
+    def resumed_by(self, job_id: str) -> str | None:
+        """The id of a job that carries ``job_id``'s progress on (a child of origin ``resume``
+        that is queued, running or done, or stopped with a partial image of its own), or None;
+        a resume stopped before its first image leaves the job to be resumed again."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id FROM jobs WHERE parent = ? AND origin = 'resume' AND (status IN "
+                "('queued', 'running', 'done') OR partial_file IS NOT NULL) LIMIT 1",
+                (job_id,),
+            ).fetchone()
+        return row[0] if row is not None else None
+
     def list_jobs(
         self, statuses: tuple[str, ...] | None = None, *, limit: int = 500, newest_first=True
     ) -> list[JobRecord]:

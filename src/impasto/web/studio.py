@@ -33,7 +33,7 @@ from .queue import JobQueue
 from .runner import JobRunner
 from .speed import SpeedMeter
 from .store import JobRecord, Store
-from .views import batch_view, job_view
+from .views import UNFINISHED, batch_view, job_view
 
 __all__ = ["Studio", "resume_settings"]
 
@@ -124,6 +124,7 @@ class Studio:
             position=self.queue.position(job),
             files=self.store.get_file,
             estimate=estimate,
+            resumed=job.status in UNFINISHED and self.store.resumed_by(job.id) is not None,
         )
 
     def job_work(self, job: JobRecord) -> tuple[float, int]:

@@ -151,8 +151,10 @@ def job_view(
     position: int | None,
     files: FileLookup,
     estimate: float | None = None,
+    resumed: bool = False,
 ) -> dict[str, Any]:
-    """The JSON view of a job (see :class:`impasto.web.models.JobView`)."""
+    """The JSON view of a job (see :class:`impasto.web.models.JobView`); ``resumed``: another
+    job already continues it (it can be resumed once)."""
     progress = live.progress if live is not None else job.progress
     version = live.version if live is not None else int(job.progress.get("version", 0))
     has_preview = (live is not None and live.has_preview) or bool(
@@ -172,7 +174,7 @@ def job_view(
         **_progress_fields(progress, job.status == "running"),
         "estimate": estimate,
         **_urls(job, version, has_preview),
-        "can_resume": job.status in UNFINISHED and job.partial_file is not None,
+        "can_resume": job.status in UNFINISHED and job.partial_file is not None and not resumed,
         "settings": job_settings_view(job, files),
         "content": input_view(job.content, files),
         "styles": [

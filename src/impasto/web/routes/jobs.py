@@ -119,6 +119,9 @@ def resume_job(job: JobDep, studio: StudioDep, req: RerunRequest | None = None) 
     if studio.partial_path(job) is None or job.status not in UNFINISHED:
         detail = f"job is {job.status} and has nothing to resume; re-run it instead"
         raise HTTPException(409, detail)
+    child = studio.store.resumed_by(job.id)
+    if child is not None:  # each click queued another copy of the same continuation
+        raise HTTPException(409, f"job was resumed already, by job {child}; resume that one")
     settings = _changed(resume_settings(job.settings, job.progress), req)
     return studio.view(studio.resume(job, settings))
 
