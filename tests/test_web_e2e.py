@@ -14,6 +14,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -139,7 +140,7 @@ def _watch_preview(page) -> None:
     )
 
 
-def _run_job(page, size: int, iterations: int, seed: int, timeout_ms: int) -> None:
+def _run_job(page, size: int | str, iterations: int | str, seed: int, timeout_ms: int) -> None:
     page.fill("#size", str(size))
     page.fill("#iterations", str(iterations))
     page.fill("#seed", str(seed))
@@ -179,7 +180,8 @@ def test_upload_start_preview_download(server, images, tmp_path):
             page.fill("#style_weight", "1000")
             expect(page.locator("#offline")).to_be_hidden()
 
-            _run_job(page, size=48, iterations=12, seed=7, timeout_ms=90_000)
+            # typed with an exponent: the page read 1.2e1 as 1 (parseInt) and 4.8e1 as 4
+            _run_job(page, size="4.8e1", iterations="1.2e1", seed=7, timeout_ms=90_000)
 
             srcs = page.evaluate("window.previewSrcs")
             previews = [s for s in srcs if s and "/preview.png?v=" in s]
@@ -326,4 +328,177 @@ def test_a_server_that_does_not_answer_is_said_in_words_and_forgotten_once_back(
         page.evaluate("setOffline(false)")  # ... and its reconnection
         expect(page.locator("#form-error")).to_have_text("")
         expect(page.locator("#estimate")).to_contain_text("About")
+        assert errors == []
+
+
+_DROP_TWO_PHOTOS = """async () => {
+    const blob = await (await fetch(state.config.examples[0].thumb_url)).blob();
+    const dt = new DataTransfer();
+    for (const name of ["first.png", "second.png"]) {
+        dt.items.add(new File([blob], name, {type: blob.type}));
+    }
+    document.getElementById("content-drop").dispatchEvent(
+        new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+}"""
+
+
+def test_the_form_and_the_batch_check_what_they_send(server, images):
+    """Typed numbers read as the browser reads them (1e2 is 100, not 1), a blank Size has no
+    estimate and stops a batch as it stops Start, the Batch panel's error goes once its cause
+    does, the content photo can be dropped again, and the controls have names and focus."""
+    photo, _ = images
+    expect = sync_api.expect
+    with browser_page(server) as (page, errors):
+        # a listener now: Playwright turns on its file-chooser interception without waiting,
+        # and a chooser opened before that is a real one (no event; half the runs)
+        page.on("filechooser", lambda _chooser: None)
+        chelsea = page.locator('#content-examples .chip[data-ref="example:chelsea"]')
+        chelsea.click()
+        page.click('#style-examples .chip[data-ref="example:starry_night"]')
+        expect(chelsea).to_have_attribute("aria-pressed", "true")
+        estimate = page.locator("#estimate")
+        expect(estimate).to_contain_text("About")
+        page.fill("#size", "")
+        expect(estimate).to_have_text(re.compile(r"^The form is incomplete: Size: "))
+        page.fill("#size", "48.5")  # refused, not cut to 48
+        expect(estimate).to_have_text(re.compile(r"^Not startable: Size: "))
+        page.fill("#size", "6.4e1")
+        page.fill("#iterations", "1e2")
+        expect(estimate).to_contain_text("About")
+        settings = page.evaluate("readSettings()")
+        assert (settings["size"], settings["iterations"]) == (64, 100)
+
+        # a batch is checked as Start is: a blank Size ran the engine's 512 px
+        page.fill("#size", "")
+        page.click('#batch-contents-examples .bchip[data-ref="example:chelsea"]')
+        page.click('#batch-styles-examples .bchip[data-ref="example:starry_night"]')
+        page.click("#batch-start")
+        batch_error = page.locator("#batch-error")
+        expect(batch_error).to_contain_text("Fix the settings above first: Size")
+        expect(page.locator("#size")).to_be_focused()
+        assert _api(server, "GET", "/api/batches") == []
+        page.fill("#size", "48")  # the cause is gone, and so is the error
+        expect(batch_error).to_have_text("")
+        page.click('#batch-contents-examples .bchip[data-ref="example:chelsea"]')  # unpicked
+        page.click("#batch-start")
+        expect(batch_error).to_contain_text("Pick at least one photo")
+        page.click('#batch-contents-examples .bchip[data-ref="example:coffee"]')
+        expect(batch_error).to_have_text("")
+        assert _api(server, "GET", "/api/batches") == []
+
+        # names: the slider was named by its label's <output>, the progress bar by nothing
+        expect(page.get_by_role("slider", name="Style strength")).to_have_count(1)
+        expect(page.get_by_role("progressbar", name="job progress")).to_have_count(1)
+        # the job's state is announced, not every step's numbers
+        live = "(id) => document.getElementById(id).closest('[aria-live]') !== null"
+        assert page.evaluate(live, "job-status")
+        assert not page.evaluate(live, "stat-step")
+        assert not page.evaluate(live, "stat-loss")
+
+        # the upload area shows the keyboard focus of its 1 px file input; Enter opens it
+        page.focus("#content-file")
+        outline = "getComputedStyle(document.getElementById('content-drop')).outlineStyle"
+        assert page.evaluate(outline) == "solid"
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Enter")
+        chooser.value.set_files(str(photo))
+        expect(page.locator("#content-name")).to_have_text("photo.png")
+        expect(chelsea).to_have_attribute("aria-pressed", "false")
+
+        # the content photo can go again (a texture): its remove button, a second chip click
+        page.click("#content-clear")
+        expect(page.locator("#content-name")).to_have_text("")
+        expect(page.locator("#content-thumb")).to_be_hidden()
+        expect(page.locator("#content-file")).to_be_focused()
+        chelsea.click()
+        expect(page.locator("#content-name")).to_have_text("chelsea")
+        chelsea.click()
+        expect(chelsea).to_have_attribute("aria-pressed", "false")
+        expect(page.locator("#content-name")).to_have_text("")
+        assert page.evaluate("state.content") is None
+        expect(estimate).to_contain_text("About")  # a texture is startable
+        # two photos dropped on the one-photo area: the first is taken, and that is said
+        page.evaluate(_DROP_TWO_PHOTOS)
+        expect(page.locator("#toast")).to_contain_text("took first.png, not the other 1")
+        expect(page.locator("#content-name")).to_have_text("first.png")
+        assert errors == []
+
+
+def test_jobs_open_from_the_keyboard_and_a_deleted_one_leaves_the_stage(server):
+    """Gallery thumbnails and queue entries were divs and list items with only a click
+    handler; deleting the job on the stage left its title, DONE and a dead Download link
+    there, with the focus on <body>; every card's buttons were just 'delete', 'edit' ..."""
+
+    def post(seed: int, iterations: int) -> str:
+        body = {
+            "content": "example:chelsea",
+            "styles": [{"image": "example:starry_night", "weight": 1.0}],
+            "settings": {"size": 48, "iterations": iterations, "seed": seed, "device": "cpu"},
+        }
+        return _api(server, "POST", "/api/jobs", body)["id"]
+
+    first, second = post(1, 2), post(2, 2)
+    for job_id in (first, second):
+        _until(server, job_id, lambda j: j["status"] == "done")
+    title = "chelsea × starry night"
+    expect = sync_api.expect
+    with browser_page(server) as (page, errors):
+        expect(page.locator("#gallery .card")).to_have_count(2)
+        card = page.locator(f'#gallery .card[data-id="{first}"]')
+        card.get_by_role("button", name=f"show {title} on the stage").focus()
+        page.keyboard.press("Enter")
+        expect(card).to_have_class(re.compile(r"\bcurrent\b"))
+        expect(page.locator("#job-title")).to_have_text(title)
+        expect(page.locator("#download")).to_be_visible()
+
+        card.get_by_role("button", name=f"delete {title}").focus()
+        page.keyboard.press("Enter")
+        expect(page.locator("#gallery .card")).to_have_count(1)
+        expect(page.locator("#job-title")).to_have_text("No job selected")
+        for gone in ("#job-status", "#download", "#download-settings", "#preview"):
+            expect(page.locator(gone)).to_be_hidden()
+        expect(page.locator("#preview-empty")).to_contain_text("Pick a photo")
+        # the focus goes to the next card, and to the gallery's heading after the last
+        other = page.locator(f'#gallery .card[data-id="{second}"]')
+        expect(other.locator(".thumb")).to_be_focused()
+        page.keyboard.press("Tab")  # re-run
+        page.keyboard.press("Tab")  # edit
+        page.keyboard.press("Tab")  # png
+        page.keyboard.press("Tab")
+        expect(other.get_by_role("button", name=f"delete {title}")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(page.locator("#gallery .card")).to_have_count(0)
+        expect(page.locator("#gallery-heading")).to_be_focused()
+
+        # a queued job opens on the stage from the keyboard; its cancel names it
+        running, queued = post(3, 5000), post(4, 5000)
+        entry = page.locator(f'#queue li[data-id="{queued}"]')
+        expect(entry).to_have_count(1, timeout=30_000)
+        entry.locator("button.open").focus()
+        page.keyboard.press("Space")
+        expect(page.locator("#job-status")).to_have_text(re.compile(r"^queued"))
+        entry.get_by_role("button", name=f"cancel {title}").click()
+        expect(page.locator("#job-status")).to_have_text("cancelled")
+        _api(server, "POST", f"/api/jobs/{running}/cancel")
+        _until(server, running, lambda j: j["status"] == "cancelled")
+        assert errors == []
+
+
+def test_the_api_page_gives_each_setting_its_default_and_range(server):
+    """/api showed each setting's type and description but not what /openapi.json has: its
+    default, range and choices (the README promises them)."""
+    expect = sync_api.expect
+    with browser_page(f"{server}/api") as (page, errors):
+        settings = page.locator(
+            "section.api-op", has=page.locator("h3", has_text=re.compile("^Settings$"))
+        )
+        size = settings.locator('li[data-field="size"]')
+        expect(size).to_contain_text("default 512")
+        expect(size).to_contain_text("range 16 ≤ value ≤ 16384")
+        colors = settings.locator('li[data-field="preserve_colors"]')
+        expect(colors).to_contain_text("default none")
+        expect(colors).to_contain_text("one of none, luminance, histogram")
+        beta = settings.locator('li[data-field="style_weight"]')
+        expect(beta).to_contain_text("range 0 ≤ value")
+        expect(settings.locator('li[data-field="seed"]')).to_contain_text("range 0 ≤ value < 2^63")
         assert errors == []

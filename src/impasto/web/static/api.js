@@ -16,6 +16,41 @@ function schemaName(schema) {
   return schema.type || "";
 }
 
+function fmtValue(v) {
+  // a large power of two as one: a seed's bound is 2^63, not 9223372036854776000
+  const bits = typeof v === "number" && v !== 0 ? Math.log2(Math.abs(v)) : 0;
+  if (bits >= 32 && Number.isInteger(bits)) return `${v < 0 ? "-" : ""}2^${bits}`;
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+// a setting's default, range and choices, as /openapi.json gives them: on the schema, or on
+// the non-null branch of an "X or null" (anyOf)
+function limits(schema) {
+  if (!schema) return "";
+  const branches = [schema, ...(schema.anyOf || []).filter((b) => b.type !== "null")];
+  const get = (k) => branches.map((b) => b[k]).find((v) => v !== undefined);
+  const parts = [];
+  if ("default" in schema) parts.push(`default ${fmtValue(schema.default)}`);
+  const lo = get("minimum"), xlo = get("exclusiveMinimum");
+  const hi = get("maximum"), xhi = get("exclusiveMaximum");
+  const low = lo !== undefined ? `${fmtValue(lo)} ≤ `
+    : xlo !== undefined ? `${fmtValue(xlo)} < ` : "";
+  const high = hi !== undefined ? ` ≤ ${fmtValue(hi)}`
+    : xhi !== undefined ? ` < ${fmtValue(xhi)}` : "";
+  if (low || high) parts.push(`range ${low}value${high}`);
+  const enumValues = get("enum");
+  if (enumValues) parts.push(`one of ${enumValues.map(fmtValue).join(", ")}`);
+  const span = (a, b) => (a === undefined ? `at most ${b}`
+    : b === undefined ? `at least ${a}` : `${a} to ${b}`);
+  const minLen = get("minLength"), maxLen = get("maxLength");
+  if (minLen !== undefined || maxLen !== undefined) parts.push(`length ${span(minLen, maxLen)}`);
+  const minItems = get("minItems"), maxItems = get("maxItems");
+  if (minItems !== undefined || maxItems !== undefined) {
+    parts.push(`items: ${span(minItems, maxItems)}`);
+  }
+  return parts.join(" · ");
+}
+
 async function main() {
   const spec = await (await fetch("/openapi.json")).json();
   document.getElementById("api-intro").textContent =
@@ -28,8 +63,11 @@ async function main() {
       head.append(el("code", `method ${method}`, method.toUpperCase()), " ", el("code", "", path));
       sec.append(head, el("p", "", op.summary || ""));
       if (op.description) sec.append(el("p", "muted", op.description));
-      const params = (op.parameters || []).map(
-        (p) => `${p.name} (${p.in}${p.required ? ", required" : ""}): ${schemaName(p.schema)}`);
+      const params = (op.parameters || []).map((p) => {
+        const more = limits(p.schema);
+        return `${p.name} (${p.in}${p.required ? ", required" : ""}): ${schemaName(p.schema)}`
+          + (more ? ` [${more}]` : "");
+      });
       if (params.length) sec.append(el("p", "", `Parameters: ${params.join("; ")}`));
       const body = op.requestBody && op.requestBody.content;
       if (body) {
@@ -46,10 +84,15 @@ async function main() {
   for (const [name, schema] of Object.entries(schemas)) {
     const sec = el("section", "api-op");
     sec.append(el("h3", "", name));
-    const props = Object.entries(schema.properties || {}).map(
-      ([k, v]) => `${k}: ${schemaName(v)}${v.description ? ` (${v.description})` : ""}`);
     const ul = el("ul");
-    for (const p of props) ul.append(el("li", "", p));
+    for (const [k, v] of Object.entries(schema.properties || {})) {
+      const what = v.description ? ` (${v.description})` : "";
+      const li = el("li", "", `${k}: ${schemaName(v)}${what}`);
+      li.dataset.field = k;
+      const more = limits(v);
+      if (more) li.append(el("br"), el("small", "api-limits", more));
+      ul.append(li);
+    }
     sec.append(ul);
     box.append(sec);
   }

@@ -63,6 +63,24 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// a live region re-announces text written again, even the same: write only what changed
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+// re-render a list without losing the keyboard focus: the element with the focused one's
+// data-key gets it back (or `next`, a data-key or element, when given)
+function keepFocus(box, renderFn, next) {
+  const active = document.activeElement;
+  const key = next !== undefined ? next
+    : active && box.contains(active) ? active.dataset.key : undefined;
+  renderFn();
+  if (key instanceof Element) { key.focus(); return; }
+  if (!key) return;
+  const target = box.querySelector(`[data-key="${CSS.escape(key)}"]`);
+  if (target) target.focus();
+}
+
 // ------------------------------------------------------------------------------------ format
 
 function fmtNum(x, digits = 3) {
@@ -108,8 +126,11 @@ function setContent(item) {
   const img = $("content-thumb");
   img.hidden = !item;
   if (item) img.src = item.thumb_url;
+  else img.removeAttribute("src");
   $("content-hint").hidden = !!item;
   $("content-name").textContent = item ? item.name : "";
+  $("content-clear").hidden = !item;
+  if (item) $("content-clear").setAttribute("aria-label", `remove ${item.name}`);
   markChips();
   formChanged();
 }
@@ -157,6 +178,7 @@ function markChips() {
       ? state.content && state.content.ref === ref
       : state.styles.some((s) => s.ref === ref);
     chip.classList.toggle("selected", !!on);
+    chip.setAttribute("aria-pressed", on ? "true" : "false");
   }
 }
 
@@ -165,8 +187,10 @@ function renderExamples(examples) {
     const item = { ref: ex.ref, name: ex.name, thumb_url: ex.thumb_url };
     const chip = el("button", {
       type: "button", class: "chip", title: ex.name, "data-ref": ex.ref, "data-kind": ex.kind,
-      onclick: () => {
-        if (ex.kind === "content") setContent(item);
+      "aria-pressed": "false",
+      onclick: () => {  // a second click on the chip picked drops it again (a texture)
+        const picked = state.content && state.content.ref === ex.ref;
+        if (ex.kind === "content") setContent(picked ? null : item);
         else if (state.styles.some((s) => s.ref === ex.ref)) removeStyle(ex.ref);
         else addStyle(item);
       },
@@ -177,6 +201,9 @@ function renderExamples(examples) {
 
 function wireDrop(zone, input, onFiles) {
   input.addEventListener("change", () => { onFiles([...input.files]); input.value = ""; });
+  input.addEventListener("keydown", (e) => {  // Space opens the chooser everywhere, Enter too
+    if (e.key === "Enter") { e.preventDefault(); input.click(); }
+  });
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", (e) => {
@@ -215,17 +242,44 @@ function fillSettings(s) {
   syncStrength();
 }
 
+// a field's name as its label shows it ("Size", "Iterations")
+function fieldName(input) {
+  const label = input.labels && input.labels[0];
+  const text = label && label.firstChild ? label.firstChild.textContent.trim() : "";
+  return text || input.name || input.id;
+}
+
+// the number in a number field (1e2 is 100; blank: undefined); a whole-number field refuses
+// a fraction rather than cutting it (parseInt read 1e2 as 1)
+function readNumber(id, whole) {
+  const input = $(id);
+  if (input.value.trim() === "") return undefined;
+  const v = input.valueAsNumber;
+  if (!isFinite(v)) throw new Error(`${fieldName(input)}: ${input.value} is not a number`);
+  if (whole && !Number.isInteger(v)) {
+    throw new Error(`${fieldName(input)} must be a whole number, not ${input.value}`);
+  }
+  return v;
+}
+
 function readSettings() {
   const out = {};
   for (const k of NUMBER_FIELDS) {
-    const v = $(k).value.trim();
-    if (v === "") continue;
-    out[k] = INT_FIELDS.has(k) ? parseInt(v, 10) : parseFloat(v);
+    const v = readNumber(k, INT_FIELDS.has(k));
+    if (v !== undefined) out[k] = v;
   }
   for (const k of SELECT_FIELDS) out[k] = $(k).value;
-  const seed = $("seed").value.trim();
-  out.seed = seed === "" ? null : parseInt(seed, 10);
+  const seed = readNumber("seed", true);
+  out.seed = seed === undefined ? null : seed;
   return out;
+}
+
+// what keeps the form from being sent (the browser's check, as Start runs it), or null
+function formProblem() {
+  const bad = Array.from($("job-form").elements).find((e) => e.willValidate && !e.validity.valid);
+  if (!bad) return null;
+  return { input: bad, missing: bad.validity.valueMissing,
+    text: `${fieldName(bad)}: ${bad.validationMessage}` };
 }
 
 function syncStrength() {
@@ -234,6 +288,7 @@ function syncStrength() {
     const r = Math.log10(b / a);
     $("strength").value = String(r);
     $("ratio").textContent = r.toFixed(1);
+    $("strength").setAttribute("aria-valuetext", `β/α = ${fmtNum(b / a, 2)}`);
   } else {
     $("ratio").textContent = "–";
   }
@@ -259,6 +314,7 @@ function strengthChanged() {
   const r = parseFloat($("strength").value);
   setBetaOverAlpha(10 ** r);
   $("ratio").textContent = r.toFixed(1);
+  $("strength").setAttribute("aria-valuetext", `β/α = ${fmtNum(10 ** r, 2)}`);
 }
 
 // ---------------------------------------------------------------- estimate and form errors
@@ -274,6 +330,7 @@ function jobBody() {
 let estimateTimer = null;
 function formChanged() {
   $("form-error").textContent = "";  // a stale error would describe other settings
+  $("batch-error").textContent = "";  // the batch runs with these settings too
   clearTimeout(estimateTimer);
   estimateTimer = setTimeout(updateEstimate, 300);
 }
@@ -281,6 +338,12 @@ function formChanged() {
 async function updateEstimate() {
   const out = $("estimate");
   if (!state.content && state.styles.length === 0) { out.textContent = ""; return; }
+  const problem = formProblem();  // Start would refuse it: no time for settings not sent
+  if (problem) {
+    out.textContent = problem.missing ? `The form is incomplete: ${problem.text}`
+      : `Not startable: ${problem.text}`;
+    return;
+  }
   try {
     const est = await api("POST", "/api/estimate", jobBody());
     const how = est.measured ? "measured on this server" : "first guess, until a job is measured";
@@ -312,11 +375,10 @@ async function start(e) {
     $("form-error").textContent = "Pick a content photo and at least one style image.";
     return;
   }
-  const body = jobBody();
   const btn = $("start");
   btn.disabled = true;
   try {
-    const job = await api("POST", "/api/jobs", body);
+    const job = await api("POST", "/api/jobs", jobBody());
     watch(job.id, job);
     refreshJobs();
   } catch (err) {
@@ -338,7 +400,11 @@ function watch(id, initial) {
   src.onerror = () => { if (src.readyState !== EventSource.CLOSED) setOffline(true); };
   src.onmessage = (ev) => {
     const view = JSON.parse(ev.data);
-    if (view.status === "deleted") { src.close(); return; }
+    if (view.status === "deleted") {
+      src.close();
+      if (state.watching === id) clearStage();
+      return;
+    }
     if (state.watching === id) render(view);
     if (TERMINAL.has(view.status)) {
       src.close();
@@ -356,12 +422,12 @@ function renderNotes(notes) {
 
 function render(job) {
   const { title } = describe(job);
-  $("job-title").textContent = title;
+  setText($("job-title"), title);
   const badge = $("job-status");
   badge.hidden = false;
   badge.className = `badge ${job.status}`;
-  badge.textContent = job.status === "queued" && job.position
-    ? `queued · #${job.position}` : job.status;
+  setText(badge, job.status === "queued" && job.position
+    ? `queued · #${job.position}` : job.status);
   const total = job.total_steps || (job.settings && job.settings.iterations) || 0;
   const pct = job.status === "done" ? 100 : total ? Math.min(100, (100 * job.step) / total) : 0;
   $("bar").style.width = `${pct}%`;
@@ -377,7 +443,7 @@ function render(job) {
   $("stat-elapsed").textContent = fmtTime(job.elapsed);
   $("stat-eta").textContent = state.offline ? "–" : job.status === "running" ? fmtTime(job.eta)
     : job.status === "queued" ? "waiting" : job.status === "done" ? "done" : "–";
-  $("job-error").textContent = job.error || "";
+  setText($("job-error"), job.error || "");
 
   const img = $("preview");
   if (job.preview_url && job.preview_version !== state.previewVersion) {
@@ -409,6 +475,58 @@ function render(job) {
   ds.setAttribute("download", `impasto-${job.id.slice(0, 8)}.json`);
 }
 
+let STAGE_HINT = "";  // the empty stage's words (index.html), kept at init
+
+function clearStage() {
+  // no job on the stage (its job was deleted): nothing of it may stay, least of all its links
+  if (state.watchSource) { state.watchSource.close(); state.watchSource = null; }
+  state.watching = null;
+  state.previewVersion = -1;
+  setText($("job-title"), "No job selected");
+  const badge = $("job-status");
+  badge.hidden = true;
+  badge.className = "badge";
+  setText(badge, "");
+  $("bar").style.width = "0%";
+  $("progress").removeAttribute("aria-valuenow");
+  for (const id of ["stat-step", "stat-loss", "stat-parts", "stat-elapsed", "stat-eta"]) {
+    $(id).textContent = "–";
+  }
+  setText($("job-error"), "");
+  renderNotes([]);
+  const img = $("preview");
+  img.hidden = true;
+  img.removeAttribute("src");
+  $("preview-empty").hidden = false;
+  $("preview-empty").textContent = STAGE_HINT;
+  for (const id of ["cancel", "resume", "download", "download-settings"]) $(id).hidden = true;
+  for (const id of ["download", "download-settings"]) {
+    $(id).removeAttribute("href");
+    $(id).removeAttribute("download");
+  }
+  highlightCurrent();
+}
+
+async function deleteJob(job) {
+  // the keyboard focus was on the card's delete: it goes to the next card (the previous one
+  // for the last), or to the gallery's heading when none is left
+  const cards = Array.from(document.querySelectorAll("#gallery .card"));
+  const at = cards.findIndex((c) => c.dataset.id === job.id);
+  const hadFocus = at >= 0 && cards[at].contains(document.activeElement);
+  try {
+    await api("DELETE", `/api/jobs/${job.id}`);
+  } catch (err) {
+    toast(`delete: ${err.message}`);
+    return;
+  }
+  if (state.watching === job.id) clearStage();
+  const rest = cards.filter((c) => c.dataset.id !== job.id);
+  const neighbour = rest[Math.min(at, rest.length - 1)];
+  const next = !hadFocus ? undefined
+    : neighbour ? `${neighbour.dataset.id}:show` : $("gallery-heading");
+  await loadJobs(next);
+}
+
 async function jobAction(url, what) {
   try {
     const job = await api("POST", url);
@@ -429,14 +547,15 @@ function refreshJobs() {
   refreshTimer = setTimeout(loadJobs, 80);
 }
 
-async function loadJobs() {
+async function loadJobs(focusNext) {
   try {
     state.jobs = await api("GET", "/api/jobs?limit=200");
   } catch (err) {
+    if (focusNext instanceof Element) focusNext.focus();
     return;
   }
   renderQueue();
-  renderGallery();
+  keepFocus($("gallery"), renderGallery, focusNext);
   if (!state.watching) {
     const running = state.jobs.find((j) => j.status === "running");
     if (running) watch(running.id, running);
@@ -448,18 +567,24 @@ function renderQueue() {
     .sort((a, b) => (a.status === "running" ? -1 : b.status === "running" ? 1
       : (a.position || 0) - (b.position || 0)));
   const list = $("queue");
+  keepFocus(list, () => fillQueue(list, active));
+}
+
+function fillQueue(list, active) {
   list.replaceChildren();
   for (const job of active) {
     const d = describe(job);
     const pos = job.status === "running" ? "running" : `#${job.position || "?"}`;
     const time = job.status === "running" ? `${fmtTime(job.eta)} left`
       : job.estimate ? `≈ ${fmtTime(job.estimate)}` : "";
-    list.append(el("li", { onclick: () => watch(job.id, job), title: d.meta },
-      el("span", { class: "pos" }, pos),
-      el("span", {}, `${d.title} `, el("small", {}, `${d.meta}${time ? " · " + time : ""}`)),
-      el("button", { type: "button", class: "link", onclick: (e) => {
-        e.stopPropagation(); jobAction(`/api/jobs/${job.id}/cancel`, "cancel");
-      } }, "cancel")));
+    list.append(el("li", { "data-id": job.id },
+      el("button", { type: "button", class: "open", title: "show on the stage",
+        "data-key": `${job.id}:show`, onclick: () => watch(job.id, job) },
+        el("span", { class: "pos" }, pos),
+        el("span", {}, `${d.title} `, el("small", {}, `${d.meta}${time ? " · " + time : ""}`))),
+      el("button", { type: "button", class: "link", "data-key": `${job.id}:cancel`,
+        "aria-label": `cancel ${d.title}`,
+        onclick: () => jobAction(`/api/jobs/${job.id}/cancel`, "cancel") }, "cancel")));
   }
   // a batch is one entry of the same queue (its jobs are listed in the Batch panel)
   const batches = (typeof batchState === "undefined" ? [] : batchState.batches)
@@ -497,24 +622,30 @@ function renderGallery() {
   box.replaceChildren();
   for (const job of done) {
     const d = describe(job);
-    const thumb = el("div", { class: "thumb", onclick: () => watch(job.id, job),
-      title: "show on the stage" });
-    if (job.preview_url) thumb.append(el("img", { src: job.preview_url, alt: d.title, loading: "lazy" }));
+    const thumb = el("button", { type: "button", class: "thumb", onclick: () => watch(job.id, job),
+      title: "show on the stage", "aria-label": `show ${d.title} on the stage`,
+      "data-key": `${job.id}:show` });
+    if (job.preview_url) {
+      thumb.append(el("img", { src: job.preview_url, alt: "", loading: "lazy" }));
+    }
+    // each button says whose it is: a list of "delete, delete, delete" tells a reader nothing
+    const act = (what, attrs, onclick) => el("button", { type: "button", class: "link",
+      "aria-label": `${what} ${d.title}`, "data-key": `${job.id}:${what}`, onclick, ...attrs },
+      what);
     const buttons = el("div", { class: "buttons" },
-      el("button", { type: "button", class: "link", title: "same inputs, settings and seed",
-        onclick: () => jobAction(`/api/jobs/${job.id}/rerun`, "re-run") }, "re-run"),
-      el("button", { type: "button", class: "link", onclick: () => loadIntoForm(job) }, "edit"),
-      job.can_resume ? el("button", { type: "button", class: "link",
-        onclick: () => jobAction(`/api/jobs/${job.id}/resume`, "resume") }, "resume") : null,
+      act("re-run", { title: "same inputs, settings and seed" },
+        () => jobAction(`/api/jobs/${job.id}/rerun`, "re-run")),
+      act("edit", {}, () => loadIntoForm(job)),
+      job.can_resume ? act("resume", {},
+        () => jobAction(`/api/jobs/${job.id}/resume`, "resume")) : null,
       job.result_url ? el("a", { class: "link", href: `${job.result_url}?download=true`,
+        "aria-label": `png of ${d.title}`, "data-key": `${job.id}:png`,
         download: `impasto-${job.id.slice(0, 8)}.png` }, "png") : null,
       job.partial_url ? el("a", { class: "link", href: `${job.partial_url}?download=true`,
-        title: "the last image before it stopped",
+        title: "the last image before it stopped", "aria-label": `last image of ${d.title}`,
+        "data-key": `${job.id}:last`,
         download: `impasto-${job.id.slice(0, 8)}-partial.png` }, "last image") : null,
-      el("button", { type: "button", class: "link", onclick: async () => {
-        try { await api("DELETE", `/api/jobs/${job.id}`); refreshJobs(); }
-        catch (err) { toast(`delete: ${err.message}`); }
-      } }, "delete"));
+      act("delete", {}, () => deleteJob(job)));
     box.append(el("article", { class: "card", "data-id": job.id },
       thumb,
       el("div", { class: "body" },
@@ -555,8 +686,23 @@ async function init() {
   renderExamples(cfg.examples);
   if (typeof initBatches === "function") initBatches(cfg.examples);  // batch.js
 
-  wireDrop($("content-drop"), $("content-file"),
-    (files) => handleUploads(files.slice(0, 1), setContent));
+  STAGE_HINT = $("preview-empty").textContent;
+  wireDrop($("content-drop"), $("content-file"), (files) => {
+    if (files.length > 1) {  // one photo per job: say which one was taken
+      toast(`One content photo per job: took ${files[0].name}, not the other `
+        + `${files.length - 1} (the Batch panel takes several).`);
+    }
+    handleUploads(files.slice(0, 1), setContent);
+  });
+  $("content-clear").addEventListener("click", () => {
+    setContent(null);
+    $("content-file").focus();  // the button is gone: the drop area is where it was
+  });
+  // a field refused inside the closed "More settings" could not show why: open it
+  $("job-form").addEventListener("invalid", (e) => {
+    const box = e.target.closest("details");
+    if (box) box.open = true;
+  }, true);
   wireDrop($("style-drop"), $("style-file"), (files) => handleUploads(files, addStyle));
   $("job-form").addEventListener("submit", start);
   $("strength").addEventListener("input", strengthChanged);
@@ -576,9 +722,11 @@ async function init() {
   all.onopen = () => setOffline(false);
   all.onerror = () => setOffline(true);
   all.onmessage = (ev) => {
-    let kind = null;
-    try { kind = JSON.parse(ev.data).kind; } catch (e) { kind = null; }
-    if (kind === "batch") refreshBatches(); else refreshJobs();
+    let data = {};
+    try { data = JSON.parse(ev.data) || {}; } catch (e) { data = {}; }
+    // the job on the stage deleted elsewhere (another tab, the API): its stream was closed
+    if (data.status === "deleted" && data.id === state.watching) clearStage();
+    if (data.kind === "batch") refreshBatches(); else refreshJobs();
   };
   await loadJobs();
 }

@@ -1,6 +1,6 @@
 // impasto studio: the batch panel (several photos x several paintings, one queue entry).
-// Uses the helpers of app.js ($, api, el, toast, upload, readSettings, fmtTime) and only the
-// documented HTTP API (/api/batches...).
+// Uses the helpers of app.js ($, api, el, toast, upload, readSettings, formProblem, fmtTime)
+// and only the documented HTTP API (/api/batches...).
 "use strict";
 
 const batchState = { contents: [], styles: [], batches: [] };
@@ -9,6 +9,7 @@ function batchToggle(kind, item) {
   const list = batchState[kind];
   const at = list.findIndex((x) => x.ref === item.ref);
   if (at >= 0) list.splice(at, 1); else list.push(item);
+  $("batch-error").textContent = "";  // it spoke of the picks before this one
   renderBatchPicks();
 }
 
@@ -25,6 +26,7 @@ function renderBatchPicks() {
   for (const chip of document.querySelectorAll(".bchip")) {
     const on = batchState[chip.dataset.kind].some((x) => x.ref === chip.dataset.ref);
     chip.classList.toggle("selected", on);
+    chip.setAttribute("aria-pressed", on ? "true" : "false");
   }
   const n = batchState.contents.length * batchState.styles.length;
   $("batch-count").textContent = n ? `${n} job${n === 1 ? "" : "s"}.` : "";
@@ -36,7 +38,7 @@ function renderBatchExamples(examples) {
     const item = { ref: ex.ref, name: ex.name, thumb_url: ex.thumb_url };
     $(`batch-${kind}-examples`).append(el("button", {
       type: "button", class: "bchip", title: ex.name, "data-ref": ex.ref, "data-kind": kind,
-      onclick: () => batchToggle(kind, item),
+      "aria-pressed": "false", onclick: () => batchToggle(kind, item),
     }, el("img", { src: ex.thumb_url, alt: ex.name })));
   }
 }
@@ -47,13 +49,21 @@ async function startBatch() {
     $("batch-error").textContent = "Pick at least one photo and one painting.";
     return;
   }
-  const body = {
-    contents: batchState.contents.map((x) => x.ref),
-    styles: batchState.styles.map((x) => x.ref),
-    settings: readSettings(),
-  };
+  // the batch runs with the form's settings: the form's checks hold for it as for Start (a
+  // blank Size would otherwise run every job at the engine's default size)
+  if (!$("job-form").reportValidity()) {
+    const problem = formProblem();
+    $("batch-error").textContent =
+      `Fix the settings above first: ${problem ? problem.text : "see the form"}`;
+    return;
+  }
   $("batch-start").disabled = true;
   try {
+    const body = {
+      contents: batchState.contents.map((x) => x.ref),
+      styles: batchState.styles.map((x) => x.ref),
+      settings: readSettings(),
+    };
     await api("POST", "/api/batches", body);
     refreshBatches();
   } catch (err) {
@@ -69,6 +79,7 @@ async function batchAction(method, url, what) {
 }
 
 function batchCard(b) {
+  const what = `batch of ${b.contents.length} photo(s) × ${b.styles.length} painting(s)`;
   const active = b.status === "queued" || b.status === "running";
   const head = `${b.done}/${b.total} done` + (b.failed ? ` · ${b.failed} failed` : "")
     + (b.status === "running" && b.eta !== null ? ` · ${fmtTime(b.eta)} left` : "")
@@ -90,15 +101,15 @@ function batchCard(b) {
     b.error ? el("p", { class: "error" }, b.error) : null,
     el("table", { class: "batch-jobs" }, ...rows),
     el("div", { class: "buttons" },
-      active ? el("button", { type: "button", class: "link",
+      active ? el("button", { type: "button", class: "link", "aria-label": `cancel ${what}`,
         onclick: () => batchAction("POST", `/api/batches/${b.id}/cancel`, "cancel") }, "cancel")
         : null,
       ["cancelled", "failed", "interrupted"].includes(b.status) ? el("button", {
-        type: "button", class: "link",
+        type: "button", class: "link", "aria-label": `resume ${what}`,
         onclick: () => batchAction("POST", `/api/batches/${b.id}/resume`, "resume") }, "resume")
         : null,
       b.zip_url ? el("a", { class: "link", href: b.zip_url }, "download zip") : null,
-      active ? null : el("button", { type: "button", class: "link",
+      active ? null : el("button", { type: "button", class: "link", "aria-label": `delete ${what}`,
         onclick: () => batchAction("DELETE", `/api/batches/${b.id}`, "delete") }, "delete")));
 }
 
