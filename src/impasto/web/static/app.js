@@ -38,7 +38,8 @@ async function api(method, url, body) {
   try { data = await res.json(); } catch (e) { data = null; }
   if (!res.ok) {
     let msg = data && data.detail !== undefined ? data.detail : res.statusText;
-    if (Array.isArray(msg)) msg = msg.map((d) => `${(d.loc || []).join(".")}: ${d.msg}`).join("; ");
+    // pydantic's list: "settings.size: ..." (the leading "body" says nothing to a user)
+    if (Array.isArray(msg)) msg = msg.map((d) => `${(d.loc || []).filter((p, i) => i > 0 || p !== "body").join(".")}: ${d.msg}`).join("; ");
     throw new Error(String(msg));
   }
   return data;
