@@ -207,9 +207,7 @@ def test_upload_start_preview_download(server, images, tmp_path):
                 page.click('#content-examples .chip[data-ref="example:chelsea"]')
                 page.click("#style-list .link")  # drop the stripes
                 page.click('#style-examples .chip[data-ref="example:starry_night"]')
-                page.click("details summary")
-                page.select_option("#init", "content")
-                page.click("details summary")
+                page.fill("#style_weight", "10")  # the default strength (1000 above: tiny net)
                 _run_job(page, size=320, iterations=60, seed=1, timeout_ms=600_000)
                 expect(page.locator("#queue li")).to_have_count(0)
                 expect(page.locator("#gallery .card")).to_have_count(2)
