@@ -189,6 +189,9 @@ def test_tv_loss_zero_for_flat_and_positive_otherwise():
     x = torch.zeros(1, 1, 2, 2, dtype=D)
     x[..., 0, 0] = 1
     assert losses.tv_loss(x).item() == pytest.approx(2.0)
+    # squared differences, not absolute ones (with 0/1 pixels both give 2)
+    x[..., 0, 0] = 0.5
+    assert losses.tv_loss(x).item() == pytest.approx(2 * 0.25)
 
 
 @given(st.integers(0, 10_000), st.integers(1, 6), st.integers(1, 6))

@@ -235,3 +235,37 @@ def test_restoring_with_other_averaging_is_refused():
     other = Descent(START, quadratic, optimizer="adam", lr=0.1, history_size=3, ema_decay=0.9)
     with pytest.raises(SettingsError, match="averages"):
         other.load_state_dict(state)
+
+
+def test_lbfgs_keeps_the_history_it_is_given():
+    """The memory planner shortens the L-BFGS history to fit the budget; the optimiser must
+    keep no more (step, gradient change) pairs than asked, or the plan is void."""
+
+    def bowl(x):  # curved differently per pixel: every step adds a pair
+        loss = ((x - TARGET) ** 2 * torch.linspace(1, 30, x.numel()).reshape(x.shape)).sum()
+        return loss, {"q": loss}
+
+    runs = {}
+    for history in (2, 5):
+        d = Descent(START, bowl, optimizer="lbfgs", lr=0.1, history_size=history)
+        for _ in range(8):
+            d.step()
+        assert len(d.opt.state_dict()["state"][0]["old_dirs"]) == history
+        runs[history] = d.x.clone()
+    assert not torch.equal(runs[2], runs[5])
+
+
+def test_adam_keeps_every_iterate_a_valid_image():
+    """Adam's steps are clamped to [0, 1] after each one (L-BFGS's by the objective's own
+    clamp); a target outside the range pulls it there."""
+    outside = torch.where(TARGET < TARGET.median(), -0.5, 1.5)  # half below 0, half above 1
+
+    def pull(x):
+        loss = ((x - outside) ** 2).sum()
+        return loss, {"q": loss}
+
+    d = Descent(START, pull, optimizer="adam", lr=0.2, history_size=1)
+    for _ in range(10):
+        d.step()
+        assert 0 <= float(d.x.min()) and float(d.x.max()) <= 1
+    assert float(d.x.min()) == 0 and float(d.x.max()) == 1  # it got there, and stopped
