@@ -307,6 +307,11 @@ def test_upload_byte_limit(tmp_path):
         assert r.status_code == 413 and "upload limit" in r.json()["detail"]
         assert upload(c, png_bytes(16, 16)).status_code == 201
         assert c.post("/api/files").status_code == 422  # no file field
+    exact = png_bytes(40, 40)  # a file of exactly the limit is accepted, one byte more is not
+    with client(tmp_path / "exact", max_upload_bytes=len(exact)) as c:
+        assert upload(c, exact).status_code == 201
+    with client(tmp_path / "over", max_upload_bytes=len(exact) - 1) as c:
+        assert upload(c, exact).status_code == 413
 
 
 # --------------------------------------------------------------------------------------------

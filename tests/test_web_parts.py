@@ -73,6 +73,40 @@ def test_a_job_is_resumed_once_unless_its_resume_stopped_before_any_image(tmp_pa
     assert store.resumed_by(parent.id) is None
     store.update_job(child.id, partial_file="0" * 32)
     assert store.resumed_by(parent.id) == child.id
+    store.update_job(child.id, status="done", partial_file=None)  # finished: no partial left
+    assert store.resumed_by(parent.id) == child.id
+
+
+def test_a_declared_body_over_the_limit_is_refused_before_it_is_read():
+    """The Guard answers 413 from the Content-Length alone, without reading the body (the
+    streamed count is the fallback for a body that declares no length)."""
+    import asyncio
+
+    from impasto.web.guard import FORM_OVERHEAD, Guard
+
+    reached = []
+
+    async def app(scope, receive, send):  # the studio behind the guard
+        reached.append(scope["path"])
+
+    async def receive():
+        raise AssertionError("the body was read")
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    def call(length: int) -> None:
+        scope = {"type": "http", "method": "POST", "path": "/api/files",
+                 "headers": [(b"content-length", str(length).encode())]}  # fmt: skip
+        asyncio.run(Guard(app, max_upload=1000)(scope, receive, send))
+
+    call(1000 + FORM_OVERHEAD + 1)
+    assert sent[0]["status"] == 413 and b"1,000-byte upload limit" in sent[1]["body"]
+    assert reached == []
+    call(1000 + FORM_OVERHEAD)
+    assert reached == ["/api/files"]
 
 
 def test_thumbnails_are_colour_managed_as_the_engine_loads_images(tmp_path):
