@@ -294,3 +294,43 @@ def test_a_rerun_with_other_settings_keeps_the_earlier_images(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "1 job: 0 done, 1 done before, 0 failed, 1 repeated (same images and settings" in err
     assert len(list(out.glob("*.png"))) == 2
+
+
+def test_the_last_done_record_of_a_job_decides_whether_it_is_skipped(tmp_path):
+    # Two done records for one job; only one of them matches the file on disk. The last one
+    # decides: matching, the job is skipped (whatever the first says); not matching, it is
+    # redone (even though the first one matches).
+    make_inputs(tmp_path, 1, 1)
+    (job,) = _cross(tmp_path)
+    name = "photo0__paint0.png"
+    stale = "0" * 64
+
+    def folder(sub, first_matches):
+        out = tmp_path / sub
+        make_image(out / name, (32, 24), seed=7)
+        digest = manifest.file_digest(str(out / name))
+        path = str(out / manifest.MANIFEST)
+        first, last = (digest, stale) if first_matches else (stale, digest)
+        for i, sha in enumerate((first, last)):
+            rec = {"id": job.id, "status": "done", "output": name, "sha256": sha, "n": i}
+            manifest.append(path, rec)
+        chosen = manifest.done_records(manifest.read(path))[job.id]
+        assert chosen["n"] == 1
+        assert manifest.is_done(chosen, str(out)) is (not first_matches)
+        return out, digest
+
+    out, digest = folder("last_matches", first_matches=False)
+    events = []
+    summary = run_batch([job], str(out), ONE, callback=events.append)
+    assert (summary.done, summary.skipped, summary.failed) == (0, 1, 0)
+    assert [(e.event, e.record["n"]) for e in events] == [("skipped", 1)]
+    assert manifest.file_digest(str(out / name)) == digest
+    assert len(records(out)) == 2  # nothing appended
+
+    out, digest = folder("first_matches", first_matches=True)
+    summary = run_batch([job], str(out), ONE)
+    assert (summary.done, summary.skipped, summary.failed) == (1, 0, 0)
+    recs = records(out)
+    assert len(recs) == 3 and recs[-1]["status"] == "done" and recs[-1]["output"] == name
+    assert recs[-1]["sha256"] == manifest.file_digest(str(out / name)) != digest
+    assert pixels(out / name).shape == (24, 32, 3)

@@ -5,6 +5,7 @@ from impasto.encoder import LAYER_NAMES, load_encoder, load_state_dict
 from impasto.encoder.weights import _TV_INDEX, CAFFE_SPEC, TORCHVISION_SPEC, default_weights_path
 from impasto.errors import ImageError, SettingsError, WeightsError
 from impasto.layers import check_layers, deepest, layer_channels, layer_stride
+from tests._tiny_vgg import SPEC, tiny_encoder, tiny_state_dict
 
 
 def test_layer_table():
@@ -172,3 +173,27 @@ def test_torchvision_layout_vgg11_features_load(tmp_path):
     loaded, spec = load_state_dict(tmp_path / "vgg11-features.pth")
     assert spec == TORCHVISION_SPEC and loaded.keys() == sd.keys()
     torch.testing.assert_close(loaded["conv5_2.weight"], sd["conv5_2.weight"])
+
+
+@pytest.mark.parametrize(
+    "pooling, pool",
+    [("avg", torch.nn.functional.avg_pool2d), ("max", torch.nn.functional.max_pool2d)],
+)
+def test_pooling_is_the_plain_2x2_pool_of_the_relu(pooling, pool):
+    # conv1_1 -> relu -> conv1_2 -> relu -> 2x2 pool (stride 2) -> conv2_1 -> relu, written out
+    # with the same weights: the pool is exactly F.avg_pool2d / F.max_pool2d, nothing more.
+    conv2d = torch.nn.functional.conv2d
+    enc = tiny_encoder(pooling, dtype=torch.float64, last="relu2_1")
+    sd = {k: v.double() for k, v in tiny_state_dict().items()}
+    x = torch.rand(1, 3, 20, 26, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    mean = torch.tensor(SPEC.mean, dtype=torch.float64).view(1, 3, 1, 1)
+    std = torch.tensor(SPEC.std, dtype=torch.float64).view(1, 3, 1, 1)
+    h = (x - mean) / std
+    for name in ("conv1_1", "conv1_2"):
+        h = torch.relu(conv2d(h, sd[f"{name}.weight"], sd[f"{name}.bias"], padding=1))
+    pooled = pool(h, 2, 2)
+    relu2_1 = torch.relu(conv2d(pooled, sd["conv2_1.weight"], sd["conv2_1.bias"], padding=1))
+    feats = enc(x, ["pool1", "relu2_1"])
+    assert feats["pool1"].shape == (1, h.shape[1], 10, 13)
+    torch.testing.assert_close(feats["pool1"], pooled)
+    torch.testing.assert_close(feats["relu2_1"], relu2_1)

@@ -123,3 +123,55 @@ def test_windowed_pieces_add_up_to_the_whole():
     )
     torch.testing.assert_close(sum(objective.tv(image, w) for w in halves), objective.tv(image))
     assert {r for r, _ in whole} == {None, 0}  # the whole-image target and the region
+
+
+def _region_style_by_hand(enc, image, painting, mask, weight, layer_weights):
+    """The region's style term written out from the formula the objective documents:
+    ``sum_l w_l lambda (m_l / M_l) E_l``, with ``E_l = sum (G - m_l A)^2 / (4 N^2 m_l^2)``,
+    ``G`` the Gram of the masked features, ``A = G_s / M_s`` the painting's Gram per position,
+    ``m_l`` the mask's mass at layer l and ``M_l`` the image's positions there."""
+    feats = enc(image, list(layer_weights))
+    styles = enc(painting, list(layer_weights))
+    total = torch.zeros((), dtype=D)
+    for lay, w in layer_weights.items():
+        f, s = feats[lay], styles[lay]
+        n, h, wd = f.shape[1:]
+        m = mask(h, wd)
+        mass = float(m.pow(2).sum())
+        x = (f * m).reshape(n, -1)
+        y = s.reshape(n, -1)
+        a = y @ y.T / y.shape[1]
+        e = (x @ x.T - mass * a).pow(2).sum() / (4.0 * n * n * mass * mass)
+        total = total + w * weight * (mass / (h * wd)) * e
+    return total
+
+
+def test_a_region_is_weighted_by_its_weight_and_its_share_of_the_positions():
+    # A guide over the left quarter of the image (its edge on every layer's grid, so each
+    # layer's guide is exactly the left quarter of its positions: mass M_l / 4) and weight 2:
+    # the region's term is w_l * 2 * (1/4) * E_l, not w_l * E_l.
+    enc = tiny_encoder(dtype=D)
+    h, w = 64, 64
+    painting, image = _rand(1, 3, 48, 80, seed=12), _rand(1, 3, h, w, seed=13)
+    weights = dict(zip(STYLE_LAYERS, (0.1, 0.3, 0.2, 0.25, 0.15)))
+
+    def quarter(hh, ww):
+        m = torch.zeros(1, 1, hh, ww, dtype=D)
+        m[..., : ww // 4] = 1.0
+        return m
+
+    def style_term(weight):
+        region = RegionInput(quarter(h, w), [painting], weight=weight)
+        t = compute_targets(enc, None, [], [], STYLE_LAYERS, regions=[region])
+        assert t.regions[0].mass == {
+            lay: float(layer_positions((h, w), [lay])[lay]) / 4 for lay in STYLE_LAYERS
+        }
+        _, parts = Objective(enc, t, 0.0, 1.0, {}, weights)(image)
+        return parts["style"]
+
+    two = style_term(2.0)
+    expected = _region_style_by_hand(enc, image, painting, quarter, 2.0, weights)
+    torch.testing.assert_close(two, expected)
+    assert two.item() > 0
+    torch.testing.assert_close(style_term(4.0), 2 * two)
+    torch.testing.assert_close(style_term(1.0), two / 2)
