@@ -267,5 +267,6 @@ def test_adam_keeps_every_iterate_a_valid_image():
     d = Descent(START, pull, optimizer="adam", lr=0.2, history_size=1)
     for _ in range(10):
         d.step()
-        assert 0 <= float(d.x.min()) and float(d.x.max()) <= 1
-    assert float(d.x.min()) == 0 and float(d.x.max()) == 1  # it got there, and stopped
+        x = d.x.detach()
+        assert 0 <= float(x.min()) and float(x.max()) <= 1
+    assert float(x.min()) == 0 and float(x.max()) == 1  # it got there, and stopped
