@@ -33,6 +33,7 @@ from impasto.settings import Settings  # noqa: E402
 from impasto.web.app import WebConfig  # noqa: E402
 from impasto.web.batches import BatchStore  # noqa: E402
 from impasto.web.limits import check_batch_rules, job_work  # noqa: E402
+from impasto.web.speed import START_SECONDS  # noqa: E402
 from tests._web_helpers import BASE, client, tiny_network  # noqa: E402, F401
 
 SMALL = {"size": 32, "iterations": 3, "device": "cpu"}
@@ -190,11 +191,21 @@ def test_batches_are_validated_and_limited_over_all_jobs(tmp_path):
             ({**body, "settings": {"init": "/etc/passwd"}}, "init"),
             ({**body, "settings": {"size": 1}}, "size"),
         ):
-            r = c.post("/api/batches", json=bad)
-            assert r.status_code == 422 and words in json.dumps(r.json()["detail"]), r.text
+            for url in ("/api/batches", "/api/batches/estimate"):
+                r = c.post(url, json=bad)
+                assert r.status_code == 422 and words in json.dumps(r.json()["detail"]), r.text
         paintings = ["example:starry_night", "example:the_scream", "example:great_wave"]
-        r = c.post("/api/batches", json={**body, "styles": paintings, "settings": SMALL})
-        assert r.status_code == 422 and "max_work" in r.json()["detail"]
+        for url in ("/api/batches", "/api/batches/estimate"):
+            r = c.post(url, json={**body, "styles": paintings, "settings": SMALL})
+            assert r.status_code == 422 and "max_work" in r.json()["detail"]
+        # the estimate: every job's work and start-up, at the server's (unmeasured) speed
+        two = {**body, "styles": paintings[:2] * 2, "settings": SMALL}  # repeats ignored
+        est = c.post("/api/batches/estimate", json=two).json()
+        rate = c.app.state.studio.speed.seconds_per_work("cpu")[0]
+        assert (est["jobs"], est["device"], est["measured"]) == (2, "cpu", False)
+        assert est["work"] == pytest.approx(2 * one)
+        assert est["seconds"] == pytest.approx(2 * START_SECONDS + rate * 2 * one)
+        assert c.get("/api/batches").json() == []  # nothing queued
         single = {"content": "example:chelsea", "styles": [{"image": "example:starry_night"}]}
         assert c.post("/api/jobs", json={**single, "settings": SMALL}).status_code == 201
         ok = queue_batch(c, body["contents"], paintings[:2])
@@ -271,6 +282,7 @@ def test_openapi_documents_batches_and_the_page_uses_them(tmp_path):
     for path in (
         "/api/batches",
         "/api/batches/{batch_id}",
+        "/api/batches/estimate",
         "/api/batches/{batch_id}/events",
         "/api/batches/{batch_id}/cancel",
         "/api/batches/{batch_id}/resume",

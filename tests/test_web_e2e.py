@@ -375,8 +375,14 @@ def test_the_form_and_the_batch_check_what_they_send(server, images):
         expect(batch_error).to_contain_text("Fix the settings above first: Size")
         expect(page.locator("#size")).to_be_focused()
         assert _api(server, "GET", "/api/batches") == []
+        batch_count = page.locator("#batch-count")  # no time for a form Start would refuse
+        expect(batch_count).to_contain_text("1 job; the form is incomplete: Size")
         page.fill("#size", "48")  # the cause is gone, and so is the error
         expect(batch_error).to_have_text("")
+        # the batch's time before it starts, from the server's check (it had none)
+        expect(batch_count).to_have_text(re.compile(r"^1 job, about .+ on cpu \("))
+        page.click('#batch-styles-examples .bchip[data-ref="example:great_wave"]')
+        expect(batch_count).to_have_text(re.compile(r"^2 jobs, about .+ on cpu \("))
         page.click('#batch-contents-examples .bchip[data-ref="example:chelsea"]')  # unpicked
         page.click("#batch-start")
         expect(batch_error).to_contain_text("Pick at least one photo")

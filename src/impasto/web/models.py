@@ -30,6 +30,7 @@ __all__ = [
     "MemoryInfo",
     "ConfigInfo",
     "EstimateInfo",
+    "BatchEstimateInfo",
     "MAX_BATCH_CONTENTS",
     "MAX_BATCH_STYLES",
     "BatchRequest",
@@ -202,6 +203,14 @@ class EstimateInfo(BaseModel):
     seconds: float = Field(description="estimated run time of the job")
     work: float = Field(description="megapixel-iterations over all pyramid scales")
     iterations: int = Field(description="iterations over all pyramid scales")
+    device: str
+    measured: bool = Field(description="whether the speed was measured on this server")
+
+
+class BatchEstimateInfo(BaseModel):
+    seconds: float = Field(description="estimated run time of the whole batch")
+    work: float = Field(description="megapixel-iterations over all its jobs and their scales")
+    jobs: int = Field(description="jobs: every photo with every painting (repeats ignored)")
     device: str
     measured: bool = Field(description="whether the speed was measured on this server")
 

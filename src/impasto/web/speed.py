@@ -67,9 +67,10 @@ class SpeedMeter:
             return float(entry["seconds_per_work"]), True
         return DEFAULT_SECONDS_PER_WORK.get(device, DEFAULT_SECONDS_PER_WORK["cpu"]), False
 
-    def estimate(self, device: str, work: float) -> float:
-        """Seconds a job of ``work`` megapixel-iterations should take on ``device``."""
-        return START_SECONDS + self.seconds_per_work(device)[0] * work
+    def estimate(self, device: str, work: float, jobs: int = 1) -> float:
+        """Seconds ``jobs`` jobs of ``work`` megapixel-iterations in all should take on
+        ``device`` (each job starts up once)."""
+        return START_SECONDS * jobs + self.seconds_per_work(device)[0] * work
 
     def record(self, device: str, work: float, seconds: float) -> None:
         """Learn from a finished job that did ``work`` in ``seconds``."""

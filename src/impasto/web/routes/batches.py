@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
 from ..deps import BatchDep, StudioDep
-from ..models import BatchRequest, BatchView, ErrorBody
+from ..models import BatchEstimateInfo, BatchRequest, BatchView, ErrorBody
 from ..store import TERMINAL
 from ..studio import Studio
 from ..views import input_view
@@ -34,6 +34,22 @@ def create_batch(req: BatchRequest, studio: StudioDep) -> dict[str, Any]:
     one ``settings`` object, as ONE queue entry. Settings are validated as for a job; the work
     of all the jobs together must be within the server's ``max_work``."""
     return studio.batch_view(studio.submit_batch(req.contents, req.styles, req.settings))
+
+
+@router.post("/api/batches/estimate", response_model=BatchEstimateInfo)
+def estimate_batch(req: BatchRequest, studio: StudioDep) -> dict[str, Any]:
+    """Check a batch as ``POST /api/batches`` would, without queueing it, and estimate its run
+    time from this server's measured speed."""
+    contents, styles = list(dict.fromkeys(req.contents)), list(dict.fromkeys(req.styles))
+    device, work = studio.check_batch(contents, styles, req.settings)
+    jobs = len(contents) * len(styles)
+    return {
+        "seconds": studio.speed.estimate(device, work, jobs),
+        "work": work,
+        "jobs": jobs,
+        "device": device,
+        "measured": studio.speed.seconds_per_work(device)[1],
+    }
 
 
 @router.get("/api/batches", response_model=list[BatchView])

@@ -334,6 +334,7 @@ function formChanged() {
   $("batch-error").textContent = "";  // the batch runs with these settings too
   clearTimeout(estimateTimer);
   estimateTimer = setTimeout(updateEstimate, 300);
+  if (typeof batchEstimateSoon === "function") batchEstimateSoon();  // same settings
 }
 
 async function updateEstimate() {

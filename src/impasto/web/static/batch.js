@@ -28,8 +28,38 @@ function renderBatchPicks() {
     chip.classList.toggle("selected", on);
     chip.setAttribute("aria-pressed", on ? "true" : "false");
   }
+  batchEstimateSoon();
+}
+
+let batchEstimateTimer = null;
+function batchEstimateSoon() {
+  clearTimeout(batchEstimateTimer);
+  batchEstimateTimer = setTimeout(updateBatchEstimate, 300);
+}
+
+// "4 jobs, about 3 min on cpu": the server's check and measured speed, as for a single job
+async function updateBatchEstimate() {
+  const out = $("batch-count");
   const n = batchState.contents.length * batchState.styles.length;
-  $("batch-count").textContent = n ? `${n} job${n === 1 ? "" : "s"}.` : "";
+  const jobs = `${n} job${n === 1 ? "" : "s"}`;
+  if (!n) { out.textContent = ""; return; }
+  const problem = formProblem();
+  if (problem) { out.textContent = `${jobs}; the form is incomplete: ${problem.text}`; return; }
+  try {
+    const est = await api("POST", "/api/batches/estimate", batchBody());
+    const how = est.measured ? "measured on this server" : "first guess";
+    out.textContent = `${jobs}, about ${fmtTime(est.seconds)} on ${est.device} (${how}).`;
+  } catch (err) {
+    out.textContent = `${jobs}; not startable: ${err.message}`;
+  }
+}
+
+function batchBody() {
+  return {
+    contents: batchState.contents.map((x) => x.ref),
+    styles: batchState.styles.map((x) => x.ref),
+    settings: readSettings(),
+  };
 }
 
 function renderBatchExamples(examples) {
@@ -59,12 +89,7 @@ async function startBatch() {
   }
   $("batch-start").disabled = true;
   try {
-    const body = {
-      contents: batchState.contents.map((x) => x.ref),
-      styles: batchState.styles.map((x) => x.ref),
-      settings: readSettings(),
-    };
-    await api("POST", "/api/batches", body);
+    await api("POST", "/api/batches", batchBody());
     refreshBatches();
   } catch (err) {
     $("batch-error").textContent = err.message;
