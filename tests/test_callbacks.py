@@ -41,6 +41,24 @@ def test_progress_bar_follows_work_and_shows_iterations_and_rate():
     assert [it.step for it in saved] == [2]  # never on the last step
 
 
+def test_save_latest_saves_the_last_iterate_once_unless_already_saved():
+    """An interrupted run's output held the image up to ``save_every`` steps before the stop."""
+    saved = []
+    with ProgressBar(enabled=False, save_every=4, save=saved.append) as bar:
+        bar.save_latest()  # nothing seen yet
+        for step in (1, 2, 3, 4):
+            bar(_it(step, step / 10))
+        bar.save_latest()  # step 4 was saved on schedule
+        bar(_it(5, 0.5))
+        bar.save_latest()
+        bar.save_latest()
+    assert [it.step for it in saved] == [4, 5]
+    quiet = ProgressBar(enabled=False, save=saved.append)  # no --save-every: never
+    quiet(_it(1, 0.1))
+    quiet.save_latest()
+    assert len(saved) == 2
+
+
 def test_no_empty_bar_is_drawn_before_the_first_iteration():
     out = io.StringIO()
     with ProgressBar(file=out) as bar:

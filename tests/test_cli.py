@@ -179,7 +179,7 @@ def test_save_every_keeps_intermediates(tmp_path, content_path, style_path):
     assert not (tmp_path / "out.i00004.png").exists()  # the last step is the final output
 
 
-def test_interrupt_leaves_last_intermediate_and_no_partial_file(
+def test_interrupt_leaves_the_latest_image_and_no_partial_file(
     tmp_path, content_path, style_path, monkeypatch, capsys
 ):
     real = callbacks.ProgressBar.__call__
@@ -206,8 +206,9 @@ def test_interrupt_leaves_last_intermediate_and_no_partial_file(
     )
     assert rc == 130
     assert "interrupted" in capsys.readouterr().err
-    assert sorted(os.listdir(tmp_path)) == ["out.png"]  # the step-2 intermediate, nothing else
-    assert json.loads(read_metadata(out)["impasto"])["partial"] is True
+    assert sorted(os.listdir(tmp_path)) == ["out.png"]  # an intermediate, nothing else
+    meta = json.loads(read_metadata(out)["impasto"])
+    assert meta["partial"] is True and meta["step"] == 3  # where it stopped (was: step 2)
     Image.open(out).load()
 
 

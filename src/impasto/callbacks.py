@@ -83,7 +83,8 @@ class ProgressBar:
 
     Use as a context manager so the bar is closed even when the run fails. ``save`` is called
     with the :class:`Iterate` every ``save_every`` iterations (and never on the last one: the final
-    result is written by the caller).
+    result is written by the caller); :meth:`save_latest` saves the last one seen, for a run
+    that was interrupted between two saves.
     """
 
     def __init__(
@@ -102,6 +103,8 @@ class ProgressBar:
         self.file = file
         self.bar = None
         self._scale = -1
+        self._last: Iterate | None = None
+        self._saved = 0  # the step last saved
 
     def __enter__(self) -> ProgressBar:
         return self
@@ -111,7 +114,16 @@ class ProgressBar:
             self.bar.close()
             self.bar = None
 
+    def save_latest(self) -> None:
+        """Save the last iterate seen unless it was saved (an interrupted run's output then
+        holds where it stopped, not up to ``save_every`` steps before)."""
+        if self.save is not None and self.save_every and self._last is not None:
+            if self._last.step != self._saved:
+                self._saved = self._last.step
+                self.save(self._last)
+
     def __call__(self, it: Iterate) -> None:
+        self._last = it
         if self.enabled:
             if self.bar is None:
                 from tqdm.auto import tqdm
@@ -153,4 +165,5 @@ class ProgressBar:
             and it.step % self.save_every == 0
             and not it.is_last
         ):
+            self._saved = it.step
             self.save(it)

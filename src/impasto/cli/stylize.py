@@ -340,13 +340,15 @@ def run(args: argparse.Namespace) -> int:
     settings, content, styles, regions = prepare(args)
     settings, autosave, ckpt = checkpoint_options(args, settings)
     save = intermediate_saver(args, settings, content, styles) if args.save_every else None
+    progress = make_progress(args, save)
     try:
-        with make_progress(args, save) as progress:
+        with progress:
             result = Stylizer(settings).run(
                 content, styles, regions=regions, callback=progress, checkpoint=autosave,
                 resume=ckpt,
             )  # fmt: skip
     except (KeyboardInterrupt, Cancelled):
+        progress.save_latest()  # --save-every: the output shows where the run stopped
         say_where_saved(autosave)
         raise
     result.save(args.output, **file_kwargs(args))
