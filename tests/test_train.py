@@ -53,7 +53,20 @@ def test_pack_skips_unreadable_images(packed, capsys):
 
 def test_pack_reports_skipped(folder, tmp_path, capsys):
     assert main(["train", "pack", str(folder), str(tmp_path / "x.lmdb")]) == 0
-    assert "skipped 1 unreadable (class0/broken.png" in capsys.readouterr().out
+    out = capsys.readouterr()
+    assert "skipped 1 unreadable (class0/broken.png" in out.out
+    assert "pack: 100%" in out.err  # the progress bar, fed by pack_folder's progress
+    assert main(["train", "pack", str(folder), str(tmp_path / "y.lmdb"), "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_pack_folder_reports_progress_over_every_image(folder, tmp_path):
+    from impasto.train import pack_folder
+
+    seen = []
+    res = pack_folder(folder, tmp_path / "p.lmdb", progress=lambda done, total: seen.append(done))
+    total = res.count + res.skipped
+    assert res.skipped == 1 and seen == list(range(1, total + 1))  # skipped ones counted too
 
 
 def test_run_resume_export_and_stylise(packed, tmp_path):

@@ -126,6 +126,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     pk.add_argument("folder", metavar="FOLDER")
     pk.add_argument("out", metavar="OUT.lmdb")
+    pk.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     pk.set_defaults(train_command=_run_pack)
     _add_run(inner)
     ex = inner.add_parser(
@@ -145,9 +146,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_pack(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from ..train import pack_folder
 
-    res = pack_folder(args.folder, args.out)
+    with tqdm(desc="pack", unit="image", file=sys.stderr, disable=args.quiet) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        res = pack_folder(args.folder, args.out, progress=progress)
     msg = f"packed {res.count} images in {len(res.classes)} classes into {args.out}"
     if res.skipped:
         msg += f"; skipped {res.skipped} unreadable ({', '.join(res.skipped_names)} ...)"

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +67,7 @@ def write_lmdb(
     return len(labels)
 
 
-def _verified(src: FolderSource, result: PackResult):
+def _verified(src: FolderSource, result: PackResult, progress: Callable[[int, int], None] | None):
     import io
 
     from PIL import Image
@@ -77,19 +77,31 @@ def _verified(src: FolderSource, result: PackResult):
         try:
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
+            ok = True
         except Exception:  # noqa: BLE001 - any broken image is left out and reported
+            ok = False
             result.skipped += 1
             if len(result.skipped_names) < 5:
                 result.skipped_names.append(src.name(i))
-            continue
-        result.count += 1
-        yield src.labels[i], src.name(i), data
+        if progress is not None:  # every image, packed or skipped: the count reaches the total
+            progress(i + 1, len(src))
+        if ok:
+            result.count += 1
+            yield src.labels[i], src.name(i), data
 
 
-def pack_folder(folder: str | os.PathLike, out: str | os.PathLike) -> PackResult:
-    """Pack ``folder`` (one sub-folder per class) into the LMDB ``out``."""
+def pack_folder(
+    folder: str | os.PathLike,
+    out: str | os.PathLike,
+    progress: Callable[[int, int], None] | None = None,
+) -> PackResult:
+    """Pack ``folder`` (one sub-folder per class) into the LMDB ``out``.
+
+    Args:
+        progress: called with ``(images done, total)``.
+    """
     src = FolderSource(folder)
     size = sum(p.stat().st_size for p in src.paths)
     result = PackResult(0, src.classes)
-    write_lmdb(out, src.classes, _verified(src, result), map_size=2 * size + (64 << 20))
+    write_lmdb(out, src.classes, _verified(src, result, progress), map_size=2 * size + (64 << 20))
     return result
