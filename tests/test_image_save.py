@@ -379,3 +379,6 @@ def test_a_dpi_no_file_can_store_is_refused_before_writing(tmp_path):
         with pytest.raises(SettingsError, match="dpi must be a number from 1 to 65535"):
             save_image(rgb, tmp_path / "a.png", dpi=dpi)
     assert _listing(tmp_path) == []
+    for dpi, shown in ((0.0, "0"), (70000.0, "70000"), (0.5, "0.5"), ("300", "'300'")):
+        with pytest.raises(SettingsError, match=f"got {shown}$"):  # as typed (--dpi 0: not 0.0)
+            save_image(rgb, tmp_path / "a.png", dpi=dpi)

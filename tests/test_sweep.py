@@ -76,6 +76,9 @@ def test_layer_and_option_cells():
     assert [c for c, _ in budgets] == ["max-memory 2.0 GB", "max-memory 1.5 GB"]
     with pytest.raises(SettingsError, match="--values is empty"):
         sweep_cells(BASE, "ratio", ",,,")
+    with pytest.raises(SettingsError, match="ratio sweep: expected comma-separated numbers"):
+        sweep_cells(BASE, "ratio", "abc")  # was an internal error (argparse's own type)
+    assert [c for c, _ in sweep_cells(BASE, "tile", "none,64")] == ["tile none", "tile 64"]
     odd = sweep_cells(BASE, "style-layers", "relu3_1,relu1_1;relu1_1,relu3_1")
     assert [c for c, _ in odd] == ["relu3_1,relu1_1", "relu1_1,relu3_1"]
 

@@ -10,7 +10,7 @@ not load torch.
 
 from __future__ import annotations
 
-from .lazy import lazy_getattr
+from .lazy import lazy_dir, lazy_getattr
 from .version import __version__
 
 _EXPORTS = {
@@ -21,6 +21,8 @@ _EXPORTS = {
     "Result": "api",
     "RunCache": "api",
     "Iterate": "callbacks",
+    "Note": "progress",
+    "TileTick": "progress",
     "Settings": "settings",
     "StyleInput": "settings",
     "ImpastoError": "errors",
@@ -33,7 +35,4 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__dir__ = lazy_dir(__all__)

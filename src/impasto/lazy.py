@@ -7,7 +7,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["lazy_getattr"]
+__all__ = ["lazy_getattr", "lazy_dir"]
 
 
 def lazy_getattr(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
@@ -23,3 +23,13 @@ def lazy_getattr(package: str, exports: Mapping[str, str]) -> Callable[[str], An
         return value
 
     return __getattr__
+
+
+def lazy_dir(names: list[str]) -> Callable[[], list[str]]:
+    """A module ``__dir__`` listing ``names`` (its ``__all__``, lazy ones included), so that
+    ``dir()`` and tab completion show what the package exports before it is imported."""
+
+    def __dir__() -> list[str]:
+        return sorted(names)
+
+    return __dir__

@@ -142,7 +142,10 @@ def _ratio_cells(settings: Settings, values: Any) -> list[tuple[str, Settings]]:
     if settings.content_weight <= 0:
         raise SettingsError("a ratio sweep needs a content weight above 0")
     if isinstance(values, str):
-        values = list(_floats(values.replace(";", ",")))
+        try:
+            values = list(_floats(values.replace(";", ",")))
+        except argparse.ArgumentTypeError as e:  # an internal error: 'abc' as a ratio
+            raise SettingsError(f"--values for a ratio sweep: {e}") from None
         if not values:  # ",,," took the default ratios without a word
             raise SettingsError("--values is empty")
     ratios = [float(v) for v in (values or DEFAULT_RATIOS[settings.loss_scale])]
@@ -159,6 +162,8 @@ def _ratio_cells(settings: Settings, values: Any) -> list[tuple[str, Settings]]:
 
 def _option_cell(settings: Settings, name: str, value: Any) -> tuple[str, Settings]:
     shown = ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+    if value is None:  # as typed: "tile none", not "tile None"
+        shown = "none"
     if name == "max_memory" and value is not None:
         from .memory import format_bytes
 

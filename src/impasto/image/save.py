@@ -182,7 +182,8 @@ def check_file_options(file: FileOptions) -> None:
         or not math.isfinite(dpi)
         or not 1 <= dpi <= MAX_DPI
     ):
-        raise SettingsError(f"dpi must be a number from 1 to {MAX_DPI}, got {dpi!r}")
+        shown = f"{dpi:g}" if isinstance(dpi, float) else repr(dpi)  # 0, not 0.0 (a flag)
+        raise SettingsError(f"dpi must be a number from 1 to {MAX_DPI}, got {shown}")
 
 
 def _check_options(p: str, fmt: str, file: FileOptions) -> None:

@@ -12,7 +12,7 @@ The names below other than :class:`TrainConfig` are imported on first use, so th
 
 from __future__ import annotations
 
-from ..lazy import lazy_getattr
+from ..lazy import lazy_dir, lazy_getattr
 from .config import TrainConfig
 
 _LAZY = {
@@ -30,3 +30,4 @@ _LAZY = {
 __all__ = ["TrainConfig", *sorted(_LAZY)]
 
 __getattr__ = lazy_getattr(__name__, _LAZY)
+__dir__ = lazy_dir(__all__)
