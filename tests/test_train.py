@@ -329,3 +329,13 @@ def test_config_loads_no_torch_and_export_stays_the_function():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True", "train"]
+
+
+def test_the_packages_list_their_lazy_exports():
+    """dir() and tab completion showed impasto.train's imports, not what it exports."""
+    import impasto
+    import impasto.train
+
+    assert {"export", "train", "pack_folder", "TrainConfig"} <= set(dir(impasto.train))
+    assert {"Note", "TileTick", "Iterate", "stylize"} <= set(dir(impasto))
+    assert impasto.Note.__module__ == "impasto.progress"
