@@ -245,13 +245,15 @@ class Studio:
 
     def check_batch(
         self, contents: list[str], styles: list[str], settings: Settings
-    ) -> tuple[str, float]:
+    ) -> tuple[str, float, int]:
         """Check a batch against this server: its images exist, every job is within the
-        limits and all its jobs together within ``max_work``. Returns (device type, work).
+        limits and all its jobs together within ``max_work``. Repeated images are counted once,
+        as the batch runs them. Returns (device type, work, number of jobs).
 
         Raises:
             SettingsError: with a one-line message naming the problem.
         """
+        contents, styles = list(dict.fromkeys(contents)), list(dict.fromkeys(styles))
         for ref in [*contents, *styles]:
             resolve_image(self.store, ref)
         sizes = [image_size(self.store, ref) for ref in contents]
@@ -259,14 +261,14 @@ class Studio:
             check_size(settings, size, has_content=True, has_style=True)
         aspects = [size for size in sizes for _ in styles]  # one per job
         cap = self.memory.on(settings.device)
-        return cap.device, check_batch_rules(settings, aspects, self.config, cap)
+        return cap.device, check_batch_rules(settings, aspects, self.config, cap), len(aspects)
 
     def submit_batch(
         self, contents: list[str], styles: list[str], settings: Settings
     ) -> BatchRecord:
         """Check and queue a batch (every photo with every painting) as one entry."""
         contents, styles = list(dict.fromkeys(contents)), list(dict.fromkeys(styles))
-        device, _ = self.check_batch(contents, styles, settings)
+        device, _, _ = self.check_batch(contents, styles, settings)
         _, plan = self.batch_runner.plan(contents, styles, settings)
         rec = self.batches.create(
             device=device,

@@ -40,9 +40,7 @@ def create_batch(req: BatchRequest, studio: StudioDep) -> dict[str, Any]:
 def estimate_batch(req: BatchRequest, studio: StudioDep) -> dict[str, Any]:
     """Check a batch as ``POST /api/batches`` would, without queueing it, and estimate its run
     time from this server's measured speed."""
-    contents, styles = list(dict.fromkeys(req.contents)), list(dict.fromkeys(req.styles))
-    device, work = studio.check_batch(contents, styles, req.settings)
-    jobs = len(contents) * len(styles)
+    device, work, jobs = studio.check_batch(req.contents, req.styles, req.settings)
     return {
         "seconds": studio.speed.estimate(device, work, jobs),
         "work": work,
