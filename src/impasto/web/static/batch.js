@@ -1,5 +1,6 @@
 // impasto studio: the batch panel (several photos x several paintings, one queue entry).
-// Uses the helpers of app.js ($, api, el, toast, upload, readSettings, formProblem, fmtTime)
+// Uses the helpers of app.js ($, api, el, toast, upload, readSettings, formProblem, fmtTime,
+// estimateText, problemText)
 // and only the documented HTTP API (/api/batches...).
 "use strict";
 
@@ -44,11 +45,10 @@ async function updateBatchEstimate() {
   const jobs = `${n} job${n === 1 ? "" : "s"}`;
   if (!n) { out.textContent = ""; return; }
   const problem = formProblem();
-  if (problem) { out.textContent = `${jobs}; the form is incomplete: ${problem.text}`; return; }
+  if (problem) { out.textContent = `${jobs}; ${problemText(problem)}`; return; }
   try {
     const est = await api("POST", "/api/batches/estimate", batchBody());
-    const how = est.measured ? "measured on this server" : "first guess";
-    out.textContent = `${jobs}, about ${fmtTime(est.seconds)} on ${est.device} (${how}).`;
+    out.textContent = `${jobs}, about ${estimateText(est)}.`;
   } catch (err) {
     out.textContent = `${jobs}; not startable: ${err.message}`;
   }
