@@ -24,6 +24,7 @@ __all__ = ["Note", "PASS_SHARE", "Progress", "TileTick"]
 
 log = logging.getLogger("impasto")
 
+#: ``(width, height)`` in pixels.
 Size = tuple[int, int]
 
 # Share of an iteration's work in each pass of a tiled evaluation (pass 1: forward only;

@@ -39,7 +39,7 @@ from .memory import BUDGET_SETTING, MemoryPlan, device_budget, format_bytes, pla
 from .objective import MIN_MASS, Objective, RegionInput, Targets, compute_targets, guide_mass
 from .optimise import optimise
 from .plan import Plan, RegionSource, StyleSource
-from .progress import Progress
+from .progress import Progress, Size
 from .schedule import Scale
 from .settings import Settings, resolve_weights
 from .tiles import TiledEncoder, TiledObjective, alignment, required_halo
@@ -62,7 +62,6 @@ __all__ = [
 
 # Gaussian white noise around mid-grey for the "noise" start (std in [0, 1] pixel units).
 NOISE_MEAN, NOISE_STD = 0.5, 0.2
-Size = tuple[int, int]
 
 
 def _style_at(src: StyleSource, plan: Plan, size: Size) -> torch.Tensor:
