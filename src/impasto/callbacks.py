@@ -58,7 +58,9 @@ class Iterate:
 
     @property
     def rate(self) -> float:
-        """Iterations per second so far (0 before the first second has a meaning)."""
+        """Iterations per second since the run started, setup and every scale included (0 before
+        any time has passed); the CLI's bar shows the current scale's own rate instead
+        (:meth:`ProgressBar.scale_rate`)."""
         return self.step / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
@@ -105,6 +107,7 @@ class ProgressBar:
         self._scale = -1
         self._last: Iterate | None = None
         self._saved = 0  # the step last saved
+        self._scale_start = (0, 0.0)  # (i, elapsed) of the current scale's first iterate seen
 
     def __enter__(self) -> ProgressBar:
         return self
@@ -122,39 +125,54 @@ class ProgressBar:
                 self._saved = self._last.step
                 self.save(self._last)
 
+    def scale_rate(self, it: Iterate) -> float | None:
+        """Iterations per second at the current scale, from its first iterate seen to ``it``
+        (None before a second one): a pyramid's scales differ in speed, and a run's setup (or
+        a resumed run's earlier session) is no iteration."""
+        i0, t0 = self._scale_start
+        return (it.i - i0) / (it.elapsed - t0) if it.i > i0 and it.elapsed > t0 else None
+
+    def _draw(self, it: Iterate) -> None:
+        done = it.progress if it.progress is not None else it.step / it.total_steps
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            # The bar advances by pixel-weighted work (a full-size iteration of a pyramid
+            # costs several coarse ones), so tqdm's elapsed<remaining is a true ETA; it starts
+            # at the work already done (a resumed run), which its rate then leaves out.
+            # Created with its first description and drawn only on the first update, so no
+            # empty "0%|" line precedes the run.
+            self.bar = tqdm(
+                total=1000,
+                initial=round(1000 * done),
+                file=self.file,
+                dynamic_ncols=True,
+                desc=f"{it.size[0]}x{it.size[1]} it {it.step}/{it.total_steps}",
+                delay=1e-9,
+                bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+            )
+        rate = self.scale_rate(it)
+        shown = "" if rate is None else f"{rate:.2f} it/s "
+        self.bar.set_description_str(
+            f"{it.size[0]}x{it.size[1]} it {it.step}/{it.total_steps}", refresh=False
+        )
+        self.bar.set_postfix_str(
+            f"{shown}loss={it.loss:.3g} {_fmt_losses(it.losses)}", refresh=False
+        )
+        self.bar.update(round(1000 * done) - self.bar.n)
+
     def __call__(self, it: Iterate) -> None:
         self._last = it
+        new_scale = it.scale != self._scale
+        if new_scale:
+            self._scale, self._scale_start = it.scale, (it.i, it.elapsed)
         if self.enabled:
-            if self.bar is None:
-                from tqdm.auto import tqdm
-
-                # The bar advances by pixel-weighted work (a full-size iteration of a pyramid
-                # costs several coarse ones), so tqdm's elapsed<remaining is a true ETA.
-                # Created with its first description and drawn only on the first update, so no
-                # empty "0%|" line precedes the run.
-                self.bar = tqdm(
-                    total=1000,
-                    file=self.file,
-                    dynamic_ncols=True,
-                    desc=f"{it.size[0]}x{it.size[1]} it {it.step}/{it.total_steps}",
-                    delay=1e-9,
-                    bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}",
+            self._draw(it)
+            if self.verbose and new_scale:
+                self.bar.write(
+                    f"scale {it.scale + 1}/{it.n_scales}: {it.size[0]}x{it.size[1]} px, "
+                    f"{it.i_max} iterations"
                 )
-            if it.scale != self._scale:
-                self._scale = it.scale
-                if self.verbose:
-                    self.bar.write(
-                        f"scale {it.scale + 1}/{it.n_scales}: {it.size[0]}x{it.size[1]} px, "
-                        f"{it.i_max} iterations"
-                    )
-            self.bar.set_description_str(
-                f"{it.size[0]}x{it.size[1]} it {it.step}/{it.total_steps}", refresh=False
-            )
-            self.bar.set_postfix_str(
-                f"{it.rate:.2f} it/s loss={it.loss:.3g} {_fmt_losses(it.losses)}", refresh=False
-            )
-            done = it.progress if it.progress is not None else it.step / it.total_steps
-            self.bar.update(round(1000 * done) - self.bar.n)
             if self.verbose and (it.i % 50 == 0 or it.i == it.i_max):
                 self.bar.write(
                     f"step {it.step}/{it.total_steps} loss={it.loss:.4g} {_fmt_losses(it.losses)}"
