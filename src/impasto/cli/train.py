@@ -146,17 +146,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_pack(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..train import pack_folder
 
-    with tqdm(desc="pack", unit="image", file=sys.stderr, disable=args.quiet) as bar:
+    bar = None  # made at the first image: made before, an empty bar was printed even on errors
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            from tqdm import tqdm
 
+            bar = tqdm(total=total, desc="pack", unit="image", file=sys.stderr, disable=args.quiet)
+        bar.update(done - bar.n)
+
+    try:
         res = pack_folder(args.folder, args.out, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     msg = f"packed {res.count} images in {len(res.classes)} classes into {args.out}"
     if res.skipped:
         msg += f"; skipped {res.skipped} unreadable ({', '.join(res.skipped_names)} ...)"
