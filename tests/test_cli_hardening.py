@@ -316,3 +316,43 @@ def test_flags_that_did_nothing_are_refused(tmp_path, capsys):
     for argv, words in cases:
         _one_line(capsys, main([*argv, *out]), words)
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, pattern",
+    [
+        (["--pyramid-factor", "1"], "error: --pyramid-factor: Input should be greater than or"),
+        (["--style-layer-weights", "0,0,0,0,0"], "style term off; set --style-weight 0 for that"),
+        (["--style-layers-of", "1=relu9_1"], "error: --style-layers-of: unknown layer 'relu9_1'"),
+        (["--tile", "5"], "error: --tile: at least 16 px, the stride of layer relu5_1"),
+    ],
+)
+def test_a_setting_s_message_names_the_flag_typed(tmp_path, capsys, argv, pattern):
+    out = str(tmp_path / "o.png")
+    rc = main(["example:chelsea", "example:starry_night", "-o", out, "--size", "64", *argv])
+    _one_line(capsys, rc, pattern)
+    assert not os.path.exists(out)
+
+
+def test_reconstruct_s_layer_flags_are_named_as_typed(tmp_path, capsys):
+    out = str(tmp_path / "o.png")
+    rc = main(["reconstruct", "content", "example:chelsea", "--layer", "relu9_9", "-o", out])
+    _one_line(capsys, rc, "error: --layer: unknown layer 'relu9_9'")
+    rc = main(["reconstruct", "style", "example:chelsea", "--layers", "relu9_9", "-o", out])
+    _one_line(capsys, rc, "error: --layers: unknown layer 'relu9_9'")
+
+
+def test_the_library_keeps_the_settings_own_names():
+    from impasto import Settings
+    from impasto.cli import named_as_flags
+    from impasto.errors import SettingsError
+
+    with pytest.raises(SettingsError, match=r"^pyramid_factor: "):
+        Settings(pyramid_factor=1)
+    flags = {"style_weight": "--style-weight", "size": "--size"}
+    assert named_as_flags("size: too big; lower style_weight", flags) == (
+        "--size: too big; lower --style-weight"
+    )
+    # only known settings change: layer names and other snake_case words stay
+    assert named_as_flags("relu9_9 in content_layers", flags) == "relu9_9 in content_layers"
+    assert named_as_flags("the size is wrong", flags) == "the size is wrong"

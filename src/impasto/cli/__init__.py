@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import importlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -114,7 +115,38 @@ def _run(argv: list[str]) -> int:
         build_parser().print_help(sys.stderr)
         return 2
     _import_torch()
-    return args.run(args)
+    try:
+        return args.run(args)
+    except SettingsError as e:
+        if not isinstance(e, UsageError):  # argparse's messages name flags already
+            e.args = (named_as_flags(str(e), _flags_of(args)),)
+        raise
+
+
+_IDENTIFIER = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+
+
+def _flags_of(args: argparse.Namespace) -> dict[str, str]:
+    """Setting name -> the flag that sets it, for the sub-command ``args`` came from (its own
+    ``flag_for`` first: ``reconstruct`` sets ``content_layers`` with ``--layer``)."""
+    sub = _subparser(build_parser(), getattr(args, "command", None) or "")
+    flags = {
+        a.dest: max(a.option_strings, key=len)
+        for a in (sub._actions if sub is not None else [])
+        if a.option_strings and a.dest != "help"
+    }
+    return {**flags, **getattr(args, "flag_for", {})}
+
+
+def named_as_flags(message: str, flags: dict[str, str]) -> str:
+    """A setting's message in the words of the command line: the setting that heads it
+    (``pyramid_factor: ...``) and any other ``snake_case`` setting named in it (``set
+    style_weight 0``) become their flags (``--pyramid-factor``, ``--style-weight``); the
+    library and the web keep the settings' own names."""
+    head, sep, rest = message.partition(": ")
+    if sep and head in flags:
+        message = f"{flags[head]}: {rest}"
+    return _IDENTIFIER.sub(lambda m: flags.get(m.group(), m.group()), message)
 
 
 TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM ended

@@ -81,7 +81,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     add_settings_arguments(p, skip=_FIXED, help_for={"tv_weight": tv})
     add_output_arguments(p, intermediates=False)
-    p.set_defaults(run=run)
+    # the settings these flags set, for messages (impasto.cli.named_as_flags)
+    p.set_defaults(run=run, flag_for={"content_layers": "--layer", "style_layers": "--layers"})
     return p
 
 

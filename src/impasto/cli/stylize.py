@@ -131,7 +131,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     add_settings_arguments(p)
     add_output_arguments(p)
     add_checkpoint_arguments(p)
-    p.set_defaults(run=run)
+    # a painting's own layers (StyleInput.layers) come from --style-layers-of
+    p.set_defaults(run=run, flag_for={"layers": "--style-layers-of"})
     return p
 
 
