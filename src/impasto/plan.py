@@ -196,6 +196,11 @@ def _scales(s: Settings, aspect: tuple[int, int], deepest_layer: str) -> tuple[S
     size too small for it is an error naming the size."""
     scales = scales_of(s, aspect)
     need = layer_stride(deepest_layer)
+    if s.tile and s.tile < need:  # it was raised to one stride: tiny tiles, each with a halo
+        raise SettingsError(
+            f"tile: at least {need} px, the stride of layer {deepest_layer} (tiles are "
+            f"multiples of it), or 0 to choose tiles from the memory budget; got {s.tile}"
+        )
     w, h = scales[-1].size
     if min(w, h) < need:
         raise SettingsError(

@@ -275,7 +275,8 @@ class Settings:
     )
     tile: Annotated[int, Field(ge=0, le=MAX_SIZE)] | None = _f(
         None,
-        "side in px of exact tiles (rounded down to a multiple of the deepest layer's stride); "
+        "side in px of exact tiles (rounded down to a multiple of the deepest layer's stride, "
+        "16 px for relu5_1, and at least one stride); "
         "0 or unset: chosen from --max-memory when the whole image does not fit",
     )
     max_memory: Annotated[int, Field(gt=0)] | None = _f(
