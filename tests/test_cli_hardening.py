@@ -356,3 +356,12 @@ def test_the_library_keeps_the_settings_own_names():
     # only known settings change: layer names and other snake_case words stay
     assert named_as_flags("relu9_9 in content_layers", flags) == "relu9_9 in content_layers"
     assert named_as_flags("the size is wrong", flags) == "the size is wrong"
+
+
+def test_an_image_over_pillow_s_guard_names_the_flag_that_raises_it(tmp_path, capsys, monkeypatch):
+    from PIL import Image as PILImage
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "big.png")
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 400)  # 1024 > 2 * 400: Pillow refuses
+    rc = main([str(tmp_path / "big.png"), "example:starry_night", "-o", str(tmp_path / "o.png")])
+    _one_line(capsys, rc, "pixels); --max-input-pixels raises the limit")

@@ -379,6 +379,7 @@ def test_max_pixels_checked_on_header_before_decoding(tmp_path):
         tracemalloc.stop()
     assert_one_line_naming(exc, "huge.png")
     assert "limit 1,000,000" in str(exc.value)
+    assert str(exc.value).endswith("; max_input_pixels raises the limit")
     assert peak < 1_000_000  # bytes: nothing of the image's size was allocated
 
 
@@ -399,6 +400,8 @@ def test_default_is_pillows_bomb_guard(tmp_path, monkeypatch):
     with pytest.raises(ImageError, match="too large") as exc:
         load_image(tmp_path / "b.png")
     assert_one_line_naming(exc, "b.png")
+    assert str(exc.value).endswith("pixels); max_input_pixels raises the limit")  # the setting
+    assert "DOS attack" not in str(exc.value)
     with pytest.raises(ImageError, match="too large"):
         load_image(Image.new("RGB", (32, 32)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 600)  # 600 < 1024 <= 1200: Pillow only warns

@@ -117,13 +117,14 @@ def _run(argv: list[str]) -> int:
     _import_torch()
     try:
         return args.run(args)
-    except SettingsError as e:
-        if not isinstance(e, UsageError):  # argparse's messages name flags already
+    except ImpastoError as e:
+        if not isinstance(e, UsageError) and e.args:  # argparse's messages name flags already
             e.args = (named_as_flags(str(e), _flags_of(args)),)
         raise
 
 
-_IDENTIFIER = re.compile(r"\b[a-z][a-z0-9]*(?:_[a-z0-9]+)+\b")
+# a snake_case word on its own: not part of a path or a file name (style_weight.png)
+_IDENTIFIER = re.compile(r"(?<![\w./\\-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w./\\-])")
 
 
 def _flags_of(args: argparse.Namespace) -> dict[str, str]:

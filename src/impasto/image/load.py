@@ -40,6 +40,8 @@ from .pixels import pil_to_arrays
 
 __all__ = ["LoadedImage", "check_image_source", "load_image"]
 
+# max_input_pixels reads --max-input-pixels on the command line (impasto.cli.named_as_flags)
+_RAISE_LIMIT = "max_input_pixels raises the limit"
 _PILLOW_ONLY = (
     "only Pillow decodes this file and its own limit still applies "
     "(raise PIL.Image.MAX_IMAGE_PIXELS to allow it)"
@@ -88,7 +90,7 @@ def _check_size(size: tuple[int, int], label: str, limit: int | None) -> None:
     if limit is not None and width * height > limit:
         raise ImageError(
             f"{label}: image is too large ({width}x{height} = {width * height:,} pixels, "
-            f"limit {limit:,})"
+            f"limit {limit:,}); {_RAISE_LIMIT}"
         )
 
 
@@ -127,8 +129,9 @@ def _open(path: str, label: str, max_pixels: int | None) -> Image.Image:
                     raise
                 return _open_without_pillow_limit(path)  # WebP's plugin checks again
     except Image.DecompressionBombError as exc:
-        hint = "" if max_pixels is None else f"; {_PILLOW_ONLY}"
-        raise ImageError(f"{label}: image is too large ({one_line(exc)}){hint}") from exc
+        hint = _RAISE_LIMIT if max_pixels is None else _PILLOW_ONLY
+        why = one_line(exc).removesuffix(", could be decompression bomb DOS attack.")
+        raise ImageError(f"{label}: image is too large ({why}); {hint}") from exc
     except Image.UnidentifiedImageError as exc:
         why = describe_unsupported_tiff(path) or "not a recognised image file"
         raise ImageError(f"{label}: {why}") from exc
