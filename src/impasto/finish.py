@@ -12,7 +12,6 @@ from PIL import Image
 
 from .image import resize, save_image, to_pil
 from .plan import Plan
-from .settings import DEFAULT_QUALITY
 from .version import __version__
 
 __all__ = ["Result", "finish", "METADATA_KEY"]
@@ -71,7 +70,7 @@ class Result:
         return to_pil(self.image, self.alpha)
 
     def save(
-        self, path, *, bits: int = 8, quality: int = DEFAULT_QUALITY, dpi: float | None = None
+        self, path, *, bits: int = 8, quality: int | None = None, dpi: float | None = None
     ) -> None:
         """Write atomically, format by extension, with the settings in the metadata; ``bits``,
         ``quality`` (JPEG/WebP) and ``dpi`` (print resolution) as for

@@ -53,13 +53,14 @@ class BatchOptions:
     address: str | None = None
     extension: str = ".png"
     bits: int = 8
-    quality: int = DEFAULT_QUALITY
+    quality: int | None = None
     dpi: float | None = None
 
     @property
     def file(self) -> FileOptions:
-        """How each output file is written."""
-        return FileOptions(self.bits, self.quality, self.dpi)
+        """How each output file is written (quality None: the default, for JPEG and WebP)."""
+        quality = DEFAULT_QUALITY if self.quality is None else self.quality
+        return FileOptions(self.bits, quality, self.dpi)
 
 
 @dataclass(frozen=True)

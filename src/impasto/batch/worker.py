@@ -15,7 +15,7 @@ from typing import Any
 
 from ..api import RunCache, Stylizer
 from ..errors import Cancelled, ImpastoError
-from ..image import FileOptions
+from ..image import LOSSY_FORMATS, OUTPUT_FORMATS, FileOptions
 from ..settings import Settings, StyleInput
 from ..version import __version__
 from .jobs import Job, file_digest
@@ -104,7 +104,8 @@ class Worker:
             result = Stylizer(settings).run(job.content, styles, cache=self.cache, cancel=cancel)
             path = os.path.join(outdir, job.name)
             f = file or FileOptions()
-            result.save(path, bits=f.bits, quality=f.quality, dpi=f.dpi)
+            lossy = OUTPUT_FORMATS.get(os.path.splitext(path)[1].lower()) in LOSSY_FORMATS
+            result.save(path, bits=f.bits, quality=f.quality if lossy else None, dpi=f.dpi)
             record.update(
                 status="done", sha256=file_digest(path), final_losses=_final_losses(result.history)
             )

@@ -139,7 +139,7 @@ def check_file_flags(args: argparse.Namespace, fmt: str) -> None:
     if args.quality is not None and fmt not in LOSSY_FORMATS:
         raise SettingsError(f"--quality applies to .jpg and .webp outputs; {fmt} is lossless")
     try:
-        check_file_options(FileOptions(**file_kwargs(args)))
+        check_file_options(FileOptions(**{**file_kwargs(args), "quality": _quality(args)}))
     except SettingsError as e:  # "quality must be ..." -> "--quality must be ..."
         raise SettingsError(f"--{e}") from None
 
@@ -156,10 +156,18 @@ def refuse_overwriting_inputs(outputs: Sequence[tuple[str, Any]], inputs: Sequen
             )
 
 
+def _quality(args: argparse.Namespace) -> int:
+    return DEFAULT_QUALITY if args.quality is None else args.quality
+
+
 def file_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """``bits``, ``quality`` and ``dpi`` for :func:`~impasto.image.save_image` from the flags."""
-    quality = DEFAULT_QUALITY if args.quality is None else args.quality
-    return {"bits": getattr(args, "bits", 8), "quality": quality, "dpi": getattr(args, "dpi", None)}
+    """``bits``, ``quality`` (None: not given) and ``dpi`` for
+    :func:`~impasto.image.save_image` from the flags."""
+    return {
+        "bits": getattr(args, "bits", 8),
+        "quality": args.quality,
+        "dpi": getattr(args, "dpi", None),
+    }
 
 
 def check_output(args: argparse.Namespace) -> None:

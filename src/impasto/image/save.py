@@ -199,7 +199,7 @@ def save_image(
     alpha: torch.Tensor | None = None,
     bits: int = 8,
     metadata: dict[str, str] | None = None,
-    quality: int = DEFAULT_QUALITY,
+    quality: int | None = None,
     dpi: float | None = None,
 ) -> None:
     """Save a ``(1, 3, H, W)`` sRGB tensor in ``[0, 1]``, atomically, tagged as sRGB.
@@ -207,7 +207,8 @@ def save_image(
     The format follows the extension (case-insensitive, see :data:`OUTPUT_FORMATS`).
 
     * PNG: lossless, ``alpha`` kept, metadata as one iTXt chunk per key.
-    * JPEG: ``quality``, 4:4:4 chroma when ``quality >= 90``; JPEG has no alpha channel, so
+    * JPEG: ``quality`` (None: :data:`~impasto.settings.DEFAULT_QUALITY`), 4:4:4 chroma when
+      ``quality >= 90``; JPEG has no alpha channel, so
       ``alpha`` is dropped (not composited). Metadata as JSON in EXIF ImageDescription.
     * WebP: lossy at ``quality``, lossless when ``quality == 100``; ``alpha`` kept (WebP stores
       alpha losslessly by default) and the colour under transparent pixels kept (``exact``).
@@ -225,12 +226,14 @@ def save_image(
     Raises:
         ImageError: unusable path (see :func:`check_output_path`), ``bits=16`` for JPEG/WebP,
             or a write failure; an existing file at ``path`` is then left untouched.
-        SettingsError: ``bits`` not 8 or 16, ``quality`` outside 1-100, ``dpi`` outside
-            1-:data:`MAX_DPI`.
+        SettingsError: ``bits`` not 8 or 16, ``quality`` outside 1-100 or given for a lossless
+            format (PNG, TIFF), ``dpi`` outside 1-:data:`MAX_DPI`.
     """
     fmt = check_output_path(path)
     p = path_str(path)
-    file = FileOptions(bits, quality, dpi)
+    if quality is not None and fmt not in LOSSY_FORMATS:  # as the command line refuses it
+        raise SettingsError(f"quality applies to JPEG and WebP outputs; {fmt} is lossless")
+    file = FileOptions(bits, DEFAULT_QUALITY if quality is None else quality, dpi)
     _check_options(p, fmt, file)
     meta = check_metadata(metadata)
     colour, a = colour_and_alpha(rgb, alpha)
