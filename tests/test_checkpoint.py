@@ -127,12 +127,14 @@ def test_identities_and_the_input_check(tmp_path):
     )
     check_inputs({"content": same}, {"content": identity(a)})
     Image.new("RGB", (4, 4), "blue").save(a)
-    with pytest.raises(CheckpointError, match="'content' .*differs"):
+    with pytest.raises(CheckpointError, match=r"^the photo \(a.png\) differs"):
         check_inputs({"content": same}, {"content": identity(a)})
-    with pytest.raises(CheckpointError, match="missing now"):
+    with pytest.raises(CheckpointError, match=r"had painting 1 \(a.png\), which is missing now"):
         check_inputs({"content": same, "style0": same}, {"content": same})
-    with pytest.raises(CheckpointError, match="not part of"):
+    with pytest.raises(CheckpointError, match=r"^the photo \(a.png\) was not part of"):
         check_inputs({}, {"content": same})
+    with pytest.raises(CheckpointError, match=r"^region 2's painting \(a.png\) differs"):
+        check_inputs({"region1.style": same}, {"region1.style": identity(a)})
     with pytest.raises(CheckpointError, match="cannot read"):
         identity(tmp_path / "missing.png")
 

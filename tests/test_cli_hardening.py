@@ -365,3 +365,14 @@ def test_an_image_over_pillow_s_guard_names_the_flag_that_raises_it(tmp_path, ca
     monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 400)  # 1024 > 2 * 400: Pillow refuses
     rc = main([str(tmp_path / "big.png"), "example:starry_night", "-o", str(tmp_path / "o.png")])
     _one_line(capsys, rc, "pixels); --max-input-pixels raises the limit")
+
+
+def test_painting_count_messages_read_as_a_user_typed_them(tmp_path, capsys):
+    out = ["-o", str(tmp_path / "o.png"), *FAST]
+    rc = main([*PAIR, "--style-blend", "1,2", *out])
+    _one_line(capsys, rc, "--style-blend takes one value per painting given (1); got 2")
+    mask = tmp_path / "m.png"
+    Image.new("L", (8, 8), 255).save(mask)
+    argv = ["example:chelsea", "--region", f"{mask}=example:great_wave", "--style-layers-of"]
+    rc = main([*argv, "1=relu1_1", *out])
+    _one_line(capsys, rc, "--style-layers-of names a painting by its number; none is given")

@@ -94,7 +94,7 @@ def test_resume_refuses_another_run(tiny_weights, content_path, style_path, tmp_
         Stylizer(s.replace(style_weight=5.0)).run(content_path, [style_path], resume=ckpt)
     with pytest.raises(CheckpointError, match="seed"):
         Stylizer(s.replace(seed=4)).run(content_path, [style_path], resume=ckpt)
-    with pytest.raises(CheckpointError, match="'style0'.*differs"):
+    with pytest.raises(CheckpointError, match="painting 1 .*differs"):
         Stylizer(s).run(content_path, [content_path], resume=ckpt)
     # weights are compared as in use: the default TV (3) is refused as 0, accepted spelled out
     with pytest.raises(CheckpointError, match="tv-weight 3.0, this run has 0"):

@@ -152,6 +152,21 @@ def input_identities(
 _RECORDED_LATER = ("weights",)  # inputs checkpoints of earlier releases did not identify
 
 
+def input_label(key: str) -> str:
+    """How a message names the input recorded as ``key``: ``style0`` is "painting 1",
+    ``region1.mask`` "region 2's mask", ``content`` "the photo"."""
+    if key == "content":
+        return "the photo"
+    if key == "weights":
+        return "the weights file"
+    kind, _, part = key.partition(".")
+    for prefix, word in (("style", "painting"), ("region", "region")):
+        if kind.startswith(prefix) and kind[len(prefix):].isdigit():
+            label = f"{word} {int(kind[len(prefix):]) + 1}"
+            return f"{label}'s {'painting' if part == 'style' else part}" if part else label
+    return repr(key)
+
+
 def check_inputs(saved: Mapping[str, Mapping], current: Mapping[str, Mapping]) -> None:
     """Refuse to resume with other inputs than the checkpoint's.
 
@@ -162,13 +177,19 @@ def check_inputs(saved: Mapping[str, Mapping], current: Mapping[str, Mapping]) -
         if key in _RECORDED_LATER and key not in saved:
             continue  # a checkpoint of an earlier release: nothing to compare with
         if key not in current:
-            raise CheckpointError(f"the checkpoint's run had an input {key!r} that is missing now")
+            raise CheckpointError(
+                f"the checkpoint's run had {input_label(key)} ({saved[key].get('name')}), "
+                "which is missing now"
+            )
         if key not in saved:
-            raise CheckpointError(f"input {key!r} was not part of the checkpoint's run")
+            raise CheckpointError(
+                f"{input_label(key)} ({current[key].get('name')}) was not part of the "
+                "checkpoint's run"
+            )
         if saved[key]["sha256"] != current[key]["sha256"]:
             raise CheckpointError(
-                f"input {key!r} ({current[key].get('name')}) differs from the one the checkpoint "
-                f"was made with ({saved[key].get('name')})"
+                f"{input_label(key)} ({current[key].get('name')}) differs from the one the "
+                f"checkpoint was made with ({saved[key].get('name')})"
             )
 
 

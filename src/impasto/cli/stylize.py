@@ -193,6 +193,8 @@ def add_control_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _layer_sets(args: argparse.Namespace, n: int) -> list[tuple[str, ...] | None]:
     sets: list[tuple[str, ...] | None] = [None] * n
+    if args.style_layers_of and not n:
+        raise SettingsError("--style-layers-of names a painting by its number; none is given")
     for text in args.style_layers_of:
         index, sep, layers = text.partition("=")
         try:
@@ -258,7 +260,9 @@ def styles_from_args(args: argparse.Namespace) -> list:
     n = len(args.styles)
     for opt, values in (("--style-blend", args.style_blend), ("--style-scales", args.style_scales)):
         if values is not None and len(values) != n:
-            raise SettingsError(f"{opt} has {len(values)} values for {n} style images")
+            raise SettingsError(
+                f"{opt} takes one value per painting given ({n}); got {len(values)}"
+            )
         if values is not None and not all(0 < v < float("inf") for v in values):
             raise SettingsError(f"{opt} values must be positive numbers, got {list(values)}")
     layer_sets = _layer_sets(args, n)

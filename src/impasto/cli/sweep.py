@@ -84,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     if args.style_blend is not None and len(args.style_blend) != len(args.styles):
         raise SettingsError(
-            f"--style-blend has {len(args.style_blend)} values for {len(args.styles)} style images"
+            f"--style-blend takes one value per painting given ({len(args.styles)}); got "
+            f"{len(args.style_blend)}"
         )
     if args.columns is not None and args.columns < 1:
         raise SettingsError("--columns must be >= 1")
