@@ -376,3 +376,16 @@ def test_painting_count_messages_read_as_a_user_typed_them(tmp_path, capsys):
     argv = ["example:chelsea", "--region", f"{mask}=example:great_wave", "--style-layers-of"]
     rc = main([*argv, "1=relu1_1", *out])
     _one_line(capsys, rc, "--style-layers-of names a painting by its number; none is given")
+
+
+def test_region_weights_and_mask_names_with_equals(tmp_path, capsys):
+    from impasto.cli.stylize import parse_region
+
+    rc = main(["example:chelsea", "--region", "m.png=example:great_wave:abc", "-o",
+               str(tmp_path / "o.png"), *FAST])  # fmt: skip
+    _one_line(capsys, rc, "the weight in 'example:great_wave:abc' is not a number")
+    mask = tmp_path / "le=ft.png"  # a mask whose name has '=' in it
+    Image.new("L", (8, 8), 255).save(mask)
+    region = parse_region(f"{mask}=example:great_wave:0.5")
+    assert region.mask == str(mask) and region.weight == 0.5
+    assert region.style.image.endswith("great_wave.jpg")

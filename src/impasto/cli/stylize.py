@@ -5,6 +5,7 @@ coarse/fine mixing (``--style-layers-of``)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..errors import SettingsError
@@ -51,7 +52,11 @@ def _style_and_weight(text: str) -> tuple[str | None, float]:
             weight = float(tail)
             style = head
         except ValueError:
-            pass
+            if _readable(head.strip()) and not _readable(text.strip()):  # a mistyped weight
+                raise SettingsError(
+                    f"the weight in {text!r} is not a number: STYLE:WEIGHT, as in "
+                    "example:great_wave:0.5"
+                ) from None
     if not style.strip():  # "MASK=" (an empty shell variable) became an unstyled region
         raise SettingsError(f"no style after '=' in {text!r}: give STYLE, or 'none' to leave it")
     if style.strip().lower() in NONE_WORDS:
@@ -67,7 +72,7 @@ def parse_region(text: str, feather: float = DEFAULT_FEATHER):
 
     Style paths may be ``example:NAME``; ``:WEIGHT`` is recognised only when it is a number.
     """
-    mask, sep, rest = text.partition("=")
+    mask, sep, rest = _split_at_mask(text)
     if not sep or not mask.strip():
         raise SettingsError(f"--region expects MASK=STYLE[:WEIGHT] or MASK=none, got {text!r}")
     from ..regions import Region
@@ -88,6 +93,23 @@ def parse_label_style(text: str) -> tuple[str, str | None, float]:
     parse_color(colour)  # fail early on typos
     style, weight = _style_and_weight(rest.strip())
     return colour.strip(), _resolve(style), weight
+
+
+def _readable(text: str) -> bool:
+    """Whether ``text`` names an input: a bundled example or an existing file."""
+    try:
+        return os.path.isfile(resolve_input(text))
+    except SettingsError:  # an unknown example
+        return False
+
+
+def _split_at_mask(text: str) -> tuple[str, str, str]:
+    """``MASK=STYLE`` split at the first ``=`` after which the mask is an existing file (a mask
+    named ``a=b.png`` was read as mask ``a``), else at the first ``=``."""
+    for k, char in enumerate(text):
+        if char == "=" and os.path.isfile(text[:k].strip()):
+            return text[:k], "=", text[k + 1 :]
+    return text.partition("=")
 
 
 def _resolve(text: str | None) -> str | None:
