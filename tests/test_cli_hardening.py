@@ -389,3 +389,9 @@ def test_region_weights_and_mask_names_with_equals(tmp_path, capsys):
     region = parse_region(f"{mask}=example:great_wave:0.5")
     assert region.mask == str(mask) and region.weight == 0.5
     assert region.style.image.endswith("great_wave.jpg")
+
+
+def test_a_bare_stylize_names_only_what_is_required(capsys):
+    """Paintings may be left out with --region/--labels: argparse called them required."""
+    rc = main(["stylize"])
+    _one_line(capsys, rc, "required: content, -o/--output (see")

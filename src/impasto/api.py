@@ -159,7 +159,8 @@ def stylize(
     """Paint ``content`` in the style of ``style`` and return a PIL image.
 
     Args:
-        content: path or PIL image of the photo.
+        content: path, ``example:NAME`` or PIL image of the photo, or None for texture
+            synthesis (style only).
         style: a path, PIL image or :class:`StyleInput`, or a sequence of them (blended).
         settings: a :class:`Settings`; keyword overrides replace its fields, e.g.
             ``stylize("cat.jpg", "starry.jpg", size=256, iterations=100)``. ``callback``,

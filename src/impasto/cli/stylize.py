@@ -131,6 +131,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument(
         "styles",
         nargs="*",
+        default=[],  # optional with --region/--labels (argparse named it as required when absent)
         metavar="style",
         help="one or more paintings (blended); with --region/--labels they paint what no region "
         "covers, and may be omitted",
