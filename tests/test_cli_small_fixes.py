@@ -56,6 +56,7 @@ def test_batch_ray_without_ray_makes_no_outdir(tmp_path):
         ["--quality", "50"],
         ["--contents", "nothing*.png"],
         ["JOBS"],
+        ["--backend", "ray", "--address", "127.0.0.1:1"],  # no cluster there (or no Ray here)
     ],
 )
 def test_batch_refusals_make_no_outdir(tmp_path, flags, capsys):

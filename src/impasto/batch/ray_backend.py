@@ -23,7 +23,7 @@ from ..image import FileOptions
 from .jobs import Job
 from .worker import Worker, failed_record
 
-__all__ = ["run_ray"]
+__all__ = ["run_ray", "check_ray"]
 
 TASK_RETRIES = 2
 ACTOR_RESTARTS = 4
@@ -35,6 +35,14 @@ def _import_ray():
     except ImportError:
         raise SettingsError("the Ray backend needs Ray: pip install 'impasto[ray]'") from None
     return ray
+
+
+def check_ray(address: str | None) -> None:
+    """Refuse a Ray batch that cannot start: Ray not installed, or nothing answering at the
+    cluster's ``HOST:PORT`` (see :func:`_reachable`)."""
+    _import_ray()
+    if address:
+        _reachable(address)
 
 
 def _connect(ray, address: str | None, workers: int | None, threads: int) -> bool:

@@ -189,6 +189,10 @@ def _check_options(o: BatchOptions) -> None:
     check_file_options(o.file)
     if o.bits == 16 and fmt not in HIGH_BIT_FORMATS:
         raise SettingsError(f"{fmt} cannot store 16 bits per channel; use .png or .tif")
+    if o.backend == "ray":  # before the output folder is made: a refused batch leaves none
+        from .ray_backend import check_ray
+
+        check_ray(o.address)
 
 
 def run_batch(

@@ -98,10 +98,6 @@ def _check(args: argparse.Namespace) -> None:
     check_file_flags(args, OUTPUT_FORMATS["." + args.format])
     if args.address and args.backend != "ray":
         raise SettingsError("--address needs --backend ray")
-    if args.backend == "ray":  # refused by run_batch only after it made OUTDIR, left empty
-        from ..batch.ray_backend import _import_ray
-
-        _import_ray()
 
 
 class _Progress:
