@@ -252,7 +252,7 @@ def test_resume_refuses_changed_weights_and_a_damaged_checkpoint(
     with pytest.raises(CheckpointError, match="is damaged .* fails its CRC check"):
         load_checkpoint(damaged)
     save_weights(weights, tiny_state_dict(seed=9), SPEC)  # other weights, same path
-    with pytest.raises(CheckpointError, match=r"input 'weights' \(w.pth\) differs"):
+    with pytest.raises(CheckpointError, match=r"the weights file \(w.pth\) differs"):
         Stylizer(s).run(content_path, [style_path], resume=ckpt)
 
 
