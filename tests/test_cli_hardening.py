@@ -228,7 +228,7 @@ def test_paintings_may_come_after_options():
     )  # fmt: skip
     args = parse(["sweep", "p.jpg", "--over", "style_weight=1,2", "-o", "d", "s.jpg"])
     assert (args.command, args.styles) == ("sweep", ["s.jpg"])
-    with pytest.raises(ImpastoError, match="content, style, -o/--output"):
+    with pytest.raises(ImpastoError, match="required: content, -o/--output"):
         parse(["stylize"])
     with pytest.raises(ImpastoError, match="unrecognized arguments: --bogus"):
         parse(["photo.jpg", "--bogus", "-o", "o.png", "s.jpg"])
