@@ -17,7 +17,6 @@ from typing import Any
 
 from ..errors import SettingsError
 from ..image import HIGH_BIT_FORMATS, OUTPUT_FORMATS, FileOptions, check_file_options
-from ..settings import DEFAULT_QUALITY
 from . import manifest
 from .jobs import Job
 from .plan import assign_names
@@ -58,9 +57,8 @@ class BatchOptions:
 
     @property
     def file(self) -> FileOptions:
-        """How each output file is written (quality None: the default, for JPEG and WebP)."""
-        quality = DEFAULT_QUALITY if self.quality is None else self.quality
-        return FileOptions(self.bits, quality, self.dpi)
+        """How each output file is written."""
+        return FileOptions(self.bits, self.quality, self.dpi)
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def check_file_flags(args: argparse.Namespace, fmt: str) -> None:
     if args.quality is not None and fmt not in LOSSY_FORMATS:
         raise SettingsError(f"--quality applies to .jpg and .webp outputs; {fmt} is lossless")
     try:
-        check_file_options(FileOptions(**{**file_kwargs(args), "quality": _quality(args)}))
+        check_file_options(FileOptions(**file_kwargs(args)))
     except SettingsError as e:  # "quality must be ..." -> "--quality must be ..."
         raise SettingsError(f"--{e}") from None
 
@@ -154,10 +154,6 @@ def refuse_overwriting_inputs(outputs: Sequence[tuple[str, Any]], inputs: Sequen
             raise SettingsError(
                 f"{flag} {path} is one of this run's inputs; writing there would destroy it"
             )
-
-
-def _quality(args: argparse.Namespace) -> int:
-    return DEFAULT_QUALITY if args.quality is None else args.quality
 
 
 def file_kwargs(args: argparse.Namespace) -> dict[str, Any]:

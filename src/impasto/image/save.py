@@ -64,13 +64,14 @@ class FileOptions:
 
     Attributes:
         bits: 8 or 16 bits per channel (16: PNG and TIFF only).
-        quality: JPEG/WebP quality 1-100 (WebP 100 is lossless); unused by PNG and TIFF.
+        quality: JPEG/WebP quality 1-100 (WebP 100 is lossless); None:
+            :data:`~impasto.settings.DEFAULT_QUALITY`. PNG and TIFF (lossless) take none.
         dpi: print resolution recorded in the file (pixels per inch), so that a print dialog
             sizes the image at width/dpi inches; None records none.
     """
 
     bits: int = 8
-    quality: int = DEFAULT_QUALITY
+    quality: int | None = None
     dpi: float | None = None
 
 
@@ -151,7 +152,7 @@ def _atomic_write(path: str, write: Callable[[IO[bytes]], None]) -> None:
 def _pillow_options(fmt: str, file: FileOptions, metadata: dict[str, str]) -> dict[str, Any]:
     """:meth:`PIL.Image.Image.save` keyword arguments for an 8-bit ``fmt`` file."""
     options: dict[str, Any] = {"icc_profile": srgb_profile_bytes()}
-    quality = file.quality
+    quality = DEFAULT_QUALITY if file.quality is None else file.quality
     if fmt == "JPEG":
         options["quality"] = quality
         if quality >= 90:
@@ -168,13 +169,15 @@ def check_file_options(file: FileOptions) -> None:
     """Refuse options no file can be written with (whatever its format).
 
     Raises:
-        SettingsError: ``bits`` not 8 or 16, ``quality`` not an integer 1-100, ``dpi`` not a
+        SettingsError: ``bits`` not 8 or 16, ``quality`` not None or an integer 1-100, ``dpi`` not a
             number from 1 to :data:`MAX_DPI`.
     """
     bits, quality, dpi = file.bits, file.quality, file.dpi
     if bits not in (8, 16):
         raise SettingsError(f"bits must be 8 or 16, got {bits}")
-    if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
+    if quality is not None and (
+        isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100
+    ):
         raise SettingsError(f"quality must be an integer from 1 to 100, got {quality!r}")
     if dpi is not None and (
         isinstance(dpi, bool)
@@ -187,6 +190,8 @@ def check_file_options(file: FileOptions) -> None:
 
 
 def _check_options(p: str, fmt: str, file: FileOptions) -> None:
+    if file.quality is not None and fmt not in LOSSY_FORMATS:  # as the command line refuses it
+        raise SettingsError(f"quality applies to JPEG and WebP outputs; {fmt} is lossless")
     check_file_options(file)
     if file.bits == 16 and fmt not in HIGH_BIT_FORMATS:
         raise ImageError(f"{p}: {fmt} cannot store 16 bits per channel; use .png or .tif")
@@ -231,9 +236,7 @@ def save_image(
     """
     fmt = check_output_path(path)
     p = path_str(path)
-    if quality is not None and fmt not in LOSSY_FORMATS:  # as the command line refuses it
-        raise SettingsError(f"quality applies to JPEG and WebP outputs; {fmt} is lossless")
-    file = FileOptions(bits, DEFAULT_QUALITY if quality is None else quality, dpi)
+    file = FileOptions(bits, quality, dpi)
     _check_options(p, fmt, file)
     meta = check_metadata(metadata)
     colour, a = colour_and_alpha(rgb, alpha)
