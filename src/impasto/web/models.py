@@ -199,20 +199,23 @@ class ConfigInfo(BaseModel):
     examples: list[ExampleInfo]
 
 
-class EstimateInfo(BaseModel):
+class _Estimate(BaseModel):
+    """What every estimate carries (:meth:`impasto.web.speed.SpeedMeter.described`)."""
+
+    device: str
+    measured: bool = Field(description="whether the speed was measured on this server")
+
+
+class EstimateInfo(_Estimate):
     seconds: float = Field(description="estimated run time of the job")
     work: float = Field(description="megapixel-iterations over all pyramid scales")
     iterations: int = Field(description="iterations over all pyramid scales")
-    device: str
-    measured: bool = Field(description="whether the speed was measured on this server")
 
 
-class BatchEstimateInfo(BaseModel):
+class BatchEstimateInfo(_Estimate):
     seconds: float = Field(description="estimated run time of the whole batch")
     work: float = Field(description="megapixel-iterations over all its jobs and their scales")
     jobs: int = Field(description="jobs: every photo with every painting (repeats ignored)")
-    device: str
-    measured: bool = Field(description="whether the speed was measured on this server")
 
 
 class BatchRequest(BaseModel):

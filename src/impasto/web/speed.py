@@ -72,6 +72,13 @@ class SpeedMeter:
         ``device`` (each job starts up once)."""
         return START_SECONDS * jobs + self.seconds_per_work(device)[0] * work
 
+    def described(self, device: str, work: float, jobs: int = 1) -> dict[str, object]:
+        """An estimate as the API gives it (``EstimateInfo``, ``BatchEstimateInfo``): seconds,
+        work, device, and whether the speed was measured on this server."""
+        measured = self.seconds_per_work(device)[1]
+        seconds = self.estimate(device, work, jobs)
+        return {"seconds": seconds, "work": work, "device": device, "measured": measured}
+
     def record(self, device: str, work: float, seconds: float) -> None:
         """Learn from a finished job that did ``work`` in ``seconds``."""
         if work < self.min_work or not seconds > 0:

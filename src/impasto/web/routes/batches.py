@@ -41,13 +41,7 @@ def estimate_batch(req: BatchRequest, studio: StudioDep) -> dict[str, Any]:
     """Check a batch as ``POST /api/batches`` would, without queueing it, and estimate its run
     time from this server's measured speed."""
     device, work, jobs = studio.check_batch(req.contents, req.styles, req.settings)
-    return {
-        "seconds": studio.speed.estimate(device, work, jobs),
-        "work": work,
-        "jobs": jobs,
-        "device": device,
-        "measured": studio.speed.seconds_per_work(device)[1],
-    }
+    return {**studio.speed.described(device, work, jobs), "jobs": jobs}
 
 
 @router.get("/api/batches", response_model=list[BatchView])

@@ -51,13 +51,7 @@ def estimate_job(req: JobRequest, studio: StudioDep) -> dict[str, Any]:
     """Check a job as ``POST /api/jobs`` would, without queueing it, and estimate its run time
     from this server's measured speed."""
     device, work, steps = studio.check(req.content, _styles(req), req.settings)
-    return {
-        "seconds": studio.speed.estimate(device, work),
-        "work": work,
-        "iterations": steps,
-        "device": device,
-        "measured": studio.speed.seconds_per_work(device)[1],
-    }
+    return {**studio.speed.described(device, work), "iterations": steps}
 
 
 @router.get("/api/jobs", response_model=list[JobView])
