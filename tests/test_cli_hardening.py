@@ -395,3 +395,24 @@ def test_a_bare_stylize_names_only_what_is_required(capsys):
     """Paintings may be left out with --region/--labels: argparse called them required."""
     rc = main(["stylize"])
     _one_line(capsys, rc, "required: content, -o/--output (see")
+
+
+def test_a_value_starting_with_a_minus_says_how_to_write_it(tmp_path, capsys):
+    """``--style-blend -1,2`` said only 'expected one argument': argparse takes a value that
+    starts with '-' and is not one plain number for an option. The line now says how to pass it;
+    an option after a flag (a forgotten value) keeps argparse's own message."""
+    out = ["-o", str(tmp_path / "o.png"), *FAST]
+    styles = ["example:starry_night", "example:the_scream"]
+    _one_line(
+        capsys,
+        main(["example:chelsea", *styles, "--style-blend", "-1,2", *out]),
+        "argument --style-blend: '-1,2' starts with '-', so it was read as an option; "
+        "write --style-blend=-1,2",
+    )
+    _one_line(capsys, main([*PAIR, "--init", "-q", *out]), "argument --init: expected one argument")
+    _one_line(  # written as the hint says, the value reaches the setting's own check
+        capsys,
+        main(["example:chelsea", *styles, "--style-blend=-1,2", *out]),
+        "--style-blend values must be positive numbers",
+    )
+    assert not (tmp_path / "o.png").exists()

@@ -75,12 +75,31 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     try:
         return parser.parse_args(argv)
     except UsageError as e:
+        _hint_dash_value(e, argv)
         sub = _subparser(parser, argv[0]) if argv else None
         if sub is None or not str(e).startswith("unrecognized arguments"):
             raise
     args = sub.parse_intermixed_args(argv[1:])
     args.command = argv[0]
     return args
+
+
+_MISSING_VALUE = re.compile(r"argument (\S+?)(?:/\S+)?: expected one argument")
+
+
+def _hint_dash_value(error: UsageError, argv: list[str]) -> None:
+    """argparse reads a value that starts with a minus sign but is not one plain number
+    (``--style-blend -1,2``) as an option and says the flag has no value; the error then says
+    how to write it. A word after the dash (``--init -o``) is an option, left as argparse put it."""
+    match = _MISSING_VALUE.match(str(error))
+    if match is None:
+        return
+    for flag, value in zip(argv, argv[1:]):
+        if flag in match.group(1).split("/") and re.match(r"-[\d.]", value):
+            raise UsageError(
+                f"argument {flag}: {value!r} starts with '-', so it was read as an option; "
+                f"write {flag}={value}"
+            ) from None
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
