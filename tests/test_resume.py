@@ -378,7 +378,7 @@ def test_ctrl_c_during_the_optimisers_update_waits_for_its_end(ctrl_c):
 
     d = Descent(torch.zeros(1, 3, 4, 4), _quadratic, optimizer="lbfgs", lr=1.0, history_size=3)
     with _DeferredInterrupt(d) as held:
-        assert held.previous is not None  # installed (main thread, default handling)
+        assert signal.SIGINT in held.previous  # installed (main thread, default handling)
         d.steady = False
         signal.raise_signal(signal.SIGINT)  # held: no exception here
         d.steady = True
@@ -388,3 +388,66 @@ def test_ctrl_c_during_the_optimisers_update_waits_for_its_end(ctrl_c):
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)  # steady: at once
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_sigterm_is_held_like_ctrl_c_where_sigint_is_ignored(ctrl_c):
+    """A job a script starts with ``&`` has SIGINT ignored: the CLI's SIGTERM handler sent
+    itself a SIGINT, which did nothing, and ``kill`` could not stop the run. SIGTERM's own
+    (Python) handler now interrupts, held while the optimiser updates its state as Ctrl-C is."""
+    import signal
+
+    from impasto.optimise import Descent, _DeferredInterrupt
+
+    class Terminated(Exception):
+        pass
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    d = Descent(torch.zeros(1, 3, 4, 4), _quadratic, optimizer="lbfgs", lr=1.0, history_size=3)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN), signal.signal(signal.SIGTERM, terminate)
+    try:
+        with _DeferredInterrupt(d) as held:
+            assert list(held.previous) == [signal.SIGTERM]  # ignored SIGINT stays ignored
+            d.steady = False
+            signal.raise_signal(signal.SIGTERM)  # held: no exception here
+            d.steady = True
+            with pytest.raises(Terminated):
+                held.check()
+            with pytest.raises(Terminated):
+                signal.raise_signal(signal.SIGTERM)  # steady: at once
+        assert signal.getsignal(signal.SIGTERM) is terminate
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
+
+
+def test_kill_stops_a_run_started_with_sigint_ignored(tmp_path):
+    """The user's case, end to end: ``impasto ... &`` from a script (SIGINT ignored), then
+    ``kill``: the run went on to the end and exited 0 with no checkpoint. It now saves the
+    state and exits 143, as it does in a terminal."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ckpt, out, seen = tmp_path / "run.ckpt", tmp_path / "a.png", tmp_path / "a.i00001.png"
+    argv = [sys.executable, "-m", "impasto", "example:chelsea", "example:starry_night", "-o",
+            str(out), "--size", "64", "--iterations", "100000", "--pyramid-start", "0", "-q",
+            "--save-every", "1", "--keep-intermediates", "--checkpoint", str(ckpt),
+            "--checkpoint-every", "0"]  # fmt: skip
+    proc = subprocess.Popen(
+        argv, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not seen.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # the loop has run an iteration
+        proc.send_signal(signal.SIGTERM)
+        err = proc.communicate(timeout=60)[1]
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "impasto: terminated;" in err and "Traceback" not in err, err
+    assert load_checkpoint(ckpt).iteration >= 1

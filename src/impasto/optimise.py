@@ -222,34 +222,43 @@ class Descent:
 class _DeferredInterrupt:
     """Ctrl-C while the torch optimiser updates its state (see :attr:`Descent.steady`) is held
     until the update ends, so that an interrupted run always has a whole state to save; at any
-    other moment it interrupts at once. Only in the main thread with Python's default Ctrl-C
-    handling (signal handlers cannot be set elsewhere); a no-op otherwise."""
+    other moment it interrupts at once. So is a SIGTERM whose handler is Python code (the
+    CLI's, which takes Ctrl-C's path): the held signal's own handler runs once the update ends.
+    Only in the main thread (signal handlers cannot be set elsewhere), for SIGINT with Python's
+    default handling and SIGTERM with a Python handler; a no-op otherwise."""
 
     def __init__(self, descent: Descent) -> None:
         self.descent = descent
-        self.pending = False
-        self.previous: Any = None
+        self.pending: list[tuple[Any, int]] = []
+        self.previous: dict[int, Any] = {}
 
     def __enter__(self) -> _DeferredInterrupt:
-        main = threading.current_thread() is threading.main_thread()
-        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            handler = signal.getsignal(signum)
+            if handler is signal.default_int_handler or (
+                signum == signal.SIGTERM and callable(handler)
+            ):
+                self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.descent.steady:
-            raise KeyboardInterrupt
-        self.pending = True
+            self.previous[signum](signum, frame)
+        else:
+            self.pending.append((self.previous[signum], signum))
 
     def check(self) -> None:
-        """Raise the Ctrl-C held during the last update, if any."""
+        """Run the handler of a signal held during the last update, if any (it raises)."""
         if self.pending:
-            self.pending = False
-            raise KeyboardInterrupt
+            handler, signum = self.pending[0]
+            self.pending.clear()
+            handler(signum, None)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
 
 def optimise(

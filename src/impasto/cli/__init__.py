@@ -116,11 +116,12 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 
 
 def _import_torch() -> None:
-    """Import torch with Ctrl-C held back: a KeyboardInterrupt raised inside torch's own imports
-    can be swallowed there or leave it half-initialised (a RecursionError later), so the signal
-    is blocked for the import and delivered, as a plain KeyboardInterrupt, right after it."""
+    """Import torch with Ctrl-C (and SIGTERM, which takes its path) held back: a
+    KeyboardInterrupt raised inside torch's own imports can be swallowed there or leave it
+    half-initialised (a RecursionError later), so the signals are blocked for the import and
+    delivered, as a plain KeyboardInterrupt, right after it."""
     mask = getattr(signal, "pthread_sigmask", None)  # absent on Windows: nothing held back
-    held = mask(signal.SIG_BLOCK, {signal.SIGINT}) if mask else None
+    held = mask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if mask else None
     try:
         import torch  # noqa: F401
     finally:
@@ -176,8 +177,11 @@ TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process that SIGTERM end
 def _sigterm_as_ctrl_c() -> Iterator[list[bool]]:
     """SIGTERM (``kill``, ``timeout``, a scheduler's end of job) takes Ctrl-C's path: whatever
     a Ctrl-C saves (a checkpoint, the state) is saved; before, the process ended at once and a
-    run with ``--checkpoint-every 0`` lost everything. Yields a flag set when SIGTERM came.
-    Only in the main thread (a no-op elsewhere); the previous handler is put back."""
+    run with ``--checkpoint-every 0`` lost everything. It raises KeyboardInterrupt itself, also
+    where SIGINT is ignored (a job a script started with ``&``, which ``kill`` could not stop);
+    the optimiser holds it, as it holds Ctrl-C, while its state is being updated. Yields a flag
+    set when SIGTERM came. Only in the main thread (a no-op elsewhere); the previous handler is
+    put back."""
     fired: list[bool] = []
     if threading.current_thread() is not threading.main_thread():
         yield fired
@@ -185,7 +189,7 @@ def _sigterm_as_ctrl_c() -> Iterator[list[bool]]:
 
     def handle(signum: int, frame: object) -> None:
         fired.append(True)
-        signal.raise_signal(signal.SIGINT)  # the SIGINT handler in force decides (deferral)
+        raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, handle)
     try:
