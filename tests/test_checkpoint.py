@@ -127,13 +127,17 @@ def test_identities_and_the_input_check(tmp_path):
     )
     check_inputs({"content": same}, {"content": identity(a)})
     Image.new("RGB", (4, 4), "blue").save(a)
-    with pytest.raises(CheckpointError, match=r"^the photo \(a.png\) differs"):
-        check_inputs({"content": same}, {"content": identity(a)})
+    with pytest.raises(CheckpointError, match=r"^the photo \(a.png\) has changed since the"):
+        check_inputs({"content": same}, {"content": identity(a)})  # not 'differs ... (a.png)'
+    b = tmp_path / "b.png"
+    Image.new("RGB", (4, 4), "green").save(b)
+    with pytest.raises(CheckpointError, match=r"^the photo \(b.png\) differs from .* \(a.png\)"):
+        check_inputs({"content": same}, {"content": identity(b)})
     with pytest.raises(CheckpointError, match=r"had painting 1 \(a.png\), which is missing now"):
         check_inputs({"content": same, "style0": same}, {"content": same})
     with pytest.raises(CheckpointError, match=r"^the photo \(a.png\) was not part of"):
         check_inputs({}, {"content": same})
-    with pytest.raises(CheckpointError, match=r"^region 2's painting \(a.png\) differs"):
+    with pytest.raises(CheckpointError, match=r"^region 2's painting \(a.png\) has changed"):
         check_inputs({"region1.style": same}, {"region1.style": identity(a)})
     with pytest.raises(CheckpointError, match="cannot read"):
         identity(tmp_path / "missing.png")

@@ -75,14 +75,43 @@ def test_cancelled_and_resumed_equals_uninterrupted(
 def test_a_periodic_checkpoint_resumes_exactly(tiny_weights, content_path, style_path, tmp_path):
     s = settings(tiny_weights)
     ticks = itertools.count()  # one tick per look at the clock: due at the 6th iteration
-    ckpt = tmp_path / "run.ckpt"
+    ckpt, periodic = tmp_path / "run.ckpt", tmp_path / "periodic.ckpt"
+
+    def keep_periodic(it):  # the periodic one, before the finished state replaces it
+        if it.step == 8:
+            periodic.write_bytes(ckpt.read_bytes())
+
+    straight = Stylizer(s).run(
+        content_path, [style_path], callback=keep_periodic,
+        checkpoint=Autosave(ckpt, every=6, clock=ticks.__next__),
+    )  # fmt: skip
+    saved = load_checkpoint(periodic)
+    assert (saved.level, saved.iteration) == (1, 2)
+    resumed = Stylizer(s).run(content_path, [style_path], resume=periodic)
+    assert torch.equal(resumed.image, straight.image)
+
+
+def test_a_finished_runs_checkpoint_resumes_without_optimising(
+    tiny_weights, content_path, style_path, tmp_path
+):
+    """A user resumed the checkpoint of a run that had finished: the README says it then just
+    writes the result again, but it went back to the last timed save and optimised again. A
+    run with a checkpoint brings it to the finished state at its last iteration; one that never
+    saved (a short run) still writes none."""
+    s = settings(tiny_weights)
+    ticks = itertools.count()
+    ckpt, none = tmp_path / "run.ckpt", tmp_path / "never.ckpt"
     straight = Stylizer(s).run(
         content_path, [style_path], checkpoint=Autosave(ckpt, every=6, clock=ticks.__next__)
     )
     saved = load_checkpoint(ckpt)
-    assert (saved.level, saved.iteration) == (1, 2)
-    resumed = Stylizer(s).run(content_path, [style_path], resume=ckpt)
-    assert torch.equal(resumed.image, straight.image)
+    assert (saved.level, saved.iteration) == (1, 5)
+    steps = []
+    resumed = Stylizer(s).run(content_path, [style_path], resume=ckpt, callback=steps.append)
+    assert steps == [] and torch.equal(resumed.image, straight.image)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in straight.history]
+    Stylizer(s).run(content_path, [style_path], checkpoint=none)  # never due (5 minutes)
+    assert not none.exists()
 
 
 def test_resume_refuses_another_run(tiny_weights, content_path, style_path, tmp_path):
@@ -90,14 +119,14 @@ def test_resume_refuses_another_run(tiny_weights, content_path, style_path, tmp_
     ckpt = tmp_path / "run.ckpt"
     with pytest.raises(Cancelled):
         Stylizer(s).run(content_path, [style_path], callback=stop_at(2), checkpoint=ckpt)
-    with pytest.raises(CheckpointError, match="style-weight"):
+    with pytest.raises(CheckpointError, match="^style_weight: the checkpoint was made with"):
         Stylizer(s.replace(style_weight=5.0)).run(content_path, [style_path], resume=ckpt)
     with pytest.raises(CheckpointError, match="seed"):
         Stylizer(s.replace(seed=4)).run(content_path, [style_path], resume=ckpt)
     with pytest.raises(CheckpointError, match="painting 1 .*differs"):
         Stylizer(s).run(content_path, [content_path], resume=ckpt)
     # weights are compared as in use: the default TV (3) is refused as 0, accepted spelled out
-    with pytest.raises(CheckpointError, match="tv-weight 3.0, this run has 0"):
+    with pytest.raises(CheckpointError, match="tv_weight: the checkpoint was made with 3.0, this"):
         Stylizer(s.replace(tv_weight=0)).run(content_path, [style_path], resume=ckpt)
     assert load_checkpoint(ckpt).settings["tv_weight"] == 3.0  # recorded as in use
     same = s.replace(tv_weight=3.0, style_weight=10.0)
@@ -252,7 +281,7 @@ def test_resume_refuses_changed_weights_and_a_damaged_checkpoint(
     with pytest.raises(CheckpointError, match="is damaged .* fails its CRC check"):
         load_checkpoint(damaged)
     save_weights(weights, tiny_state_dict(seed=9), SPEC)  # other weights, same path
-    with pytest.raises(CheckpointError, match=r"the weights file \(w.pth\) differs"):
+    with pytest.raises(CheckpointError, match=r"the weights file \(w.pth\) has changed since"):
         Stylizer(s).run(content_path, [style_path], resume=ckpt)
 
 
@@ -337,7 +366,7 @@ def test_cli_resumes_a_checkpoint_of_the_previous_release(
     caller["args"]["quality"] = 95  # recorded so before --quality was refused for a .png
     old.extra["caller"] = json.dumps(caller)
     save_checkpoint(ckpt, old)
-    with pytest.raises(CheckpointError, match="made with conv 'direct', this run has 'auto'"):
+    with pytest.raises(CheckpointError, match="conv: the checkpoint was made with 'direct', this"):
         Stylizer(settings(tiny_weights, size=48, iterations=3, pyramid_start=0)).run(
             content_path, [style_path], resume=ckpt
         )

@@ -187,9 +187,12 @@ def check_inputs(saved: Mapping[str, Mapping], current: Mapping[str, Mapping]) -
                 "checkpoint's run"
             )
         if saved[key]["sha256"] != current[key]["sha256"]:
+            now, then = current[key].get("name"), saved[key].get("name")
             raise CheckpointError(
-                f"{input_label(key)} ({current[key].get('name')}) differs from the one the "
-                f"checkpoint was made with ({saved[key].get('name')})"
+                f"{input_label(key)} ({now}) has changed since the checkpoint was made"
+                if now == then
+                else f"{input_label(key)} ({now}) differs from the one the checkpoint was made "
+                f"with ({then})"
             )
 
 

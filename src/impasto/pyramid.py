@@ -418,8 +418,8 @@ def check_resume(plan: Plan, ckpt: Checkpoint) -> None:
     for key in sorted(set(mine) | set(theirs)):
         if key != "max_memory" and _plain(mine.get(key)) != _plain(theirs.get(key)):
             raise CheckpointError(
-                f"the checkpoint was made with {key.replace('_', '-')} "
-                f"{theirs.get(key)!r}, this run has {mine.get(key)!r}"
+                f"{key}: the checkpoint was made with {theirs.get(key)!r}, this run has "
+                f"{mine.get(key)!r}"
             )
     if ckpt.seed != plan.seed:
         raise CheckpointError(f"the checkpoint was made with seed {ckpt.seed}, not {plan.seed}")
@@ -442,16 +442,21 @@ class _Run:
     resume: Checkpoint | None = None
 
     def savers(self, k: int, mem: MemoryPlan) -> tuple:
-        """``(snapshot, on_interrupt)`` for :func:`impasto.optimise.optimise` at scale ``k``."""
+        """``(snapshot, on_interrupt)`` for :func:`impasto.optimise.optimise` at scale ``k``.
+        Besides the timed saves, a run that has a checkpoint (one it wrote, or the one it
+        resumed) brings it to the finished state at its last iteration, so that resuming a
+        finished run writes the result without optimising again."""
         ck = self.checkpoints
         if ck is None:
             return None, None
+        end = self.plan.scales[k].iterations if k == len(self.plan.scales) - 1 else None
 
         def write(i: int, state) -> None:
             ck.write(self.plan, self.progress, k, i, state, mem)
 
         def snapshot(i: int, state) -> None:
-            if ck.autosave.due():
+            has_one = ck.autosave.saved > 0 or self.resume is not None
+            if ck.autosave.due() or (i == end and has_one):
                 write(i, state)
 
         return snapshot, write
