@@ -203,3 +203,21 @@ def test_a_cancelled_sweep_stops_with_cancelled(photo, starry):
     with pytest.raises(Cancelled):
         run_sweep(photo, starry, BASE, "ratio", [1.0, 10.0], progress=progress, cancel=cancel)
     assert started == [0]
+
+
+def test_the_cli_sweep_prints_notes_as_stylize_does(tmp_path, photo, starry, capsys):
+    """A user found sweep's notes unlike stylize's: the enlarged-painting warning came bare
+    (no 'impasto: warning:'), and -v printed no memory plan, so a tiled sweep looked untiled."""
+    photo.save(tmp_path / "p.png")
+    starry.save(tmp_path / "s.png")  # 60 px: enlarged at any style scale for a 40 px output
+    out = tmp_path / "sheet.png"
+    argv = ["sweep", str(tmp_path / "p.png"), str(tmp_path / "s.png"), "--over", "style-scale",
+            "--values", "1,2", "--size", "40", "--iterations", "1", "--pyramid-start", "0",
+            "-o", str(out)]  # fmt: skip
+    assert main([*argv, "-q"]) == 0
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if "is enlarged" in ln]
+    assert warnings and all(ln.startswith("impasto: warning: painting") for ln in warnings)
+    assert main([*argv, "-v", "--tile", "32"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("impasto: memory budget") == 2  # one per cell, as stylize -v prints
+    assert "tiles of 32 px" in err

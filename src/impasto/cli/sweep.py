@@ -17,6 +17,7 @@ from .common import (
     add_settings_arguments,
     check_output,
     file_kwargs,
+    make_progress,
     refuse_overwriting_inputs,
     settings_from_args,
 )
@@ -77,7 +78,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..callbacks import ProgressBar
     from ..image import save_image, to_tensor
 
     check_output(args)
@@ -104,8 +104,7 @@ def run(args: argparse.Namespace) -> int:
         bars.clear()
         if not args.quiet:
             print(f"[{i + 1}] {caption}", file=sys.stderr)
-        bar = ProgressBar(enabled=not args.quiet, verbose=args.verbose)
-        bars.append(bar.__enter__())
+        bars.append(make_progress(args).__enter__())  # notes and tiles as stylize prints them
         return bars[-1]
 
     try:
