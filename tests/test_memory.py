@@ -1,5 +1,7 @@
 """The memory model and the plan it makes: whole image or tiles, L-BFGS history or Adam."""
 
+import re
+
 import pytest
 import torch
 from hypothesis import example, given, settings
@@ -137,7 +139,7 @@ def test_plans_fit_and_more_memory_never_gives_a_shorter_history_or_smaller_tile
 
 def test_a_forced_tile_is_aligned_and_kept():
     plan = _plan(512, 100 * GB, tile=300)
-    assert plan.tile == 288 and "--tile 300" in plan.reason
+    assert plan.tile == 288 and "300 rounded down to a multiple of 16" in plan.reason
     squeezed = _plan(8192, 14 * GB, tile=512)
     assert squeezed.tile == 512 and squeezed.optimizer == "adam"
 
@@ -145,10 +147,10 @@ def test_a_forced_tile_is_aligned_and_kept():
 def test_nothing_fits_is_a_clear_error():
     with pytest.raises(SettingsError, match="16384x16384 image needs at least"):
         _plan(16384, 4 * GB)
-    # below the process's own share no size fits: "lower --size" would be wrong advice
-    with pytest.raises(SettingsError, match="below what the process itself takes") as e:
+    # below the process's own share no size fits: "lower size" would be wrong advice
+    with pytest.raises(SettingsError, match="no room beyond what the process itself takes") as e:
         _plan(64, 0.5 * GB)
-    assert "lower --size" not in str(e.value)
+    assert str(e.value).startswith("max_memory: ") and "lower" not in str(e.value)
 
 
 def test_parse_bytes():
@@ -210,3 +212,81 @@ def test_the_readmes_memory_table_is_what_the_plan_chooses():
     readme = (root / "README.md").read_text()
     rows = done.stdout.strip().splitlines()
     assert len(rows) == 7 and all(row in readme for row in rows)
+
+
+_LEAST = r"at least ~(\d+(?:\.\d+)? [kMG]?B)"
+
+
+@pytest.mark.parametrize(
+    ("side", "budget", "tile"),
+    [
+        (192, 1.1 * GB, None),  # a user gave the ~1.1 GB it asked for, and was refused again
+        (192, 1.13 * GB, None),
+        (192, 10e6, None),  # below the process itself: "raise it to at least ~X"
+        (4096, 1.5 * GB, None),
+        (16384, 4 * GB, None),
+        (2048, 1.2 * GB, 1024),  # a forced tile needs more than the smallest one
+        (512, 0.5 * GB, 300),
+    ],
+)
+def test_the_least_budget_an_error_names_fits_when_given_back(side, budget, tile):
+    """The least budget an error names was rounded to nearest: a 192 px image needing 1.14 GB
+    said 'at least ~1.1 GB', and with 1.1 GB, 'needs at least ~1.1 GB, more than the 1.1 GB
+    budget'. It is rounded up now (given back, as --max-memory takes it, it fits), and the
+    error never shows the need and the budget as the same number."""
+    with pytest.raises(SettingsError) as e:
+        _plan(side, budget, tile=tile)
+    message = str(e.value)
+    (least,) = re.findall(_LEAST, message)
+    plan = _plan(side, parse_bytes(least), tile=tile)  # what the user is told to give fits
+    assert plan.estimate <= plan.budget == parse_bytes(least)
+    amounts = re.findall(r"\d+(?:\.\d+)? [kMG]?B", message)
+    assert len(amounts) == len(set(amounts)), message
+    assert "--" not in message  # the library names settings; the CLI names its flags
+
+
+def test_a_need_just_over_the_budget_is_shown_with_the_decimals_that_tell_them_apart():
+    least = _plan_least(192)  # one byte less is refused (1.186000384 GB when written)
+    with pytest.raises(SettingsError) as e:
+        _plan(192, least - 1)
+    message = str(e.value)
+    assert message.startswith("size: a 192x") and message.endswith("lower it or raise max_memory")
+    need, budget = re.findall(r"\d+(?:\.\d+)? [kMG]?B", message)
+    # not "1.2 GB, more than the 1.2 GB budget": as many decimals as tell them apart
+    assert need != budget and parse_bytes(need) - parse_bytes(budget) < 0.1 * GB
+    assert _plan(192, parse_bytes(need)).estimate <= parse_bytes(need)
+
+
+def _plan_least(side: int, **kw) -> int:
+    """The least budget :func:`plan_memory` accepts for a ``side`` px square (bisection)."""
+    lo, hi = 1, 1000 * GB
+    while lo < hi:
+        mid = (lo + hi) // 2
+        try:
+            _plan(side, mid, **kw)
+            hi = mid
+        except SettingsError:
+            lo = mid + 1
+    return lo
+
+
+def test_format_bytes_rounds_up_a_least_amount_and_parse_bytes_reads_it_exactly():
+    assert format_bytes(1.14e9) == "1.1 GB" and format_bytes(1.14e9, up=True) == "1.2 GB"
+    assert format_bytes(1.1e9, up=True) == "1.1 GB"  # exact: not raised a step
+    assert format_bytes(1_100_000_001, up=True) == "1.2 GB"
+    assert format_bytes(512_000_001, up=True) == "513 MB"
+    assert format_bytes(1.14e9, digits=1) == "1.14 GB"
+    assert format_bytes(1_100_000_001, up=True, digits=9) == "1.100000001 GB"
+    # int() of 4.1 x 1e9 was 4099999999: a "4.1G" named as enough fell a byte short
+    assert parse_bytes("4.1G") == 4_100_000_000 and parse_bytes("2.01 GB") == 2_010_000_000
+
+
+def test_the_library_names_the_budget_by_its_setting_not_the_cli_flag():
+    from impasto.memory import BUDGET_SETTING, device_budget
+
+    assert BUDGET_SETTING == "max_memory"
+    assert device_budget(5 * GB, torch.device("cpu")) == (5 * GB, "max_memory")
+    forced = _plan(96, 100 * GB, tile=48)
+    assert forced.reason.startswith("tile: 96x96 in tiles of 48 px (+80 px halo)")
+    with pytest.raises(SettingsError, match=r"^tile: tiles of 1024 px need at least ~"):
+        _plan(2048, 1.2 * GB, tile=1024)

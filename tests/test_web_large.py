@@ -47,7 +47,7 @@ def test_config_reports_the_budget_and_the_size_it_allows(tmp_path):
     with client(tmp_path, run_jobs=False, max_memory=budget, max_size=None) as c:
         cfg = c.get("/api/config").json()
     allowed = largest_size(Settings(), budget, resolve_device("auto"))
-    assert cfg["memory"]["budget"] == budget and cfg["memory"]["source"] == "--max-memory"
+    assert cfg["memory"]["budget"] == budget and cfg["memory"]["source"] == "max_memory"
     assert cfg["memory"]["max_size"] == allowed == cfg["limits"]["max_size"]
     assert cfg["limits"]["max_memory"] == budget and cfg["memory"]["max_size_cap"] is None
     assert 16 < allowed < 16384
@@ -125,8 +125,8 @@ def test_a_tiled_job_publishes_tile_progress_and_memory_notes(tmp_path):
     assert done["tile"] is None  # only while running
     texts = [n["text"] for n in done["notes"]]
     (budget,) = [t for t in texts if t.startswith("memory budget")]
-    # whose budget it is: the server's (it said "--max-memory", which nobody had set)
-    assert "(the server's: " in budget and "% of the" in budget and "--max-memory" not in budget
+    # whose budget it is: the server's (it said "max_memory", which nobody had set)
+    assert "(the server's: " in budget and "% of the" in budget and "max_memory" not in budget
     assert any("tiles of 48 px" in t for t in texts), texts
     assert done["settings"]["max_memory"] is None  # the server's budget is not the job's setting
 

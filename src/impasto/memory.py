@@ -67,9 +67,10 @@ MIN_HISTORY = 5
 #: bf16: 9 tiles of 1472 px 0.68-0.83x the time of 36 of 720 px, two measurements).
 TILE_HISTORY = 10
 GB = 1e9
-#: Where a budget comes from when it is given (the run's ``max_memory``, the server's
-#: ``--max-memory``): the source :func:`device_budget` names, and the flag the errors ask to raise.
-BUDGET_SETTING = "--max-memory"
+#: Where a budget comes from when it is given (the run's ``max_memory``, the server's): the source
+#: :func:`device_budget` names, and the setting the errors ask to raise (the CLI names its flag,
+#: ``--max-memory``: :func:`impasto.cli.named_as_flags`).
+BUDGET_SETTING = "max_memory"
 
 Channels = Callable[[str], int]
 
@@ -177,12 +178,20 @@ class MemoryPlan:
     reason: str
 
 
-def format_bytes(n: float) -> str:
-    """``12.3 GB`` / ``512 MB`` / ``4 kB`` / ``12 B``: never a budget shown as ``0 MB``."""
-    for unit, scale in (("GB", GB), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} GB" if unit == "GB" else f"{n / scale:.0f} {unit}"
-    return f"{n:.0f} B"
+_SHOWN_UNITS = (("GB", 10**9), ("MB", 10**6), ("kB", 10**3), ("B", 1))
+
+
+def format_bytes(n: float, *, up: bool = False, digits: int = 0) -> str:
+    """``12.3 GB`` / ``512 MB`` / ``4 kB`` / ``12 B``: never a budget shown as ``0 MB``.
+
+    ``up``: rounded up at the precision shown, for a least amount a user is told to give (given
+    back, it suffices; rounded to nearest, ``1.14 GB`` read ``1.1 GB``). ``digits``: that many
+    more decimals (down to single bytes)."""
+    unit, scale = next((u, s) for u, s in _SHOWN_UNITS if n >= s or s == 1)
+    places = min((unit == "GB") + digits, len(str(scale)) - 1)
+    step = scale // 10**places  # bytes per last digit shown
+    steps = -(-math.ceil(n) // step) if up else math.floor(n / step + 0.5)  # half up
+    return f"{steps * step / scale:.{places}f} {unit}"
 
 
 def _largest_tile(avail: float, per_px: float, halo: int, align: int, cap: int) -> int:
@@ -205,6 +214,9 @@ class _Need:
 
     def opt(self, optimizer: str, history: int) -> int:
         return optimiser_bytes(optimizer, history, self.pixels, self.channels)
+
+    def whole(self, optimizer: str, history: int) -> int:
+        return int(self.fixed + self.opt(optimizer, history) + self.per_px * self.pixels)
 
     def tiled(self, tile: int, optimizer: str, history: int) -> int:
         crop = (tile + 2 * self.halo) ** 2
@@ -262,11 +274,11 @@ def plan_memory(
         channels, winograd,
     )  # fmt: skip
     hist = history if optimizer == "lbfgs" else 0
-    whole = need.fixed + need.opt(optimizer, hist) + int(need.per_px * h * w)
+    whole = need.whole(optimizer, hist)
     label = f"{w}x{h}"
     if tile is not None:
         forced = max(align, tile // align * align)
-        return _fit_state(need, forced, optimizer, hist, budget, label, f"--tile {tile}")
+        return _fit_state(need, forced, tile, optimizer, hist, budget, label)
     if whole <= budget:
         reason = f"{label}: whole image, ~{format_bytes(whole)} of {format_bytes(budget)}"
         return MemoryPlan(None, 0, optimizer, hist, whole, budget, reason)
@@ -307,10 +319,13 @@ def _tiles_text(label: str, tile: int, halo: int, why: str) -> str:
 
 
 def _fit_state(
-    need: _Need, tile: int, optimizer: str, hist: int, budget: int, label: str, why: str
+    need: _Need, tile: int, asked: int, optimizer: str, hist: int, budget: int, label: str
 ) -> MemoryPlan:
-    """A forced tile: keep it, shorten the L-BFGS history or switch to Adam if needed."""
-    text = _tiles_text(label, tile, need.halo, why)
+    """A forced tile (``asked``, aligned to ``tile``): keep it, shorten the L-BFGS history or
+    switch to Adam if needed. The note is headed by the setting (``tile: ...``), which the CLI
+    names as its flag."""
+    text = f"tile: {label} in tiles of {tile} px (+{need.halo} px halo)"
+    text += f", {asked} rounded down to a multiple of {need.align}" if tile != asked else ""
     if need.tiled(tile, optimizer, hist) <= budget:
         return _plan(need, tile, optimizer, hist, budget, text)
     if optimizer == "lbfgs":
@@ -318,9 +333,10 @@ def _fit_state(
         h = min(hist, room // (2 * need.pixels * need.channels * 4))
         if h >= MIN_HISTORY:
             return _plan(need, tile, "lbfgs", h, budget, f"{text}; L-BFGS history {hist} -> {h}")
-    if need.tiled(tile, "adam", 0) <= budget:
+    least = need.tiled(tile, "adam", 0)
+    if least <= budget:
         return _plan(need, tile, "adam", 0, budget, f"{text}; Adam (no room for L-BFGS)")
-    raise _too_big(need, label, budget)
+    raise _too_big(least, budget, label, tile)
 
 
 def _fit_tiles(
@@ -346,7 +362,10 @@ def _fit_tiles(
     if t >= need.align:
         text = _tiles_text(label, t, need.halo, why)
         return _plan(need, t, "adam", 0, budget, f"{text}; Adam (no room for L-BFGS)")
-    raise _too_big(need, label, budget)
+    # the least that fits: the whole image, or the smallest tiles with Adam (2 bytes over the
+    # model: its sums are rounded down, and a square root finds the tile)
+    least = min(need.whole(optimizer, hist), need.tiled(need.align, "adam", 0) + 2)
+    raise _too_big(least, budget, label)
 
 
 def _tile_history(need: _Need, budget: int, hist: int) -> int:
@@ -357,18 +376,41 @@ def _tile_history(need: _Need, budget: int, hist: int) -> int:
     return next(k for k in histories if need.tile_for(budget, "lbfgs", k) >= best)
 
 
-def _too_big(need: _Need, label: str, budget: int) -> SettingsError:
-    least = need.tiled(need.align, "adam", 0)
+def _too_big(least: int, budget: int, label: str, tile: int | None = None) -> SettingsError:
+    """Nothing fits ``budget``: one line naming ``least``, the least budget that fits, rounded
+    up (given back, it fits), each amount shown with the decimals that tell it from the others
+    (``needs 1.1 GB, more than the 1.1 GB budget`` read as no shortfall). Each message is
+    headed by the setting to change (the CLI names its flag)."""
     if budget <= BASE_BYTES:  # no size fits: the process itself is counted first
+        given, base, need = _distinct((budget, False), (BASE_BYTES, False), (least, True))
+        tiles = f" in tiles of {tile} px" if tile else ""
         return SettingsError(
-            f"a budget of {format_bytes(budget)} is below what the process itself takes "
-            f"(~{format_bytes(BASE_BYTES)}: Python, torch, the network); raise {BUDGET_SETTING} "
-            f"to at least ~{format_bytes(least)} for a {label} image"
+            f"{BUDGET_SETTING}: a budget of {given} leaves no room beyond what the process "
+            f"itself takes (~{base}: Python, torch, the network); raise it to at least ~{need} "
+            f"for a {label} image{tiles}"
         )
+    need, given = _distinct((least, True), (budget, False))
+    if tile:
+        what = f"tile: tiles of {tile} px need at least ~{need} here for a {label} image"
+    else:
+        what = f"size: a {label} image needs at least ~{need} here"
     return SettingsError(
-        f"a {label} image needs at least ~{format_bytes(least)} here, more than the "
-        f"{format_bytes(budget)} budget; lower --size or raise {BUDGET_SETTING}"
+        f"{what}, more than the {given} budget; lower it or raise {BUDGET_SETTING}"
     )
+
+
+def _distinct(*amounts: tuple[int, bool]) -> list[str]:
+    """The ``(bytes, rounded up)`` amounts as :func:`format_bytes` shows them, those that
+    would read the same with as many more decimals as tell them apart (down to single bytes)."""
+    digits = [0] * len(amounts)
+    for _ in range(10):
+        texts = [format_bytes(n, up=up, digits=d) for (n, up), d in zip(amounts, digits)]
+        same = [i for i, text in enumerate(texts) if texts.count(text) > 1]
+        for i in same:
+            digits[i] += 1
+        if not same:
+            break
+    return texts
 
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
@@ -382,7 +424,7 @@ def parse_bytes(text: str) -> int:
         raise SettingsError(f"memory size must look like 20G, 512M or 1.5GB, got {text!r}")
     unit = m[2].lower()
     scale = 1024 ** "kmgt".index(unit) * 1024 if m[3] and unit else _UNITS[unit]
-    return int(float(m[1]) * scale)
+    return round(float(m[1]) * scale)  # not int(): 1.13 x 1e9 may fall a byte short
 
 
 def _cgroup_limit() -> int | None:

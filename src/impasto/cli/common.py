@@ -185,11 +185,14 @@ def check_output(args: argparse.Namespace) -> None:
 @functools.cache
 def _bar_class() -> type:
     """:class:`~impasto.callbacks.ProgressBar` that also shows the tiles of an iteration and
-    prints the run's notes (warnings always, the rest with ``-v``). Built on first use, so that
+    prints the run's notes (warnings always, the rest with ``-v``), each in the words of the
+    command line (``named``: the settings it names as their flags). Built on first use, so that
     importing this module does not import torch."""
     from ..callbacks import ProgressBar
 
     class RunProgressBar(ProgressBar):
+        named: Callable[[str], str] = staticmethod(str)
+
         def _open(self):
             if self.bar is None:
                 from tqdm.auto import tqdm
@@ -217,7 +220,7 @@ def _bar_class() -> type:
         def on_note(self, note) -> None:
             if not (note.warning or self.verbose):
                 return
-            text = f"impasto: {'warning: ' if note.warning else ''}{note.text}"
+            text = f"impasto: {'warning: ' if note.warning else ''}{self.named(note.text)}"
             if self.bar is not None:
                 self.bar.write(text, file=self.file or sys.stderr)
             else:
@@ -227,10 +230,30 @@ def _bar_class() -> type:
 
 
 def make_progress(args: argparse.Namespace, save: Callable[[Any], None] | None = None):
-    """The CLI's callback: tqdm bar (tiles too), periodic saves, notes, verbose logging."""
-    return _bar_class()(
+    """The CLI's callback: tqdm bar (tiles too), periodic saves, notes (naming flags, as the
+    errors do: ``memory budget 2.0 GB (--max-memory)``), verbose logging."""
+    bar = _bar_class()(
         enabled=not args.quiet,
         verbose=args.verbose,
         save_every=getattr(args, "save_every", 0),
         save=save,
     )
+    bar.named = _flag_namer(args)
+    return bar
+
+
+def _flag_namer(args: argparse.Namespace) -> Callable[[str], str]:
+    """A note's text with the settings it names as the flags of ``args``'s command
+    (:func:`impasto.cli.named_as_flags`), the default command's where ``args`` names none (a
+    resumed run's recorded command line); the flags are looked up on the first note."""
+    flags: dict[str, str] = {}
+
+    def named(text: str) -> str:
+        from . import DEFAULT, _flags_of, named_as_flags
+
+        if not flags:
+            command = getattr(args, "command", None) or DEFAULT
+            flags.update(_flags_of(argparse.Namespace(**{**vars(args), "command": command})))
+        return named_as_flags(text, flags)
+
+    return named

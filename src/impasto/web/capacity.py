@@ -1,11 +1,12 @@
 """What this server's memory allows on each device: its budget, the largest size a job can run
 within it, and the check that refuses a job that would not fit.
 
-The budget on a device is ``--max-memory`` (:attr:`WebConfig.max_memory`) or, by default, what
-the device has: :func:`impasto.memory.device_budget`, the engine's own choice. A job is checked
-on the device it names (``settings.device``, :meth:`ServerMemory.on`), its final scale planned
-by :func:`impasto.pyramid.canvas_memory`, as the engine will plan it: the whole image when it
-fits, else exact tiles, so sizes far above the whole-image limit fit.
+The budget on a device is ``max_memory`` (:attr:`WebConfig.max_memory`, ``impasto serve
+--max-memory``) or, by default, what the device has: :func:`impasto.memory.device_budget`, the
+engine's own choice. A job is checked on the device it names (``settings.device``,
+:meth:`ServerMemory.on`), its final scale planned by :func:`impasto.pyramid.canvas_memory`, as
+the engine will plan it: the whole image when it fits, else exact tiles, so sizes far above the
+whole-image limit fit.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..color_pipeline import ColorPipeline
 from ..devices import resolve_device, resolve_dtype
 from ..encoder.winograd import resolve_winograd
 from ..errors import SettingsError
-from ..memory import BASE_BYTES, BUDGET_SETTING, MemoryPlan, device_budget, format_bytes
+from ..memory import BASE_BYTES, MemoryPlan, device_budget, format_bytes
 from ..pyramid import canvas_memory
 from ..schedule import scales_of
 from ..settings import MAX_SIZE, MIN_SIZE, Settings
@@ -41,7 +42,7 @@ class Capacity:
 
     Attributes:
         budget: bytes a job may use.
-        source: where the budget comes from (``--max-memory`` or the device's memory).
+        source: where the budget comes from (``max_memory`` or the device's memory).
         device: the device type the budget is for (``cpu``, ``cuda``, ``mps``).
         memory_max_size: the largest long side a default job (square) runs within the budget.
         max_size: the largest size offered and accepted: ``memory_max_size``, capped by
@@ -190,10 +191,9 @@ def check_memory(settings: Settings, aspect: tuple[int, int], cap: Capacity) -> 
     w, h = final_size(settings, aspect)
     try:
         return plan_job_memory(settings, (w, h), cap.budget, torch.device(cap.device))
-    except SettingsError as exc:
+    except SettingsError:
         if job_budget(settings.max_memory, cap.budget) < cap.budget:  # the job's own budget
-            text = str(exc).replace(BUDGET_SETTING, "max_memory")
-            raise SettingsError(f"max_memory: {text}") from None
+            raise  # names the setting to change: max_memory, or size (or tile) for this budget
         raise SettingsError(
             f"size: a {w}x{h} image with these settings does not fit this server's memory "
             f"budget ({budget}); the largest for the defaults is {cap.max_size} px"

@@ -172,7 +172,7 @@ class JobView(BaseModel):
 
 class MemoryInfo(BaseModel):
     budget: int = Field(description="bytes a job may use (tiles and optimiser state fit it)")
-    source: str = Field(description="where the budget comes from (--max-memory or the machine)")
+    source: str = Field(description="where the budget comes from (max_memory or the machine)")
     device: str = Field(description="the device type the budget is for")
     max_size: int = Field(
         description="the largest long side (px) a default job runs within the budget, tiled "
