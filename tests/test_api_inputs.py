@@ -63,8 +63,8 @@ def test_checkpoint_and_resume_take_example_inputs(base, tmp_path):
     [
         (dict(content_layers=("relu4_2", "relu4_2")), "layer relu4_2 is listed twice"),
         (dict(style_layers=("relu1_1", "relu2_1", "relu1_1")), "layer relu1_1 is listed twice"),
-        (dict(content_layer_weights=(0,)), "content layer weights are all 0"),
-        (dict(style_layer_weights=(0,) * 5), "style layer weights are all 0"),
+        (dict(content_layer_weights=(0,)), "content_layer_weights: all 0"),
+        (dict(style_layer_weights=(0,) * 5), "style_layer_weights: all 0"),
     ],
 )
 def test_repeated_layers_and_all_zero_weights_are_refused(change, words):
@@ -192,7 +192,7 @@ def test_a_region_too_small_for_every_style_layer_is_refused_before_any_work(bas
     seen = []
     for how in ("inside", "area"):
         with pytest.raises(SettingsError, match=f"reaches no position of any style layer at 48x32 "
-                           f"with guide propagation '{how}'"):  # fmt: skip
+                           f"with guide_propagation '{how}'"):  # fmt: skip
             Stylizer(base.replace(guide_propagation=how)).run(
                 C, (), regions=[Region(tiny, S)], callback=seen.append
             )

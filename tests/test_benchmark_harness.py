@@ -952,7 +952,7 @@ def test_speed_says_in_one_line_why_a_configuration_failed():
     with pytest.raises(report.BenchError) as e:
         speed.run_isolated(cfg)  # chelsea at 16 px: too small for relu5_1
     assert report.error_line(e.value).startswith(
-        "16 px lbfgs fp32 conv auto failed: size 16 gives a 16x11 px image"
+        "16 px lbfgs fp32 conv auto failed: size: 16 gives a 16x11 px image"
     )
 
 
@@ -1130,7 +1130,7 @@ def test_studio_job_says_why_the_server_refused_the_job():
         "HTTP 500: Internal Server Error"
     )
     settings = {"size": 16, "iterations": 1, "pyramid_start": 0, "seed": 0, "init": "content"}
-    with pytest.raises(report.BenchError, match="refused the job: HTTP 422: size 16 gives"):
+    with pytest.raises(report.BenchError, match="refused the job: HTTP 422: size: 16 gives"):
         studio_job.job_seconds("shared", settings)  # chelsea at 16 px: too small for relu5_1
 
 

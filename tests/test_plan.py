@@ -43,7 +43,7 @@ def test_seed_is_drawn_once_when_not_given(tmp_path):
     ("settings", "content", "styles", "message"),
     [
         (TINY.replace(size=40), "wide", "s", "too small for layer relu5_1"),
-        (TINY.replace(init="content"), None, "s", "init 'content' needs a content image"),
+        (TINY.replace(init="content"), None, "s", "init: 'content' needs a content image"),
         (TINY, None, None, "nothing to do"),
         (TINY.replace(preserve_colors="luminance"), None, "s", "needs a content image"),
         (TINY.replace(preserve_colors="histogram"), "p", None, "needs a style image"),

@@ -26,7 +26,21 @@ from impasto.settings import Settings, StyleInput, field_help, resolve_weights
         ({"pooling": "maxx"}, "pooling: Input should be 'max' or 'avg'"),
         ({"style_weight": float("inf")}, "style_weight: Input should be a finite number"),
         ({"content_weight": 0, "style_weight": 0}, "both 0: nothing to optimise"),
-        ({"content_layer_weights": (1, 2)}, "2 content layer weights given for 1 content layers"),
+        ({"content_layer_weights": (1, 2)}, "content_layer_weights: 2 given for content_layers"),
+        # each names the settings by their names (the CLI turns them into its flags)
+        (
+            {"style_layers": ("relu1_1", "relu2_1"), "style_layer_weights": (1,)},
+            "^style_layer_weights: 1 given for style_layers (2 layers)$",
+        ),
+        (
+            {"content_weight": 0, "style_weight": 0},
+            "^content_weight and style_weight are both 0: nothing to optimise$",
+        ),
+        (
+            {"iterations": 0, "pyramid_start": 0},
+            "^iterations: 0, and no pyramid level runs: .* set it (or pyramid_iterations) above 0$",
+        ),
+        ({"style_layer_weights": (0,) * 5}, "^style_layer_weights: all 0, .* set style_weight 0"),
         ({"colour": "red"}, "unknown setting 'colour'"),
     ],
 )

@@ -173,8 +173,8 @@ def test_cells_differ_and_reuse_changes_nothing(photo, starry):
 @pytest.mark.parametrize(
     ("over", "values", "words"),
     [
-        ("size", [40, 48, 20], "cell size 20: size 20 gives a 20x13 px image"),
-        ("init", ["noise", "content", "missing.png"], "cell init missing.png: init 'missing.png'"),
+        ("size", [40, 48, 20], "cell size 20: size: 20 gives a 20x13 px image"),
+        ("init", ["noise", "content", "missing.png"], "cell init missing.png: init: 'missing.png'"),
         ("weights", [None, "missing.pth"], "cell weights missing.pth: "),
     ],
 )

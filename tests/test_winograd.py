@@ -2,6 +2,7 @@
 convolutions, taken only where they pay, resolved from the user's choice, counted in the memory
 plan, and the same painting end to end."""
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -103,8 +104,12 @@ def test_resolving_the_choice():
     assert wg.resolve_winograd("auto", torch.device("cuda"), torch.float32) is False
     avx2 = torch.backends.cpu.get_cpu_capability() == "AVX2"
     assert wg.resolve_winograd("auto", CPU, torch.float32) is (avx2 and wg.available())
-    for device, dtype in [(CPU, torch.bfloat16), (torch.device("cuda"), torch.float32)]:
-        with pytest.raises(SettingsError, match="needs the CPU, fp32"):
+    # each refusal is headed by the setting to change, named as the library names it
+    for device, dtype, says in [
+        (CPU, torch.bfloat16, "precision: bf16 cannot run 'winograd' convolutions (fp32 only)"),
+        (torch.device("cuda"), torch.float32, "conv: 'winograd' runs on the CPU only"),
+    ]:
+        with pytest.raises(SettingsError, match=re.escape(says)):
             wg.resolve_winograd("winograd", device, dtype)
     with pytest.raises(SettingsError, match="conv must be one of auto, direct, winograd"):
         wg.resolve_winograd("fft", CPU, torch.float32)
@@ -115,7 +120,9 @@ def test_the_cli_refuses_winograd_where_it_cannot_run(capsys, tmp_path):
     argv = ["example:chelsea", "example:starry_night", "-o", str(out), "--size", "64"]
     rc = main([*argv, "--conv", "winograd", "--precision", "bf16", "--iterations", "1"])
     err = capsys.readouterr().err
-    assert rc == 2 and "needs the CPU, fp32" in err and err.count("\n") == 1
+    # the CLI names the flag to change
+    assert rc == 2 and "error: --precision: bf16 cannot run 'winograd'" in err
+    assert err.count("\n") == 1
     assert not out.exists()
     assert main([*argv, "--conv", "fft"]) == 2
 

@@ -147,9 +147,9 @@ def _check_inputs(s: Settings, content: Any, styles: list[StyleInput], regions: 
     if regions and content is None:
         raise SettingsError("regions need a content image")
     if s.init == "content" and content is None:
-        raise SettingsError("init 'content' needs a content image")
+        raise SettingsError("init: 'content' needs a content image")
     if s.init == "style" and not styles and not any(r.styled for r in regions):
-        raise SettingsError("init 'style' needs a style image")
+        raise SettingsError("init: 'style' needs a style image")
     for si in [*styles, *(r.style for r in regions if r.styled)]:
         extra = sorted(set(si.layers or ()) - set(s.style_layers))
         if extra:
@@ -167,7 +167,7 @@ def _init_image(s: Settings) -> LoadedImage | None:
     path = Path(resolve_input(s.init))  # example:NAME, as every other input takes
     if not path.exists():
         raise SettingsError(
-            f"init {s.init!r} is neither one of {', '.join(INITS)} nor an existing image file"
+            f"init: {s.init!r} is neither one of {', '.join(INITS)} nor an existing image file"
         )
     return load_image(path, max_pixels=s.max_input_pixels)
 
@@ -204,7 +204,7 @@ def _scales(s: Settings, aspect: tuple[int, int], deepest_layer: str) -> tuple[S
     w, h = scales[-1].size
     if min(w, h) < need:
         raise SettingsError(
-            f"size {s.size} gives a {w}x{h} px image at this aspect ratio, too small for "
+            f"size: {s.size} gives a {w}x{h} px image at this aspect ratio, too small for "
             f"layer {deepest_layer} (needs at least {need} px on the short side)"
         )
     return tuple([sc for sc in scales[:-1] if min(sc.size) >= need] + [scales[-1]])

@@ -74,7 +74,7 @@ def _style_at(src: StyleSource, plan: Plan, size: Size) -> torch.Tensor:
 
 def check_regions_reach_the_layers(plan: Plan) -> None:
     """Refuse, before any work, a styled region whose guide reaches no position of any style
-    layer at the full size (with ``--guide-propagation inside``, a region smaller than the
+    layer at the full size (with ``guide_propagation='inside'``, a region smaller than the
     layers' receptive fields): its style vanished without a word.
 
     Raises:
@@ -86,11 +86,11 @@ def check_regions_reach_the_layers(plan: Plan) -> None:
             continue
         reached = propagate_guide(_guide_at(r, sc.size, sc.margin), plan.style_layers, how)
         if not any(guide_mass(g) >= MIN_MASS for g in reached.values()):
-            hint = "--guide-propagation area, " if how == "inside" else ""
-            raise SettingsError(
-                f"region {r.region.name} reaches no position of any style layer at "
-                f"{sc.size[0]}x{sc.size[1]} with guide propagation '{how}': use {hint}a larger "
-                "region or a larger --size"
+            hint = "guide_propagation 'area' or " if how == "inside" else ""
+            raise SettingsError(  # headed by a setting, which the CLI names as its flag
+                f"size: region {r.region.name} reaches no position of any style layer at "
+                f"{sc.size[0]}x{sc.size[1]} with guide_propagation '{how}'; raise it, or use "
+                f"{hint}a larger region"
             )
 
 

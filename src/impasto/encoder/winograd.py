@@ -69,14 +69,28 @@ def resolve_winograd(choice: str, device: torch.device, dtype: torch.dtype) -> b
     fits = device.type == "cpu" and dtype == torch.float32
     if choice == "winograd":
         if not (fits and available()):
-            raise SettingsError(
-                "conv 'winograd' needs the CPU, fp32 (--precision fp32) and a torch with NNPACK "
-                "on a CPU it supports (AVX2 on x86)"
-            )
+            raise SettingsError(_cannot_run(device, dtype))
         return True
     if choice == "direct" or not fits:
         return False
     return torch.backends.cpu.get_cpu_capability() == "AVX2" and available()
+
+
+def _cannot_run(device: torch.device, dtype: torch.dtype) -> str:
+    """Why ``conv='winograd'`` cannot run here, headed by the setting to change (``conv`` or
+    ``precision``; the CLI names its flag)."""
+    if device.type != "cpu":
+        return f"conv: 'winograd' runs on the CPU only, and this run is on {device.type}"
+    if dtype != torch.float32:
+        name = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, str(dtype))
+        return (
+            f"precision: {name} cannot run 'winograd' convolutions (fp32 only); give fp32 or "
+            "auto"
+        )
+    return (
+        "conv: 'winograd' needs a torch with NNPACK on a CPU it supports (AVX2 on x86), which "
+        "this one lacks"
+    )
 
 
 def workspace_bytes(c_in: int, c_out: int, pixels: float) -> float:
