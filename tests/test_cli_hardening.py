@@ -416,3 +416,142 @@ def test_a_value_starting_with_a_minus_says_how_to_write_it(tmp_path, capsys):
         "--style-blend values must be positive numbers",
     )
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, pattern",
+    [
+        (
+            ["--iterations", "0", "--pyramid-start", "0"],
+            "error: --iterations: 0, and no pyramid level runs: the result would be the random "
+            "start image; set it (or --pyramid-iterations) above 0",
+        ),
+        (
+            ["--content-weight", "0", "--style-weight", "0"],
+            "error: --content-weight and --style-weight are both 0: nothing to optimise",
+        ),
+        (["--init", "nope.png"], "error: --init: 'nope.png' is neither one of noise, content"),
+        (
+            ["--precision", "bf16", "--conv", "winograd"],
+            "error: --precision: bf16 cannot run 'winograd' convolutions (fp32 only); give fp32",
+        ),
+        (
+            ["--style-layers", "relu1_1,relu2_1", "--style-layer-weights", "1"],
+            "error: --style-layer-weights: 1 given for --style-layers (2 layers)",
+        ),
+        (["--size", "16"], "error: --size: 16 gives a 16x11 px image at this aspect ratio"),
+        (
+            ["--max-memory", "10M"],
+            "error: --max-memory: a budget of 10 MB leaves no room beyond what the process itself",
+        ),
+        (
+            ["--max-memory", "1.06G", "--tile", "32"],  # 1.1 GB and ~1.1 GB read as the same
+            "error: --max-memory: a budget of 1.06 GB leaves no room beyond what the process "
+            "itself takes (~1.07 GB: Python, torch, the network); raise it to at least ~1.2 GB "
+            "for a 40x27 image in tiles of 32 px",
+        ),
+    ],
+)
+def test_a_library_message_names_the_flags_on_the_command_line(tmp_path, capsys, argv, pattern):
+    """Found by a user: these said 'iterations is 0', 'content weight and style weight', 'init
+    ...', '1 style layer weights given' (the settings, not the flags typed) or mixed a flag into
+    the library's words ('--precision fp32'). The library names each setting as written, at the
+    head of the message or snake_case, and the command line turns them into its flags."""
+    out = str(tmp_path / "o.png")
+    rc = main([*PAIR, "-o", out, *FAST, *argv])
+    _one_line(capsys, rc, pattern)
+    assert not os.path.exists(out)
+
+
+def test_the_least_memory_an_error_names_is_enough_when_given(tmp_path, capsys):
+    """Found by a user: --max-memory 10M said 'raise --max-memory to at least ~1.1 GB'; 1.1G,
+    1.12G and 1.14G then said 'needs at least ~1.1 GB here, more than the 1.1 GB budget'. The
+    least is rounded up now, and a need is never shown as the budget's number."""
+    import re
+
+    out = str(tmp_path / "o.png")
+    argv = [*PAIR, "-o", out, "--size", "192", "--iterations", "1", "--pyramid-start", "0", "-q"]
+    for budget in ("10M", "1.1G"):
+        rc = main([*argv, "--max-memory", budget])
+        line = capsys.readouterr().err.strip()
+        assert rc == 2 and line.count("\n") == 0, line
+        assert "raise --max-memory" in line or line.startswith("impasto: error: --max-memory: ")
+        (least,) = re.findall(r"at least ~(\d+(?:\.\d+)? [kMG]?B)", line)
+        amounts = re.findall(r"\d+(?:\.\d+)? [kMG]?B", line)
+        assert len(amounts) == len(set(amounts)), line
+        assert main([*argv, "--max-memory", least.replace(" ", "")]) == 0, capsys.readouterr()
+    assert line.startswith("impasto: error: --size: a 192x128 image needs at least ~")
+    assert line.endswith("budget; lower it or raise --max-memory")
+
+
+def test_the_verbose_notes_name_the_flags(tmp_path, capsys):
+    """The notes named the flags in the library ('memory budget 20.0 GB (--max-memory)',
+    'because --tile 48'), which the API and the web showed too; the library names the settings
+    now, and the command line's notes, as its errors, name the flags."""
+    out = str(tmp_path / "o.png")
+    argv = ["--size", "40", "--iterations", "1", "--pyramid-start", "0", "--seed", "0", "-v"]
+    rc = main([*PAIR, "-o", out, *argv, "--max-memory", "20G", "--tile", "32"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "impasto: memory budget 20.0 GB (--max-memory)" in err
+    assert "impasto: --tile: 40x27 in tiles of 32 px (+80 px halo)" in err
+    assert "max_memory" not in err
+
+
+def test_the_api_names_its_settings_and_arguments_not_the_cli_flags():
+    """The API said 'lower --size or raise --max-memory' and its notes '(--max-memory)',
+    'because --tile 48'; a reconstruction named content_layers/style_layers for its own
+    arguments layer/layers."""
+    import impasto
+    from impasto import Settings, Stylizer
+    from impasto.errors import SettingsError
+
+    with pytest.raises(SettingsError) as e:
+        impasto.stylize(*PAIR, size=192, iterations=2, pyramid_start=0, max_memory=1_130_000_000)
+    message = str(e.value)
+    assert message.startswith("size: a 192x128 image needs at least ~1.2 GB here, more than the")
+    assert message.endswith("; lower it or raise max_memory") and "--" not in message
+    notes = []
+
+    class Notes:
+        def __call__(self, it):
+            pass
+
+        def on_note(self, note):
+            notes.append(note.text)
+
+    s = Settings(size=40, tile=32, max_memory=20 * 10**9, iterations=1, pyramid_start=0, seed=0)
+    Stylizer(s).run(*PAIR, callback=Notes())
+    assert notes[0] == "memory budget 20.0 GB (max_memory)"
+    assert notes[1].startswith("tile: 40x27 in tiles of 32 px (+80 px halo)")
+    assert not any("--" in n for n in notes), notes
+    with pytest.raises(SettingsError, match=r"^layer: unknown layer 'relu6_1'"):
+        impasto.reconstruct_content("example:chelsea", "relu6_1", size=40)
+    with pytest.raises(SettingsError, match=r"^layers: layer relu1_1 is listed twice"):
+        impasto.reconstruct_style("example:chelsea", "relu1_1,relu1_1", size=40)
+    with pytest.raises(SettingsError, match=r"^layers: unknown layer 'relu9_1'"):
+        impasto.reconstruct_style("example:chelsea", ["relu1_1", "relu9_1"], size=40)
+    with pytest.raises(SettingsError, match=r"^init: 'nope.png' is neither one of noise"):
+        impasto.stylize(*PAIR, size=40, init="nope.png")
+    with pytest.raises(SettingsError, match=r"^precision: bf16 cannot run 'winograd'"):
+        impasto.stylize(*PAIR, size=40, precision="bf16", conv="winograd")
+
+
+def test_reconstruct_names_its_layer_flags_for_every_layer_error(tmp_path, capsys):
+    out = str(tmp_path / "o.png")
+    rc = main(["reconstruct", "style", "example:chelsea", "--layers", "relu1_1,relu1_1", "-o", out])
+    _one_line(capsys, rc, "error: --layers: layer relu1_1 is listed twice")
+
+
+def test_a_resumed_run_s_notes_name_the_flags_too(tmp_path, capsys):
+    """``impasto resume`` runs the recorded command line, which names no sub-command: its notes
+    take the default command's flags."""
+    out, ckpt = str(tmp_path / "o.png"), str(tmp_path / "run.ckpt")
+    argv = ["--size", "40", "--iterations", "1", "--pyramid-start", "0", "--seed", "0", "-q"]
+    rc = main([*PAIR, "-o", out, *argv, "--max-memory", "20G", "--checkpoint", ckpt,
+               "--checkpoint-every", "1e-9"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["resume", ckpt, "-o", str(tmp_path / "again.png"), "-v"]) == 0
+    err = capsys.readouterr().err
+    assert "impasto: memory budget 20.0 GB (--max-memory)" in err, err

@@ -134,11 +134,16 @@ def _split_run_options(overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def _reconstruction_settings(
-    settings: Settings | None, overrides: dict[str, Any], fixed: dict[str, Any]
+    settings: Settings | None,
+    overrides: dict[str, Any],
+    fixed: dict[str, Any],
+    argument: tuple[str, str],
 ) -> Settings:
     """``settings`` with ``overrides``, then the reconstruction's own ``fixed`` choices; an
     override of a fixed choice is an error rather than silently ignored. TV is off
-    (:data:`RECONSTRUCTION_TV_WEIGHT`) unless ``settings`` or ``overrides`` give a weight."""
+    (:data:`RECONSTRUCTION_TV_WEIGHT`) unless ``settings`` or ``overrides`` give a weight.
+    ``argument``: ``(setting, name)``, the fixed setting the caller's argument ``name`` gives,
+    which the errors about it name (``layer: unknown layer ...``, not ``content_layers``)."""
     _check_settings(settings)
     clash = sorted(set(overrides) & set(fixed))
     base = (settings or Settings()).replace(**overrides)
@@ -150,7 +155,14 @@ def _reconstruction_settings(
         raise SettingsError(f"a reconstruction sets {', '.join(dict.fromkeys(clash))} itself")
     if base.tv_weight is None:  # "the default": the stylizer's, not a reconstruction's
         base = base.replace(tv_weight=RECONSTRUCTION_TV_WEIGHT)
-    return base.replace(**fixed)
+    try:
+        return base.replace(**fixed)
+    except SettingsError as e:
+        setting, name = argument
+        head, sep, rest = str(e).partition(": ")
+        if sep and head == setting:
+            raise SettingsError(f"{name}: {rest}") from None
+        raise
 
 
 def stylize(
@@ -196,7 +208,7 @@ def reconstruct_content(
         init="noise",
         preserve_colors="none",
     )
-    base = _reconstruction_settings(settings, overrides, fixed)
+    base = _reconstruction_settings(settings, overrides, fixed, ("content_layers", "layer"))
     return Stylizer(base).run(image, (), **run_options)
 
 
@@ -224,5 +236,5 @@ def reconstruct_style(
         init="noise",
         preserve_colors="none",
     )
-    base = _reconstruction_settings(settings, overrides, fixed)
+    base = _reconstruction_settings(settings, overrides, fixed, ("style_layers", "layers"))
     return Stylizer(base).run(None, [image], **run_options)
