@@ -555,3 +555,12 @@ def test_a_resumed_run_s_notes_name_the_flags_too(tmp_path, capsys):
     assert main(["resume", ckpt, "-o", str(tmp_path / "again.png"), "-v"]) == 0
     err = capsys.readouterr().err
     assert "impasto: memory budget 20.0 GB (--max-memory)" in err, err
+
+
+def test_a_weights_hint_names_the_flag_on_the_command_line(tmp_path, capsys):
+    """The library names weights_format (the API's setting); the command line, its flag."""
+    weights = tmp_path / "w.caffemodel"
+    weights.write_bytes(b"not a model")
+    argv = ["--weights", str(weights), "--weights-format", "torchvision"]
+    rc = main([*PAIR, "-o", str(tmp_path / "o.png"), *FAST, *argv])
+    _one_line(capsys, rc, "a .caffemodel file takes --weights-format caffe-protobuf (or auto)")
