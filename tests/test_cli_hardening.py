@@ -564,3 +564,16 @@ def test_a_weights_hint_names_the_flag_on_the_command_line(tmp_path, capsys):
     argv = ["--weights", str(weights), "--weights-format", "torchvision"]
     rc = main([*PAIR, "-o", str(tmp_path / "o.png"), *FAST, *argv])
     _one_line(capsys, rc, "a .caffemodel file takes --weights-format caffe-protobuf (or auto)")
+
+
+def test_a_resumed_runs_messages_name_the_flags_of_the_run_it_resumes():
+    """`impasto resume` has none of the settings' flags: its errors named them by the setting
+    (max_memory) where the run it resumes was typed with flags (--max-memory)."""
+    import argparse
+
+    from impasto.cli import flags_of, named_as_flags
+
+    flags = flags_of(argparse.Namespace(command="resume"))
+    assert flags["max_memory"] == "--max-memory" and flags["iterations"] == "--iterations"
+    text = "iterations: the checkpoint was made with 4, this run has 5"
+    assert named_as_flags(text, flags).startswith("--iterations: ")

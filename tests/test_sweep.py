@@ -63,7 +63,7 @@ def test_layer_and_option_cells():
     assert sweep_cells(Settings(), "ratio")[0][1].seed is not None  # one seed drawn for all
     with pytest.raises(SettingsError, match="cannot sweep over"):
         sweep_cells(BASE, "colour", "1,2")
-    with pytest.raises(SettingsError, match="needs --values"):
+    with pytest.raises(SettingsError, match="^values: a sweep over pooling needs them"):
         sweep_cells(BASE, "pooling")
     with pytest.raises(SettingsError, match="bad value"):
         sweep_cells(BASE, "style-scale", "big")
@@ -74,9 +74,9 @@ def test_layer_and_option_cells():
     budgets = sweep_cells(BASE, "max-memory", "2G,1500M")
     assert [s.max_memory for _, s in budgets] == [2 * 10**9, 15 * 10**8]
     assert [c for c, _ in budgets] == ["max-memory 2.0 GB", "max-memory 1.5 GB"]
-    with pytest.raises(SettingsError, match="--values is empty"):
+    with pytest.raises(SettingsError, match="^values: none given"):
         sweep_cells(BASE, "ratio", ",,,")
-    with pytest.raises(SettingsError, match="ratio sweep: expected comma-separated numbers"):
+    with pytest.raises(SettingsError, match="^values: for a ratio sweep, expected comma-separated"):
         sweep_cells(BASE, "ratio", "abc")  # was an internal error (argparse's own type)
     assert [c for c, _ in sweep_cells(BASE, "tile", "none,64")] == ["tile none", "tile 64"]
     odd = sweep_cells(BASE, "style-layers", "relu3_1,relu1_1;relu1_1,relu3_1")
@@ -173,9 +173,9 @@ def test_cells_differ_and_reuse_changes_nothing(photo, starry):
 @pytest.mark.parametrize(
     ("over", "values", "words"),
     [
-        ("size", [40, 48, 20], "cell size 20: size: 20 gives a 20x13 px image"),
-        ("init", ["noise", "content", "missing.png"], "cell init missing.png: init: 'missing.png'"),
-        ("weights", [None, "missing.pth"], "cell weights missing.pth: "),
+        ("size", [40, 48, 20], r"^size: 20 gives a 20x13 px image .* \(cell size 20\)$"),
+        ("init", ["noise", "missing.png"], r"^init: 'missing.png' .* \(cell init missing.png\)"),
+        ("weights", [None, "missing.pth"], r"\(cell weights missing.pth\)$"),
     ],
 )
 def test_every_cell_is_checked_before_the_first_one_runs(photo, starry, over, values, words):
@@ -221,3 +221,16 @@ def test_the_cli_sweep_prints_notes_as_stylize_does(tmp_path, photo, starry, cap
     err = capsys.readouterr().err
     assert err.count("impasto: memory budget") == 2  # one per cell, as stylize -v prints
     assert "tiles of 32 px" in err
+
+
+def test_the_cli_sweep_names_flags_in_a_cells_refusal(tmp_path, capsys):
+    """A cell's refusal was prefixed 'cell size 20: size: ...', so the command line's rewrite
+    (it names the setting that heads a message as its flag) missed it."""
+    out = tmp_path / "s.png"
+    argv = ["sweep", "example:chelsea", "example:starry_night", "-o", str(out), "-q"]
+    assert main([*argv, "--over", "size", "--values", "40,20"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("impasto: error: --size: 20 gives a") and err.endswith("(cell size 20)")
+    assert main([*argv, "--over", "pooling"]) == 2
+    assert "impasto: error: --values: a sweep over pooling needs them" in capsys.readouterr().err
+    assert not out.exists()

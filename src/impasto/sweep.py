@@ -87,7 +87,7 @@ def _parse_values(name: str, text: str) -> list[Any]:
         except (ValueError, argparse.ArgumentTypeError):
             raise SettingsError(f"bad value {item!r} for {name.replace('_', '-')}") from None
     if not out:
-        raise SettingsError("--values is empty")
+        raise SettingsError("values: none given")
     return out
 
 
@@ -127,7 +127,7 @@ def sweep_cells(
         ]
     name = _option_name(key)
     if values is None:
-        raise SettingsError(f"--over {over} needs --values")
+        raise SettingsError(f"values: a sweep over {over} needs them")
     if isinstance(values, str):
         values = _parse_values(name, values)
     return [_option_cell(settings, name, v) for v in values]
@@ -145,9 +145,9 @@ def _ratio_cells(settings: Settings, values: Any) -> list[tuple[str, Settings]]:
         try:
             values = list(_floats(values.replace(";", ",")))
         except argparse.ArgumentTypeError as e:  # an internal error: 'abc' as a ratio
-            raise SettingsError(f"--values for a ratio sweep: {e}") from None
+            raise SettingsError(f"values: for a ratio sweep, {e}") from None
         if not values:  # ",,," took the default ratios without a word
-            raise SettingsError("--values is empty")
+            raise SettingsError("values: none given")
     ratios = [float(v) for v in (values or DEFAULT_RATIOS[settings.loss_scale])]
     if any(not r > 0 for r in ratios):
         raise SettingsError("alpha/beta ratios must be > 0")
@@ -223,7 +223,7 @@ def _check_cells(cells: list[tuple[str, Settings]], content: Any, styles: Any, c
             layers = [*plan.content_layers, *plan.style_layers]
             cache.encoder(s, plan.device, plan.dtype, layers, winograd=plan.winograd)
         except (SettingsError, ImageError, WeightsError) as exc:
-            raise type(exc)(f"cell {caption}: {exc}") from None
+            raise type(exc)(f"{exc} (cell {caption})") from None  # the setting heads it
 
 
 def run_sweep(

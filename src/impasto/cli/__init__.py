@@ -21,7 +21,9 @@ from collections.abc import Iterator, Sequence
 from ..errors import Cancelled, ImpastoError, SettingsError
 from ..version import __version__
 
-__all__ = ["main", "parse", "build_parser", "SUBCOMMANDS", "UsageError"]
+__all__ = [
+    "main", "parse", "build_parser", "flags_of", "named_as_flags", "SUBCOMMANDS", "UsageError"
+]  # fmt: skip
 
 SUBCOMMANDS: tuple[str, ...] = (
     "stylize", "reconstruct", "sweep", "serve", "batch", "train", "resume"
@@ -139,7 +141,7 @@ def _run(argv: list[str]) -> int:
         return args.run(args)
     except ImpastoError as e:
         if not isinstance(e, UsageError) and e.args:  # argparse's messages name flags already
-            e.args = (named_as_flags(str(e), _flags_of(args)),)
+            e.args = (named_as_flags(str(e), flags_of(args)),)
         raise
 
 
@@ -147,10 +149,12 @@ def _run(argv: list[str]) -> int:
 _IDENTIFIER = re.compile(r"(?<![\w./\\-])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w./\\-])")
 
 
-def _flags_of(args: argparse.Namespace) -> dict[str, str]:
+def flags_of(args: argparse.Namespace) -> dict[str, str]:
     """Setting name -> the flag that sets it, for the sub-command ``args`` came from (its own
-    ``flag_for`` first: ``reconstruct`` sets ``content_layers`` with ``--layer``)."""
-    sub = _subparser(build_parser(), getattr(args, "command", None) or "")
+    ``flag_for`` first: ``reconstruct`` sets ``content_layers`` with ``--layer``). A resumed
+    run's settings are those of the command it resumes, ``stylize``'s flags."""
+    command = getattr(args, "command", None) or DEFAULT
+    sub = _subparser(build_parser(), DEFAULT if command == "resume" else command)
     flags = {
         a.dest: max(a.option_strings, key=len)
         for a in (sub._actions if sub is not None else [])

@@ -249,11 +249,10 @@ def _flag_namer(args: argparse.Namespace) -> Callable[[str], str]:
     flags: dict[str, str] = {}
 
     def named(text: str) -> str:
-        from . import DEFAULT, _flags_of, named_as_flags
+        from . import flags_of, named_as_flags
 
         if not flags:
-            command = getattr(args, "command", None) or DEFAULT
-            flags.update(_flags_of(argparse.Namespace(**{**vars(args), "command": command})))
+            flags.update(flags_of(args))
         return named_as_flags(text, flags)
 
     return named
