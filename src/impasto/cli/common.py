@@ -34,8 +34,12 @@ __all__ = [
     "split",
     "memory_size",
     "make_progress",
+    "QUIET_HELP",
 ]
 
+
+#: -q on the commands that write one image (stylize, reconstruct, sweep, resume)
+QUIET_HELP = "no progress bar and no closing 'wrote' line (warnings and errors still print)"
 
 def takes_16_bits(suffix: str) -> bool:
     """Whether an output with this extension (``.png``) can be written with ``--bits 16``."""
@@ -101,7 +105,7 @@ def add_output_arguments(
             help="with --save-every, also keep each intermediate as OUTPUT_STEM.iNNNNN.EXT",
         )
     v = g.add_mutually_exclusive_group()
-    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    v.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     v.add_argument(
         "-v", "--verbose", action="store_true", help="also log each scale and loss values"
     )

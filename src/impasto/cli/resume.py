@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, SettingsError
-from .common import takes_16_bits
+from .common import QUIET_HELP, takes_16_bits
 
 __all__ = [
     "DEFAULT_EVERY_MINUTES",
@@ -113,7 +113,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="the checkpoint file")
     p.add_argument("-o", "--output", help="output file (default: the run's own output path)")
     v = p.add_mutually_exclusive_group()
-    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    v.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     v.add_argument("-v", "--verbose", action="store_true", help="also log each scale and losses")
     p.set_defaults(run=run)
     return p

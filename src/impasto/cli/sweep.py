@@ -13,6 +13,7 @@ from ..inputs import resolve_input
 from ..settings import StyleInput
 from ..sweep import SweepResult, run_sweep
 from .common import (
+    QUIET_HELP,
     add_file_arguments,
     add_settings_arguments,
     check_output,
@@ -71,7 +72,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     g.add_argument("-o", "--output", required=True, help="the sheet: .png, .jpg, .tif or .webp")
     add_file_arguments(g, bits=False)
     v = g.add_mutually_exclusive_group()
-    v.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    v.add_argument("-q", "--quiet", action="store_true", help=QUIET_HELP)
     v.add_argument("-v", "--verbose", action="store_true", help="also log losses")
     p.set_defaults(run=run)
     return p
