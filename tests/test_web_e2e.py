@@ -425,6 +425,29 @@ def test_the_form_and_the_batch_check_what_they_send(server, images):
         page.evaluate(_DROP_TWO_PHOTOS)
         expect(page.locator("#toast")).to_contain_text("took first.png, not the other 1")
         expect(page.locator("#content-name")).to_have_text("first.png")
+
+        # with α = 0 the dial claimed the last β/α (its words stale), and moving it made up a
+        # ratio while α stayed 0: it says there is none, and moving it sets α back to 1 first
+        slider, ratio = page.locator("#strength"), page.locator("#ratio")
+        slider.focus()
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        expect(page.locator("#style_weight")).to_have_value("100")
+        expect(ratio).to_have_text("2.0")
+        expect(slider).to_have_attribute("aria-valuetext", "β/α = 100")
+        page.fill("#content_weight", "0")
+        expect(ratio).to_have_text("– (α is 0)")
+        expect(slider).to_have_attribute("aria-valuetext", "no β/α (α is 0)")
+        slider.focus()
+        page.keyboard.press("ArrowLeft")
+        expect(page.locator("#content_weight")).to_have_value("1")
+        expect(page.locator("#style_weight")).to_have_value("31.6")
+        expect(ratio).to_have_text("1.5")
+        expect(slider).to_have_attribute("aria-valuetext", "β/α = 32")
+        expect(page.locator("#toast")).to_contain_text("α is 0: set to 1")
+        page.fill("#style_weight", "0")  # β/α = 0: its log is -∞, said in both
+        expect(ratio).to_have_text("−∞ (β is 0)")
+        expect(slider).to_have_attribute("aria-valuetext", "β/α = 0 (β is 0)")
         assert errors == []
 
 

@@ -283,15 +283,27 @@ function formProblem() {
     text: `${fieldName(bad)}: ${bad.validationMessage}` };
 }
 
+// the dial's words: its label and its aria-valuetext say the same thing, always
+function showStrength(label, valuetext) {
+  $("ratio").textContent = label;
+  $("strength").setAttribute("aria-valuetext", valuetext);
+}
+
+// why a weight gives no finite log β/α ("α is 0", "α is blank")
+const weightWhy = (name, input) => `${name} is ${input.value.trim() || "blank"}`;
+
 function syncStrength() {
   const a = parseFloat($("content_weight").value), b = parseFloat($("style_weight").value);
   if (a > 0 && b > 0) {
     const r = Math.log10(b / a);
     $("strength").value = String(r);
-    $("ratio").textContent = r.toFixed(1);
-    $("strength").setAttribute("aria-valuetext", `β/α = ${fmtNum(b / a, 2)}`);
-  } else {
-    $("ratio").textContent = "–";
+    showStrength(r.toFixed(1), `β/α = ${fmtNum(b / a, 2)}`);
+  } else if (!(a > 0)) {  // no β/α at all: the slider's place says nothing, and nor may its words
+    const why = weightWhy("α", $("content_weight"));
+    showStrength(`– (${why})`, `no β/α (${why})`);
+  } else {  // β/α is 0: its log is -∞
+    const why = weightWhy("β", $("style_weight"));
+    showStrength(`−∞ (${why})`, `β/α = 0 (${why})`);
   }
 }
 
@@ -313,9 +325,16 @@ function lossScaleChanged() {
 
 function strengthChanged() {
   const r = parseFloat($("strength").value);
+  // with α = 0 there is no β/α for the slider to move: α goes back to 1 first (the engine's
+  // default), and that is said; the slider then sets β = 10^r as always
+  const alpha = $("content_weight");
+  if (!(parseFloat(alpha.value) > 0)) {
+    const why = weightWhy("α", alpha);
+    alpha.value = "1";
+    toast(`${why}: set to 1, so the Style strength slider sets β/α`);
+  }
   setBetaOverAlpha(10 ** r);
-  $("ratio").textContent = r.toFixed(1);
-  $("strength").setAttribute("aria-valuetext", `β/α = ${fmtNum(10 ** r, 2)}`);
+  showStrength(r.toFixed(1), `β/α = ${fmtNum(10 ** r, 2)}`);
 }
 
 // ---------------------------------------------------------------- estimate and form errors
