@@ -272,7 +272,9 @@ def _bomb_png(w: int, h: int) -> bytes:
         (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "a.eps", 415, "supported"),
         (png_bytes()[:200], "truncated.png", 422, "upload"),
         (_bomb_png(100_000, 100_000), "bomb.png", 413, "pixels"),
-        (png_bytes(80, 80), "big.png", 413, "6,400 pixels"),
+        (png_bytes(80, 80), "big.png", 413, "6,400 pixels; this server's limit (max_pixels) is"),
+        # a real PNG cut short was 'not a supported image'
+        (png_bytes(60, 60)[:500], "cut.png", 422, "cannot decode the upload (damaged or trunc"),
     ],
 )
 def test_bad_uploads_are_refused_with_json(tmp_path, data, name, status, words):
@@ -585,6 +587,7 @@ def test_cancel_running_then_resume_and_rerun(tmp_path):
         stopped = wait(c, job["id"])
         assert stopped["status"] == "cancelled" and stopped["can_resume"]
         assert 2 <= stopped["step"] < LONG
+        assert stopped["eta"] is None  # it kept the running job's last estimate
         assert c.get(stopped["preview_url"]).headers["content-type"] == "image/png"
         assert c.get(f"/api/jobs/{job['id']}/result.png").status_code == 404
         # a cancelled job offers its last image for download (was: nothing to download)
@@ -770,3 +773,28 @@ def test_json_body_limit(tmp_path):
         assert r.status_code == 413  # named by the upload limit the server was given
         assert r.json()["detail"] == "request over the 1,000-byte upload limit"
         assert c.get("/api/jobs").json() == []
+
+
+def test_a_key_a_request_does_not_know_is_422_naming_it(tmp_path):
+    """A user's misspelt keys were dropped without a word: "contnet" ran a texture with no
+    photo, a rerun's "setings" re-ran the old settings, a style's "wieght" kept weight 1.
+    Unknown keys inside settings were refused already; now every request body refuses them."""
+    style = {"image": "example:starry_night"}
+    bodies = {
+        "/api/jobs": {"contnet": C, "styles": [style], "settings": TINY},
+        "/api/estimate": {"content": C, "styles": [{**style, "wieght": 3}], "settings": TINY},
+        "/api/batches": {"contents": [C], "styles": [C], "settings": TINY, "extra": 1},
+        "/api/batches/estimate": {"contentz": [C], "contents": [C], "styles": [C]},
+    }
+    with client(tmp_path, run_jobs=False) as c:
+        job = submit(c).json()["id"]
+        bodies[f"/api/jobs/{job}/rerun"] = {"setings": {"size": 96}}
+        bodies[f"/api/jobs/{job}/resume"] = {"settings": {}, "x": 1}
+        for url, body in bodies.items():
+            r = c.post(url, json=body)
+            assert r.status_code == 422, (url, r.text)
+            (problem,) = r.json()["detail"]
+            assert problem["type"] == "extra_forbidden", (url, problem)
+            assert problem["loc"][-1] in ("contnet", "wieght", "extra", "contentz", "setings", "x")
+        assert [j["id"] for j in c.get("/api/jobs").json()] == [job]  # nothing else queued
+        assert c.get("/api/batches").json() == []

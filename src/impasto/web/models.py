@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..settings import Settings
 from .store import STATUSES
@@ -69,14 +69,21 @@ class ExampleInfo(BaseModel):
     thumb_url: str
 
 
-class StyleRef(BaseModel):
+class _Request(BaseModel):
+    """A request body: a key it does not know is a 422 naming it (a misspelt ``contnet`` or
+    ``wieght`` ran without the photo or with the default weight, without a word)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StyleRef(_Request):
     image: ImageRef
     weight: float = Field(
         1.0, gt=0, allow_inf_nan=False, description="blend weight (normalised over the styles)"
     )
 
 
-class JobRequest(BaseModel):
+class JobRequest(_Request):
     content: ImageRef | None = Field(None, description="the photo (null: a texture)")
     styles: list[StyleRef] = Field(default_factory=list, max_length=MAX_STYLES)
     settings: Settings = Field(
@@ -87,7 +94,7 @@ class JobRequest(BaseModel):
     )
 
 
-class RerunRequest(BaseModel):
+class RerunRequest(_Request):
     settings: dict[str, Any] = Field(
         default_factory=dict,
         description='settings to change (validated as Settings); {"seed": null} draws a new seed',
@@ -136,7 +143,7 @@ class JobView(BaseModel):
     loss: float | None
     losses: dict[str, float | None]
     elapsed: float | None = Field(description="seconds")
-    eta: float | None = Field(description="seconds left (estimate, while running)")
+    eta: float | None = Field(description="seconds left (estimate) while running, else null")
     tile: TileInfo | None = Field(
         None, description="tile progress within the iteration while a scale runs in tiles"
     )
@@ -218,7 +225,7 @@ class BatchEstimateInfo(_Estimate):
     jobs: int = Field(description="jobs: every photo with every painting (repeats ignored)")
 
 
-class BatchRequest(BaseModel):
+class BatchRequest(_Request):
     contents: list[ImageRef] = Field(
         min_length=1, max_length=MAX_BATCH_CONTENTS, description="the photos (repeats ignored)"
     )
@@ -263,7 +270,7 @@ class BatchView(BaseModel):
     running: int
     pending: int
     elapsed: float | None = Field(description="seconds spent running, over all runs")
-    eta: float | None = Field(description="seconds left (estimate, while running)")
+    eta: float | None = Field(description="seconds left (estimate) while running, else null")
     runs: int = Field(description="times the batch was started (more after a resume)")
     settings: dict[str, Any]
     contents: list[InputInfo | None]

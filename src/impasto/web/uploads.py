@@ -48,6 +48,12 @@ def _accepted_names() -> str:
     return ", ".join(dict.fromkeys(f if f != "MPO" else "JPEG" for f in UPLOAD_FORMATS))
 
 
+def _undecodable(exc: Exception) -> UploadError:
+    """A file of a format it reads, which it cannot decode: cut short or damaged (a truncated
+    PNG was called 'not a supported image')."""
+    return UploadError(422, f"cannot decode the upload (damaged or truncated?): {exc}")
+
+
 def _decode(src: Path, max_pixels: int) -> tuple[str, tuple[int, int], bytes]:
     """(format, oriented size, thumbnail PNG) of an upload; raises :class:`UploadError`."""
     Image.init()  # registers every plugin (MPO included) before the format filter
@@ -57,19 +63,26 @@ def _decode(src: Path, max_pixels: int) -> tuple[str, tuple[int, int], bytes]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(src, formats=formats)
     except Image.DecompressionBombError as exc:
-        raise UploadError(413, "image has too many pixels") from exc
-    except (Image.UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UploadError(
+            413, f"image has too many pixels; this server's limit (max_pixels) is {max_pixels:,}"
+        ) from exc
+    except Image.UnidentifiedImageError as exc:
         raise UploadError(415, f"not a supported image (accepted: {_accepted_names()})") from exc
+    except (OSError, ValueError, SyntaxError) as exc:  # a format it knows, cut short or damaged
+        raise _undecodable(exc) from exc
     with im:
         fmt, (w, h) = im.format, im.size
         if w * h > max_pixels:
-            detail = f"image is {w}x{h} = {w * h:,} pixels; the limit is {max_pixels:,}"
+            detail = (
+                f"image is {w}x{h} = {w * h:,} pixels; this server's limit (max_pixels) is "
+                f"{max_pixels:,}"
+            )
             raise UploadError(413, detail)
         try:
             w, h = oriented_size(im)  # as the engine will see it
             small = thumbnail(im)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise UploadError(422, f"cannot decode the upload: {exc}") from exc
+            raise _undecodable(exc) from exc
     buf = io.BytesIO()
     small.save(buf, format="PNG")
     return fmt, (w, h), buf.getvalue()

@@ -128,7 +128,7 @@ def _progress_fields(progress: dict[str, Any], running: bool) -> dict[str, Any]:
         "loss": finite(progress.get("loss")),
         "losses": {k: finite(v) for k, v in (progress.get("losses") or {}).items()},
         "elapsed": finite(progress.get("elapsed")),
-        "eta": finite(progress.get("eta")),
+        "eta": finite(progress.get("eta")) if running else None,  # a stopped job's was stale
     }
 
 
@@ -253,7 +253,7 @@ def batch_view(
         **counts,
         "pending": len(jobs) - sum(counts.values()),
         "elapsed": finite(batch.elapsed + float(progress.get("elapsed") or 0.0)),
-        "eta": finite(progress.get("eta")),
+        "eta": finite(progress.get("eta")) if batch.status == "running" else None,
         "runs": batch.runs,
         "settings": resolve_weights(batch.settings),  # the weights in use, as for a job
         "contents": [input_view(ref, files) for ref in batch.contents],
