@@ -307,6 +307,27 @@ def test_a_running_batch_is_an_entry_of_the_queue(server):
         for row in card.locator("tr").all():
             if "pending" in row.inner_text():
                 assert row.locator("td").nth(2).inner_text() == ""
+
+        # every result link was a bare "png" (no name of its own, opened in a new tab): each
+        # names its job as the gallery does and downloads under the job's file name
+        tiny = {**body, "settings": {**body["settings"], "iterations": 2}}
+        done = _api(server, "POST", "/api/batches", tiny)
+        deadline = time.monotonic() + 60
+        while (view := _api(server, "GET", f"/api/batches/{done['id']}"))["status"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        names = {j["content"]["name"]: j["name"] for j in view["jobs"]}
+        assert set(names) == {"chelsea", "coffee"}
+        page.reload()
+        card = page.locator(f'#batches .batch[data-id="{done["id"]}"]')
+        for photo, name in names.items():
+            link = card.get_by_role("link", name=f"png of {photo} × starry night", exact=True)
+            expect(link).to_have_attribute("download", name)
+            with page.expect_download() as info:
+                link.click()
+            assert info.value.suggested_filename == name
+        zip_name = "download zip of batch of 2 photo(s) × 1 painting(s)"
+        expect(card.get_by_role("link", name=zip_name, exact=True)).to_have_count(1)
         assert errors == []
 
 

@@ -103,6 +103,15 @@ async function batchAction(method, url, what) {
   refreshBatches();
 }
 
+// a job's result: downloaded under the job's file name, and named as the gallery names a job
+// ("png of chelsea × starry night"; a column of bare "png" links tells a reader nothing)
+function resultLink(j) {
+  const title = [j.content, j.style].map((x) => (x && x.name) || "image").join(" × ");
+  return el("a", { class: "link", href: `${j.result_url}?download=true`,
+    "aria-label": `png of ${title}`, download: j.name || `impasto-${j.id.slice(0, 8)}.png` },
+  "png");
+}
+
 function batchCard(b) {
   const what = `batch of ${b.contents.length} photo(s) × ${b.styles.length} painting(s)`;
   const active = b.status === "queued" || b.status === "running";
@@ -114,7 +123,7 @@ function batchCard(b) {
     el("td", {}, el("span", { class: `badge ${j.status}` }, j.status)),
     // a job left pending by a cancel has no time of its own to show
     el("td", {}, j.elapsed !== null && j.status !== "pending" ? fmtTime(j.elapsed) : ""),
-    el("td", {}, j.result_url ? el("a", { href: j.result_url, target: "_blank" }, "png")
+    el("td", {}, j.result_url ? resultLink(j)
       : j.error ? el("span", { class: "error" }, j.error) : "")));
   const bar = el("div", { class: "bar" });
   bar.style.width = `${b.total ? (100 * (b.done + b.failed)) / b.total : 0}%`;
@@ -133,7 +142,8 @@ function batchCard(b) {
         type: "button", class: "link", "aria-label": `resume ${what}`,
         onclick: () => batchAction("POST", `/api/batches/${b.id}/resume`, "resume") }, "resume")
         : null,
-      b.zip_url ? el("a", { class: "link", href: b.zip_url }, "download zip") : null,
+      b.zip_url ? el("a", { class: "link", href: b.zip_url, "aria-label": `download zip of ${what}` },
+        "download zip") : null,
       active ? null : el("button", { type: "button", class: "link", "aria-label": `delete ${what}`,
         onclick: () => batchAction("DELETE", `/api/batches/${b.id}`, "delete") }, "delete")));
 }
