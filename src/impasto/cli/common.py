@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import re
 import sys
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,7 @@ __all__ = [
 #: -q on the commands that write one image (stylize, reconstruct, sweep, resume)
 QUIET_HELP = "no progress bar and no closing 'wrote' line (warnings and errors still print)"
 
+
 def takes_16_bits(suffix: str) -> bool:
     """Whether an output with this extension (``.png``) can be written with ``--bits 16``."""
     from ..image import HIGH_BIT_FORMATS, OUTPUT_FORMATS
@@ -54,12 +56,16 @@ def add_settings_arguments(
     help_for: Mapping[str, str] | None = None,
 ) -> None:
     """Add one ``--flag`` per :class:`Settings` field (default shown, help from the field;
-    ``help_for``: whole help texts for a sub-command whose defaults differ)."""
+    ``help_for``: whole help texts for a sub-command whose defaults differ). A field's help
+    names the other settings as the library and the web do; here they read as their flags
+    (:func:`_help_as_flags`)."""
     hints = typing.get_type_hints(Settings, include_extras=True)
     group = parser.add_argument_group("engine settings")
+    flags = {n: "--" + n.replace("_", "-") for n in field_help() if n not in skip}
     for name, (default, help_text) in field_help().items():
         if name in skip:
             continue
+        help_text = _help_as_flags(help_text, flags)
         choices = flag_kind(hints[name])[1]
         convert = flag_type(name, hints[name])
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
@@ -74,6 +80,25 @@ def add_settings_arguments(
             default=argparse.SUPPRESS,
             help=help_text,
         )
+
+
+# a setting's name and a quoted value in a field's help: "fp32 with conv 'winograd'"
+_SETTING_VALUE = re.compile(r"(?<![\w./\\-])([a-z][a-z0-9_]*) '([\w.-]+)'")
+
+
+def _help_as_flags(text: str, flags: Mapping[str, str]) -> str:
+    """A field's help in the words of the command line: every setting it names becomes its flag
+    (``style_weight`` -> ``--style-weight``, as the CLI's messages read:
+    :func:`impasto.cli.named_as_flags`), and a setting given a quoted value becomes the flag
+    with that value (``conv 'winograd'`` -> ``--conv winograd``). A setting this command has no
+    flag for keeps its name."""
+    from . import named_as_flags
+
+    def flag_value(m: re.Match[str]) -> str:
+        flag = flags.get(m.group(1))
+        return m.group() if flag is None else f"{flag} {m.group(2)}"
+
+    return named_as_flags(_SETTING_VALUE.sub(flag_value, text), dict(flags))
 
 
 def settings_from_args(args: argparse.Namespace, **fixed: Any) -> Settings:
