@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 pytest.importorskip("fastapi", reason="the web extra is not installed")
 pytest.importorskip("httpx", reason="httpx is needed by FastAPI's test client")
 
+from fastapi.testclient import TestClient  # noqa: E402
 
 from impasto.cli import main  # noqa: E402
 from impasto.settings import field_help  # noqa: E402
 from tests._web_helpers import BASE, client, tiny_network  # noqa: E402, F401
+
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def _help(monkeypatch, *argv: str) -> str:
@@ -52,3 +59,62 @@ def test_the_cli_help_names_the_flags_of_the_settings_a_help_names(monkeypatch):
     # reconstruct has no --style-weight: the setting keeps its name there
     text = _help(monkeypatch, "reconstruct")
     assert "--style-weight" not in text and "chosen from --max-memory" in text
+
+
+def _fulfil(c: TestClient):
+    """A Playwright route handler that answers the page's requests from the test client."""
+
+    def handle(route) -> None:
+        url = urlsplit(route.request.url)
+        r = c.get(url.path + (f"?{url.query}" if url.query else ""))
+        route.fulfill(status=r.status_code, body=r.content, content_type=r.headers["content-type"])
+
+    return handle
+
+
+def _api_page_fields(c: TestClient) -> dict[str, str]:
+    """Each field of the Settings schema on the /api page -> its text, as Chromium renders it."""
+    if os.environ.get("IMPASTO_REQUIRE_BROWSER") != "1":
+        pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+        if not CHROMIUM.exists():
+            pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.route("**/*", _fulfil(c))
+            page.goto("http://impasto.test/api")
+            settings = page.locator(
+                "section.api-op", has=page.locator("h3", has_text=re.compile("^Settings$"))
+            )
+            settings.locator("li[data-field]").first.wait_for()
+            fields = settings.locator("li[data-field]")
+            texts = {li.get_attribute("data-field"): li.inner_text() for li in fields.all()}
+        finally:
+            browser.close()
+    assert errors == []
+    return texts
+
+
+def test_the_api_page_says_what_the_web_accepts_of_init_and_weights(tmp_path):
+    """/api documented init as 'noise, content, style ..., or a path to an image' and weights as
+    'VGG19 weights file'; the web refuses a path and any weights (limits.check_server_rules)."""
+    with client(tmp_path, run_jobs=False) as c:
+        fields = _api_page_fields(c)
+        refused = c.post(
+            "/api/jobs",
+            json={"content": "example:chelsea", "settings": {"size": 48, "weights": "w.pth"}},
+        )
+    assert refused.status_code == 422
+    assert "on the web: noise, content or style" in fields["init"]
+    assert "not settable on the web" in fields["weights"]
+    assert "not settable on the web" in fields["weights_format"]
+    assert "may only lower the server's" in fields["max_memory"]
+    assert "on the web" not in fields["size"]  # only the fields the web limits
+    assert not [k for k, text in fields.items() if "--" in text]

@@ -51,6 +51,25 @@ function limits(schema) {
   return parts.join(" · ");
 }
 
+// what the web accepts of a setting beyond its schema (the engine's Settings, whose
+// descriptions are the library's): impasto.web.limits refuses the rest of these values
+const ON_THE_WEB = {
+  init: "on the web: noise, content or style (no image path)",
+  weights: "not settable on the web: the server's own weights are used",
+  weights_format: "not settable on the web (the server's weights are used)",
+  max_memory: "on the web: may only lower the server's memory budget (GET /api/config); "
+    + "a larger one runs within the server's",
+};
+
+// a schema's property: its type and description, then what ``notes`` say of it
+function property(k, v, notes) {
+  const what = v.description ? ` (${v.description})` : "";
+  const li = el("li", "", `${k}: ${schemaName(v)}${what}`);
+  li.dataset.field = k;
+  if (notes[k]) li.append(el("br"), el("strong", "api-web", notes[k]));
+  return li;
+}
+
 async function main() {
   const spec = await (await fetch("/openapi.json")).json();
   document.getElementById("api-intro").textContent =
@@ -85,10 +104,9 @@ async function main() {
     const sec = el("section", "api-op");
     sec.append(el("h3", "", name));
     const ul = el("ul");
+    const notes = name === "Settings" ? ON_THE_WEB : {};
     for (const [k, v] of Object.entries(schema.properties || {})) {
-      const what = v.description ? ` (${v.description})` : "";
-      const li = el("li", "", `${k}: ${schemaName(v)}${what}`);
-      li.dataset.field = k;
+      const li = property(k, v, notes);
       const more = limits(v);
       if (more) li.append(el("br"), el("small", "api-limits", more));
       ul.append(li);
