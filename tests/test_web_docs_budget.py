@@ -8,6 +8,7 @@ import contextlib
 import io
 import os
 import re
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ pytest.importorskip("httpx", reason="httpx is needed by FastAPI's test client")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from impasto.cli import main  # noqa: E402
+from impasto.memory import format_bytes  # noqa: E402
 from impasto.settings import field_help  # noqa: E402
 from tests._web_helpers import BASE, client, tiny_network  # noqa: E402, F401
 
@@ -118,3 +120,49 @@ def test_the_api_page_says_what_the_web_accepts_of_init_and_weights(tmp_path):
     assert "may only lower the server's" in fields["max_memory"]
     assert "on the web" not in fields["size"]  # only the fields the web limits
     assert not [k for k, text in fields.items() if "--" in text]
+
+
+def _run_job(c: TestClient, max_memory: int | None) -> dict:
+    settings = {"size": 96, "iterations": 2, "pyramid_start": 0, "device": "cpu", "seed": 3}
+    body = {
+        "content": "example:chelsea",
+        "styles": [{"image": "example:starry_night", "weight": 1.0}],
+        "settings": {**settings, "max_memory": max_memory},
+    }
+    r = c.post("/api/jobs", json=body)
+    assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 60
+    while (job := c.get(f"/api/jobs/{r.json()['id']}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, job
+        time.sleep(0.03)
+    assert job["status"] == "done", job["error"]
+    (note,) = [n["text"] for n in job["notes"] if n["text"].startswith("memory budget")]
+    return {"job": job, "note": note}
+
+
+def test_a_max_memory_above_the_servers_budget_is_not_credited_to_the_job(tmp_path):
+    """A job's max_memory above the server's budget gives way to it (a job may only lower its
+    budget), yet its note read 'memory budget 12.6 GB (max_memory)': the server's budget,
+    credited to the job's setting."""
+    huge = 10**14
+    with client(tmp_path) as c:
+        cfg = c.get("/api/config").json()["memory"]
+        budget, source = format_bytes(cfg["budget"]), cfg["source"]
+        above = _run_job(c, huge)["note"]
+        assert above == (
+            f"memory budget {budget} (the server's: {source}; the job's max_memory "
+            f"{format_bytes(huge)} is above it)"
+        )
+        at = _run_job(c, cfg["budget"])["note"]
+        assert at == f"memory budget {budget} (the server's: {source})"
+        # a lower one is the job's own
+        lower = _run_job(c, cfg["budget"] // 2)
+        assert lower["note"] == f"memory budget {format_bytes(cfg['budget'] // 2)} (max_memory)"
+        assert lower["job"]["settings"]["max_memory"] == cfg["budget"] // 2
+
+
+def test_a_budget_of_terabytes_reads_in_tb():
+    """A max_memory of 10**14 read '100000.0 GB' in the note."""
+    assert format_bytes(10**14) == "100.0 TB"
+    assert format_bytes(1.5e12) == "1.5 TB" and format_bytes(12.6e9) == "12.6 GB"
+    assert format_bytes(10**12 + 1, up=True, digits=3) == "1.0001 TB"

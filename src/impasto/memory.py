@@ -178,17 +178,18 @@ class MemoryPlan:
     reason: str
 
 
-_SHOWN_UNITS = (("GB", 10**9), ("MB", 10**6), ("kB", 10**3), ("B", 1))
+_SHOWN_UNITS = (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3), ("B", 1))
 
 
 def format_bytes(n: float, *, up: bool = False, digits: int = 0) -> str:
-    """``12.3 GB`` / ``512 MB`` / ``4 kB`` / ``12 B``: never a budget shown as ``0 MB``.
+    """``1.5 TB`` / ``12.3 GB`` / ``512 MB`` / ``4 kB`` / ``12 B``: never a budget shown as
+    ``0 MB``, nor one a user gave in TB as ``100000.0 GB``.
 
     ``up``: rounded up at the precision shown, for a least amount a user is told to give (given
     back, it suffices; rounded to nearest, ``1.14 GB`` read ``1.1 GB``). ``digits``: that many
     more decimals (down to single bytes)."""
     unit, scale = next((u, s) for u, s in _SHOWN_UNITS if n >= s or s == 1)
-    places = min((unit == "GB") + digits, len(str(scale)) - 1)
+    places = min((unit in ("GB", "TB")) + digits, len(str(scale)) - 1)
     step = scale // 10**places  # bytes per last digit shown
     steps = -(-math.ceil(n) // step) if up else math.floor(n / step + 0.5)  # half up
     return f"{steps * step / scale:.{places}f} {unit}"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled, ImpastoError
-from ..memory import BUDGET_SETTING
+from ..memory import BUDGET_SETTING, format_bytes
 from ..settings import Settings, StyleInput
 from .capacity import Capacity, job_budget
 from .encode import png_bytes, snapshot, write_partial
@@ -277,15 +277,29 @@ class JobRunner:
         """Keep a note of the engine (memory plan, upscaled painting, cropped start image) in
         the progress."""
         text = self._named(job, note.text)
-        if note.kind == "memory" and self.capacity and not job.settings.get("max_memory"):
-            # the engine saw the server's budget as the job's max_memory: say whose it is
-            source = self.capacity(job.device).source
-            text = text.replace(f"({BUDGET_SETTING})", f"(the server's: {source})")
+        if note.kind == "memory":
+            text = self._budget_named(job, text)
         entry = {"kind": note.kind, "text": text, "warning": bool(note.warning)}
         with self.lock:
             notes = [*live.progress.get("notes", []), entry][-MAX_NOTES:]
             live.progress = {**live.progress, "notes": notes}
         self.notify(job.id, False)
+
+    def _budget_named(self, job: JobRecord, text: str) -> str:
+        """The engine's memory note (``memory budget 12.6 GB (max_memory)``) with the budget's
+        true source: the engine runs every job with a ``max_memory`` (:meth:`_inputs`), the
+        server's budget unless the job's own is lower. Only a lower one is the job's; the
+        server's is named as such, and a job's own above it is said to be (it gave way)."""
+        own = job.settings.get("max_memory")
+        if self.capacity is None:
+            return text
+        cap = self.capacity(job.device)
+        if own and own < cap.budget:
+            return text
+        source = f"the server's: {cap.source}"
+        if own and own > cap.budget:
+            source += f"; the job's {BUDGET_SETTING} {format_bytes(own)} is above it"
+        return text.replace(f"({BUDGET_SETTING})", f"({source})")
 
     def _save_partial(self, job: JobRecord, live: LiveJob, partial: tuple[str, Any]) -> None:
         partial_id, partial_path = partial
