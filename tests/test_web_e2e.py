@@ -472,6 +472,16 @@ def test_the_form_and_the_batch_check_what_they_send(server, images):
         assert errors == []
 
 
+_QUEUE_LEFT_IS_STAGE_ETA = r"""(id) => {
+    const eta = document.getElementById("stat-eta").textContent;
+    const small = document.querySelector(`#queue li[data-id="${id}"] small`);
+    if (state.watching !== id || !small || !/\d s$/.test(eta)) return false;
+    if (!small.textContent.endsWith(` · ${eta} left`)) return false;
+    (window.etasSeen = window.etasSeen || new Set()).add(eta);
+    return window.etasSeen.size >= 3;  // the same figure, as it changes
+}"""
+
+
 def test_jobs_open_from_the_keyboard_and_a_deleted_one_leaves_the_stage(server):
     """Gallery thumbnails and queue entries were divs and list items with only a click
     handler; deleting the job on the stage left its title, DONE and a dead Download link
@@ -522,9 +532,17 @@ def test_jobs_open_from_the_keyboard_and_a_deleted_one_leaves_the_stage(server):
         running, queued = post(3, 5000), post(4, 5000)
         entry = page.locator(f'#queue li[data-id="{queued}"]')
         expect(entry).to_have_count(1, timeout=30_000)
+        # the running job's time left in the queue is the stage's ETA for it as its progress
+        # arrives (it was the list's figure from when the job started: '– left', then stale)
+        page.wait_for_function(_QUEUE_LEFT_IS_STAGE_ETA, arg=running, polling=100, timeout=30_000)
         entry.locator("button.open").focus()
         page.keyboard.press("Space")
         expect(page.locator("#job-status")).to_have_text(re.compile(r"^queued"))
+        # ... and with another job on the stage, without taking the keyboard focus
+        running_left = page.locator(f'#queue li[data-id="{running}"] small')
+        expect(running_left).to_contain_text(" left")
+        expect(running_left).not_to_have_text(running_left.inner_text(), timeout=10_000)
+        expect(entry.locator("button.open")).to_be_focused()
         entry.get_by_role("button", name=f"cancel {title}").click()
         expect(page.locator("#job-status")).to_have_text("cancelled")
         _api(server, "POST", f"/api/jobs/{running}/cancel")

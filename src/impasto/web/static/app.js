@@ -14,6 +14,8 @@ const state = {
   watchSource: null,    // EventSource of that job
   previewVersion: -1,
   jobs: [],
+  progress: new Map(),  // id -> the latest view of a running job from its event stream
+  queueSources: new Map(),  // id -> EventSource of a running job the stage does not show
   offline: false,       // the server did not answer: shown in a banner until it does
 };
 
@@ -394,6 +396,7 @@ function setOffline(offline) {
     if (state.watching) watch(state.watching);
   } else {
     $("stat-eta").textContent = "–";
+    for (const span of document.querySelectorAll("#queue .left")) setText(span, "");
   }
 }
 
@@ -442,6 +445,7 @@ function watch(id, initial) {
     }
   };
   highlightCurrent();
+  followQueue();
 }
 
 function renderNotes(notes) {
@@ -473,6 +477,7 @@ function render(job) {
   $("stat-eta").textContent = state.offline ? "–" : job.status === "running" ? fmtTime(job.eta)
     : job.status === "queued" ? "waiting" : job.status === "done" ? "done" : "–";
   setText($("job-error"), job.error || "");
+  queueProgress(job);
 
   const img = $("preview");
   if (job.preview_url && job.preview_version !== state.previewVersion) {
@@ -534,6 +539,7 @@ function clearStage() {
     $(id).removeAttribute("download");
   }
   highlightCurrent();
+  followQueue();
 }
 
 async function deleteJob(job) {
@@ -595,8 +601,57 @@ function renderQueue() {
   const active = state.jobs.filter((j) => ACTIVE.has(j.status))
     .sort((a, b) => (a.status === "running" ? -1 : b.status === "running" ? 1
       : (a.position || 0) - (b.position || 0)));
+  for (const id of state.progress.keys()) {  // only running jobs' progress is kept
+    if (!active.some((j) => j.id === id && j.status === "running")) state.progress.delete(id);
+  }
   const list = $("queue");
   keepFocus(list, () => fillQueue(list, active));
+  followQueue();
+}
+
+// A running job's time left in the queue is the stage's ETA for it, as its progress arrives:
+// the list (GET /api/jobs) is loaded only when a job changes status, so its eta is the one of
+// that moment (none yet, at the start). Progress updates that entry's text in place: the list
+// is not redrawn on every event (the keyboard focus stays where it is).
+function timeLeft(job) {
+  return !state.offline && job.status === "running" && job.eta !== null && job.eta !== undefined
+    ? `${fmtTime(job.eta)} left` : "";
+}
+
+// the newest view of a listed job: its progress event, when that is newer than the list
+function latest(job) {
+  const seen = state.progress.get(job.id);
+  return seen && seen.step >= job.step ? seen : job;
+}
+
+function queueProgress(view) {
+  if (view.status !== "running") { state.progress.delete(view.id); return; }
+  state.progress.set(view.id, view);
+  const span = document.querySelector(`#queue .left[data-left="${CSS.escape(view.id)}"]`);
+  if (span) { const time = timeLeft(view); setText(span, time ? ` · ${time}` : ""); }
+}
+
+// the stage's event stream follows the job it shows; each other running job's stream is
+// followed here for its time left in the queue
+function followQueue() {
+  const want = new Set(state.jobs.filter((j) => j.status === "running" && j.id !== state.watching)
+    .map((j) => j.id));
+  for (const [id, src] of state.queueSources) {
+    if (!want.has(id)) { src.close(); state.queueSources.delete(id); }
+  }
+  for (const id of want) {
+    if (state.queueSources.has(id)) continue;
+    const src = new EventSource(`/api/jobs/${id}/events`);
+    state.queueSources.set(id, src);
+    src.onmessage = (ev) => {
+      const view = JSON.parse(ev.data);
+      if (view.status !== "deleted") queueProgress(view);
+      if (view.status === "deleted" || TERMINAL.has(view.status)) {
+        src.close();
+        if (state.queueSources.get(id) === src) state.queueSources.delete(id);
+      }
+    };
+  }
 }
 
 function fillQueue(list, active) {
@@ -604,13 +659,14 @@ function fillQueue(list, active) {
   for (const job of active) {
     const d = describe(job);
     const pos = job.status === "running" ? "running" : `#${job.position || "?"}`;
-    const time = job.status === "running" ? `${fmtTime(job.eta)} left`
+    const time = job.status === "running" ? timeLeft(latest(job))
       : job.estimate ? `≈ ${fmtTime(job.estimate)}` : "";
     list.append(el("li", { "data-id": job.id },
       el("button", { type: "button", class: "open", title: "show on the stage",
         "data-key": `${job.id}:show`, onclick: () => watch(job.id, job) },
         el("span", { class: "pos" }, pos),
-        el("span", {}, `${d.title} `, el("small", {}, `${d.meta}${time ? " · " + time : ""}`))),
+        el("span", {}, `${d.title} `, el("small", {}, d.meta,
+          el("span", { class: "left", "data-left": job.id }, time ? ` · ${time}` : "")))),
       el("button", { type: "button", class: "link", "data-key": `${job.id}:cancel`,
         "aria-label": `cancel ${d.title}`,
         onclick: () => jobAction(`/api/jobs/${job.id}/cancel`, "cancel") }, "cancel")));
