@@ -73,7 +73,7 @@ def add_settings_arguments(
             help_text += f" (default: {shown})"
         help_text = (help_for or {}).get(name, help_text)
         group.add_argument(
-            "--" + name.replace("_", "-"),
+            flags[name],
             dest=name,
             type=convert,
             choices=choices,

@@ -54,6 +54,11 @@ def _undecodable(exc: Exception) -> UploadError:
     return UploadError(422, f"cannot decode the upload (damaged or truncated?): {exc}")
 
 
+def _too_many_pixels(what: str, max_pixels: int) -> UploadError:
+    """An upload over the pixel limit, which the refusal names."""
+    return UploadError(413, f"{what}; this server's limit (max_pixels) is {max_pixels:,}")
+
+
 def _decode(src: Path, max_pixels: int) -> tuple[str, tuple[int, int], bytes]:
     """(format, oriented size, thumbnail PNG) of an upload; raises :class:`UploadError`."""
     Image.init()  # registers every plugin (MPO included) before the format filter
@@ -63,9 +68,7 @@ def _decode(src: Path, max_pixels: int) -> tuple[str, tuple[int, int], bytes]:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(src, formats=formats)
     except Image.DecompressionBombError as exc:
-        raise UploadError(
-            413, f"image has too many pixels; this server's limit (max_pixels) is {max_pixels:,}"
-        ) from exc
+        raise _too_many_pixels("image has too many pixels", max_pixels) from exc
     except Image.UnidentifiedImageError as exc:
         raise UploadError(415, f"not a supported image (accepted: {_accepted_names()})") from exc
     except (OSError, ValueError, SyntaxError) as exc:  # a format it knows, cut short or damaged
@@ -73,11 +76,7 @@ def _decode(src: Path, max_pixels: int) -> tuple[str, tuple[int, int], bytes]:
     with im:
         fmt, (w, h) = im.format, im.size
         if w * h > max_pixels:
-            detail = (
-                f"image is {w}x{h} = {w * h:,} pixels; this server's limit (max_pixels) is "
-                f"{max_pixels:,}"
-            )
-            raise UploadError(413, detail)
+            raise _too_many_pixels(f"image is {w}x{h} = {w * h:,} pixels", max_pixels)
         try:
             w, h = oriented_size(im)  # as the engine will see it
             small = thumbnail(im)
